@@ -1,0 +1,214 @@
+"""Find a weights file: explicit file -> caches (no network) -> download -> one-line error.
+
+open_clip and torchvision are only ever handed the local path this module returns; they
+are never given a tag or URL to fetch themselves (offline, their retries take ~half a minute).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+from urllib.parse import urlparse
+
+from ..errors import WeightsError
+
+__all__ = [
+    "WeightsFile",
+    "offline_requested",
+    "resolve_weights",
+    "resolve_clip_weights",
+    "resolve_vgg_weights",
+    "VGG19_URL",
+    "VGG19_FILENAME",
+    "file_sha256",
+]
+
+VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+VGG19_FILENAME = "vgg19-dcbb9e9d.pth"
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 60.0
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    path: Path
+    origin: str  # "explicit", "cache" or "download"
+
+
+def offline_requested(flag: bool) -> bool:
+    env = (os.environ.get("CLIPOPT_OFFLINE", ""), os.environ.get("HF_HUB_OFFLINE", ""))
+    return flag or any(v.strip().lower() in _TRUE for v in env)
+
+
+def resolve_weights(
+    what: str,
+    *,
+    explicit: Path | None,
+    explicit_flag: str,
+    cached: Iterable[Path],
+    download: Callable[[], Path] | None,
+    offline: bool,
+    looked_in: str,
+) -> WeightsFile:
+    """The shared resolution order. `cached` is lazily evaluated and must not touch the network."""
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"{explicit_flag} {path}: no such file")
+        return WeightsFile(path, "explicit")
+    for path in cached:
+        return WeightsFile(path, "cache")
+    fix = f"pass {explicit_flag} FILE, or run once with network access to fill the cache"
+    if offline:
+        raise WeightsError(f"{what} not found offline (looked in {looked_in}); {fix}")
+    if download is None:
+        raise WeightsError(f"{what} has no download source (looked in {looked_in}); pass {explicit_flag} FILE")
+    try:
+        return WeightsFile(download(), "download")
+    except WeightsError:
+        raise
+    except Exception as exc:  # network stacks raise many types; all mean "could not download"
+        raise WeightsError(f"{what}: download failed ({_one_line(exc)}); looked in {looked_in}; {fix}") from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def check_reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail in seconds, not minutes, when there is no route to the download host."""
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise WeightsError(f"cannot reach {host} ({_one_line(exc)})") from exc
+
+
+# --- open_clip weights (Hugging Face hub) ---
+
+def _hf_candidates(hf_hub: str) -> tuple[str, list[str]]:
+    """open_clip writes hub sources as 'org/repo/' or 'org/repo/filename'; safetensors first."""
+    repo_id, filename = hf_hub.rstrip("/"), ""
+    if not hf_hub.endswith("/"):
+        repo_id, filename = hf_hub.rsplit("/", 1)
+    if not filename or filename == "open_clip_pytorch_model.bin":
+        return repo_id, ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    stem, ext = os.path.splitext(filename)
+    safe = [f"{stem}.safetensors"] if ext in (".bin", ".pth", ".pt") else []
+    return repo_id, safe + [filename]
+
+
+def resolve_clip_weights(
+    model_name: str, tag: str, *, explicit: Path | None, cache_dir: Path | None, offline: bool
+) -> WeightsFile:
+    import open_clip
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+
+    what = f"CLIP weights {model_name}/{tag}"
+    hf_hub = open_clip.get_pretrained_cfg(model_name, tag).get("hf_hub", "") if explicit is None else ""
+    if explicit is None and not hf_hub:
+        known = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
+        raise WeightsError(
+            f"{what}: no known hub source (pretrained tags for {model_name}: {known}); "
+            "pass --clip-checkpoint FILE"
+        )
+    repo_id, filenames = _hf_candidates(hf_hub) if hf_hub else ("", [])
+    caches = [str(cache_dir)] if cache_dir else []
+    caches.append(constants.HF_HUB_CACHE)
+
+    def cached() -> Iterable[Path]:
+        for cache in caches:
+            for filename in filenames:
+                hit = try_to_load_from_cache(repo_id, filename, cache_dir=cache)
+                if isinstance(hit, str) and Path(hit).is_file():
+                    yield Path(hit)
+
+    def download() -> Path:
+        check_reachable(constants.ENDPOINT)
+        last: Exception | None = None
+        for filename in filenames:
+            try:
+                return Path(hf_hub_download(repo_id, filename, cache_dir=caches[0], etag_timeout=10))
+            except Exception as exc:  # a missing safetensors variant: try the next file
+                last = exc
+        raise WeightsError(f"{what}: download from {repo_id} failed ({_one_line(last or Exception())})")
+
+    return resolve_weights(
+        what,
+        explicit=explicit,
+        explicit_flag="--clip-checkpoint",
+        cached=cached(),
+        download=download,
+        offline=offline,
+        looked_in=" and ".join(f"{c} ({repo_id})" for c in caches),
+    )
+
+
+# --- VGG19 weights (torchvision layout) ---
+
+def torch_hub_checkpoints() -> Path:
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def resolve_vgg_weights(*, explicit: Path | None, cache_dir: Path | None, offline: bool) -> WeightsFile:
+    folders = ([cache_dir] if cache_dir else []) + [torch_hub_checkpoints()]
+    candidates = [Path(folder) / VGG19_FILENAME for folder in folders]
+
+    def download() -> Path:
+        check_reachable(VGG19_URL)
+        return download_file(VGG19_URL, candidates[0], sha256_prefix=VGG19_FILENAME.split("-")[1][:8])
+
+    return resolve_weights(
+        "VGG19 weights",
+        explicit=explicit,
+        explicit_flag="--vgg-checkpoint",
+        cached=(p for p in candidates if p.is_file()),
+        download=download,
+        offline=offline,
+        looked_in=" and ".join(str(p) for p in candidates),
+    )
+
+
+def download_file(url: str, dest: Path, *, sha256_prefix: str = "") -> Path:
+    """Download with a progress bar and timeouts into a temporary file, verify, then rename."""
+    from tqdm.auto import tqdm
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=READ_TIMEOUT_S) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+        if sha256_prefix and not digest.hexdigest().startswith(sha256_prefix):
+            raise WeightsError(f"downloaded {url} but its SHA-256 does not start with {sha256_prefix}")
+        os.replace(tmp_name, dest)
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return dest
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,88 @@
+"""Click options generated from `StyleConfig`, the `--config FILE.toml` layer, and verbosity."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import typing
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from ..config import StyleConfig, load_toml
+
+__all__ = ["style_options", "verbosity_options", "config_file_option", "split_config", "configure_logging"]
+
+F = Callable[..., Any]
+_GROUP_TITLES = {"method": "method", "weights": "weights", "runtime": "runtime"}
+
+
+def _param_type(hint: Any, meta: typing.Mapping[str, Any]) -> click.ParamType:
+    if "choices" in meta:
+        return click.Choice(meta["choices"])
+    if meta.get("path"):
+        return click.Path(path_type=Path)
+    return {int: click.INT, float: click.FLOAT}.get(hint, click.STRING)
+
+
+def style_options(func: F) -> F:
+    """One option per StyleConfig field, default and help taken from the field."""
+    hints = typing.get_type_hints(StyleConfig)
+    for f in reversed(dataclasses.fields(StyleConfig)):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"[{f.metadata['group']}] {f.metadata['help']}"
+        if hints[f.name] is bool:
+            option = click.option(flag, f.name, is_flag=True, default=f.default, help=help_text)
+        else:
+            option = click.option(flag, f.name, type=_param_type(hints[f.name], f.metadata), default=f.default,
+                                  show_default=f.default is not None, help=help_text)
+        func = option(func)
+    return func
+
+
+def split_config(params: dict[str, Any]) -> tuple[StyleConfig, dict[str, Any]]:
+    """Separate StyleConfig fields from a command's other parameters."""
+    names = set(StyleConfig.field_names())
+    config = StyleConfig(**{k: v for k, v in params.items() if k in names})
+    return config, {k: v for k, v in params.items() if k not in names}
+
+
+def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    known = tuple(p.name for p in ctx.command.params if p.name and p.name not in ("config", "quiet", "verbose"))
+    values = load_toml(value, known)
+    # Values from the file become the defaults; anything on the command line still wins.
+    ctx.default_map = {**(ctx.default_map or {}), **values}
+    return value
+
+
+def config_file_option(func: F) -> F:
+    return click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), is_eager=True,
+                        expose_value=False, callback=_load_config_file,
+                        help="TOML file with any of these options (keys as option names); "
+                             "the command line overrides it.")(func)
+
+
+def configure_logging(verbosity: int) -> None:
+    """0 quiet (errors only), 1 normal (warnings), 2 verbose (debug, tracebacks)."""
+    level = {0: logging.ERROR, 1: logging.WARNING}.get(verbosity, logging.DEBUG)
+    logger = logging.getLogger("clipstyler_opt")
+    logger.handlers.clear()
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def verbosity_options(func: F) -> F:
+    func = click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")(func)
+    return click.option("-q", "--quiet", is_flag=True, help="No progress bars; errors only.")(func)
+
+
+def verbosity(quiet: bool, verbose: bool) -> int:
+    level = 0 if quiet else 2 if verbose else 1
+    configure_logging(level)
+    return level

@@ -1,0 +1,29 @@
+"""tqdm adapters for the engine's progress events (the engine itself knows nothing of bars)."""
+
+from __future__ import annotations
+
+from tqdm.auto import tqdm
+
+from ..engine import Progress
+
+__all__ = ["StepBar"]
+
+
+class StepBar:
+    """Per-image bar: steps, loss terms and ETA."""
+
+    def __init__(self, total: int, desc: str, *, disable: bool, position: int = 0, leave: bool = True) -> None:
+        self.bar = tqdm(total=total, desc=desc, unit="step", disable=disable, position=position, leave=leave,
+                        dynamic_ncols=True)
+
+    def __call__(self, event: Progress) -> None:
+        self.bar.update(event.step - self.bar.n)
+        losses = event.losses
+        self.bar.set_postfix_str(
+            f"loss {losses['total']:.4g} patch {losses['patch']:.3f} dir {losses['dir']:.3f} "
+            f"content {losses['content']:.3g} tv {losses['tv']:.3g}" + (" (skipped)" if event.skipped else ""),
+            refresh=False,
+        )
+
+    def close(self) -> None:
+        self.bar.close()

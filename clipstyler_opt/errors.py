@@ -1,0 +1,89 @@
+"""The toolkit's error types. Each carries the process exit code the CLI maps it to.
+
+The table in README.md ("Exit codes") is generated from the same numbers.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ClipoptError",
+    "ConfigError",
+    "InputImageError",
+    "OutputError",
+    "WeightsError",
+    "DeviceError",
+    "OptimisationError",
+    "BatchFailures",
+    "EXIT_OK",
+    "EXIT_INTERNAL",
+    "EXIT_USAGE",
+    "EXIT_INTERRUPTED",
+    "EXIT_CODES",
+]
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class ClipoptError(Exception):
+    """Base class: an error the user can act on, reported as one line."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class ConfigError(ClipoptError):
+    """An option or config-file value is invalid."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputImageError(ClipoptError):
+    """The content image is missing, unreadable, corrupt, too large or of an absurd size."""
+
+    exit_code = 3
+
+
+class WeightsError(ClipoptError):
+    """Backbone weights were not found locally and could not (or may not) be downloaded."""
+
+    exit_code = 4
+
+
+class OutputError(ClipoptError):
+    """The output file or folder cannot be written."""
+
+    exit_code = 5
+
+
+class DeviceError(ClipoptError):
+    """The requested device does not exist on this machine."""
+
+    exit_code = 6
+
+
+class OptimisationError(ClipoptError):
+    """The optimisation could not produce a finite image (e.g. every step's loss was non-finite)."""
+
+    exit_code = 7
+
+
+class BatchFailures(ClipoptError):
+    """A batch finished, but at least one job failed."""
+
+    exit_code = 8
+
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_INTERNAL: "unexpected internal error (run with -v for the traceback)",
+    EXIT_USAGE: "invalid command line, option or config file",
+    InputImageError.exit_code: "input image missing, unreadable, corrupt, a decompression bomb, or of an absurd size",
+    WeightsError.exit_code: "backbone weights not found locally and not downloadable (offline or no network)",
+    OutputError.exit_code: "output cannot be written",
+    DeviceError.exit_code: "requested device is not available",
+    OptimisationError.exit_code: "optimisation failed (non-finite loss on every step)",
+    BatchFailures.exit_code: "batch finished but some jobs failed (see the manifest)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C); finished outputs are kept, a rerun resumes",
+}

@@ -1,0 +1,110 @@
+"""Device and mixed-precision resolution. Every fallback is reported, never silent."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import ContextManager
+
+import torch
+
+from .errors import ConfigError, DeviceError
+
+__all__ = ["Runtime", "resolve_device", "resolve_runtime", "cpu_has_native_bf16"]
+
+_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    precision: str  # what is actually used: fp32, fp16 or bf16
+    requested_precision: str
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return _DTYPES.get(self.precision)
+
+    @property
+    def uses_grad_scaler(self) -> bool:
+        return self.precision == "fp16"
+
+    def autocast(self) -> ContextManager[object]:
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+
+def resolve_device(spec: str) -> torch.device:
+    spec = spec.strip().lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "mps":
+        if not _mps_available():
+            raise DeviceError("device mps requested, but this machine or torch build has no MPS support")
+        return torch.device("mps")
+    match = re.fullmatch(r"cuda(?::(\d+))?", spec)
+    if match is None:
+        raise ConfigError(f"invalid device {spec!r}; use auto, cpu, cuda, cuda:N or mps")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"device {spec} requested, but CUDA is not available here (use --device cpu or auto)")
+    index = int(match.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise DeviceError(f"device {spec} requested, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return torch.device("cuda", index)
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _supported(precision: str, device: torch.device) -> tuple[bool, str]:
+    """Can `device` run autocast in `precision` at a useful speed? (ok, reason if not)."""
+    if precision == "fp32":
+        return True, ""
+    if device.type == "cuda":
+        if precision == "bf16" and not torch.cuda.is_bf16_supported():
+            return False, f"{torch.cuda.get_device_name(device)} has no bf16 support"
+        return True, ""
+    if device.type == "cpu":
+        if precision == "bf16":
+            return cpu_has_native_bf16(), "this CPU has no native bf16 instructions"
+        native_fp16 = getattr(torch.ops.mkldnn, "_is_mkldnn_fp16_supported", lambda: False)()
+        return bool(native_fp16), "this CPU has no native fp16 instructions"
+    if device.type == "mps":
+        return torch.amp.is_autocast_available("mps"), "this torch build has no MPS autocast"
+    return False, f"no autocast for {device.type}"
+
+
+def _auto_precision(device: torch.device) -> str:
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def resolve_runtime(device_spec: str, precision: str) -> Runtime:
+    device = resolve_device(device_spec)
+    if precision == "auto":
+        return Runtime(device, _auto_precision(device), precision)
+    ok, reason = _supported(precision, device)
+    if ok:
+        return Runtime(device, precision, precision)
+    note = f"precision {precision} requested, but {reason}: running in fp32 instead"
+    return Runtime(device, "fp32", precision, (note,))
