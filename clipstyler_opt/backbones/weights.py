@@ -54,7 +54,7 @@ def resolve_weights(
     explicit: Path | None,
     explicit_flag: str,
     cached: Iterable[Path],
-    download: Callable[[], Path] | None,
+    download: Callable[[], Path],
     offline: bool,
     looked_in: str,
 ) -> WeightsFile:
@@ -69,14 +69,12 @@ def resolve_weights(
     fix = f"pass {explicit_flag} FILE, or run once with network access to fill the cache"
     if offline:
         raise WeightsError(f"{what} not found offline (looked in {looked_in}); {fix}")
-    if download is None:
-        raise WeightsError(f"{what} has no download source (looked in {looked_in}); pass {explicit_flag} FILE")
     try:
         return WeightsFile(download(), "download")
-    except WeightsError:
-        raise
     except Exception as exc:  # network stacks raise many types; all mean "could not download"
-        raise WeightsError(f"{what}: download failed ({_one_line(exc)}); looked in {looked_in}; {fix}") from exc
+        reason = str(exc) if isinstance(exc, WeightsError) else _one_line(exc)
+        raise WeightsError(f"{what} not found (looked in {looked_in}) and the download failed: {reason}; "
+                           f"{fix}, or set CLIPOPT_OFFLINE=1 to skip download attempts") from exc
 
 
 def _one_line(exc: BaseException) -> str:
@@ -142,7 +140,7 @@ def resolve_clip_weights(
                 return Path(hf_hub_download(repo_id, filename, cache_dir=caches[0], etag_timeout=10))
             except Exception as exc:  # a missing safetensors variant: try the next file
                 last = exc
-        raise WeightsError(f"{what}: download from {repo_id} failed ({_one_line(last or Exception())})")
+        raise WeightsError(f"{repo_id}: {_one_line(last or Exception())}")
 
     return resolve_weights(
         what,

@@ -1,0 +1,5 @@
+"""Loaded in test subprocesses via PYTHONPATH: no network except loopback."""
+
+from _netblock import block_network
+
+block_network()
