@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 BACKBONE_FIELDS = ("backbone", "clip_model", "clip_pretrained", "clip_checkpoint", "clip_model_config",
                    "vgg_checkpoint", "cache_dir", "offline", "device")
 MAX_CONSECUTIVE_NONFINITE = 10
+MIN_SIDE = 16  # VGG19 pools four times before relu5_2
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Progress:
     total: int
     losses: dict[str, float]
     elapsed: float  # seconds since the optimisation started
+    lr: float = 0.0  # learning rate used for this step
     skipped: bool = False  # True when this step's loss or gradient was non-finite and the update was skipped
 
 
@@ -140,9 +142,9 @@ class _Optimisation:
 
     def _content(self) -> torch.Tensor:
         w, h = working_size(*self.loaded.rgb.size, self.config.size)
-        if min(w, h) < SIDE_MULTIPLE:
+        if min(w, h) < MIN_SIDE:
             raise InputImageError(f"{self.loaded.source}: at --size {self.config.size} the image would be "
-                                  f"{w}x{h}, under {SIDE_MULTIPLE} pixels on a side")
+                                  f"{w}x{h}; the content network needs at least {MIN_SIDE} pixels a side")
         resized = self.loaded.rgb.resize((w, h), Image.Resampling.BICUBIC) if (w, h) != self.loaded.rgb.size \
             else self.loaded.rgb
         return pil_to_tensor(resized).to(self.runtime.device)
@@ -194,8 +196,6 @@ class _Optimisation:
         cfg, runtime = self.config, self.runtime
         height, width = size
         optimizer = torch.optim.Adam(unet.parameters(), lr=cfg.lr)
-        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_decay_every,
-                                                    gamma=cfg.lr_decay_factor)
         # The loss is large (weights up to 9000), so start the fp16 scale low rather than at 2**16.
         scaler = torch.amp.GradScaler(runtime.device.type, init_scale=1.0, enabled=runtime.uses_grad_scaler)
         params = list(unet.parameters())
@@ -206,6 +206,9 @@ class _Optimisation:
         loop_start = time.perf_counter()
         for step in range(1, cfg.steps + 1):
             tick = time.perf_counter()
+            # Step decay as torch's StepLR: steps 1..100 at lr, 101..200 at lr/2 (by default).
+            lr = cfg.lr * cfg.lr_decay_factor ** ((step - 1) // cfg.lr_decay_every)
+            optimizer.param_groups[0]["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
             with runtime.autocast():
                 output = unet(padded)[..., :height, :width]
@@ -224,7 +227,6 @@ class _Optimisation:
                 consecutive_nonfinite = 0 if loss_finite else consecutive_nonfinite + 1
                 log.warning("step %d: non-finite %s; update skipped", step, "gradient" if loss_finite else "loss")
             scaler.update()
-            scheduler.step()
             step_times.append(time.perf_counter() - tick)
             history.append(losses)
             if consecutive_nonfinite >= MAX_CONSECUTIVE_NONFINITE:
@@ -233,7 +235,7 @@ class _Optimisation:
             if on_frame is not None and cfg.save_every and step % cfg.save_every == 0:
                 on_frame(step, self._to_pil(output.detach().float()))
             if progress is not None:
-                progress(Progress(step, cfg.steps, losses, time.perf_counter() - loop_start,
+                progress(Progress(step, cfg.steps, losses, time.perf_counter() - loop_start, lr,
                                   skipped=bool(skipped and skipped[-1] == step)))
         if len(skipped) == cfg.steps:
             raise OptimisationError(f"{self.loaded.source}: every step was skipped (non-finite loss or gradient)")

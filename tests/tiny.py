@@ -46,6 +46,9 @@ def tiny_vgg_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
             index += 1
             continue
         conv = nn.Conv2d(channels, int(item), 3, padding=1)
+        # He init keeps activations at a useful scale through 16 layers, so the content loss matters.
+        nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+        nn.init.zeros_(conv.bias)
         state[f"features.{index}.weight"] = conv.weight.detach().clone()
         state[f"features.{index}.bias"] = conv.bias.detach().clone()
         channels, index = int(item), index + 2  # conv + relu

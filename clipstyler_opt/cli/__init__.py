@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from typing import Sequence
+from typing import Any, Sequence
 
 import click
 
@@ -17,20 +17,47 @@ log = logging.getLogger("clipstyler_opt")
 
 
 def _exit_code_epilog() -> str:
-    return "Exit codes:\n\n" + "\n\n".join(f"  {code}  {text}" for code, text in sorted(EXIT_CODES.items()))
+    rows = "\n".join(f"{code:>5}  {text}" for code, text in sorted(EXIT_CODES.items()))
+    return f"\b\nExit codes:\n{rows}"
 
 
-@click.group(epilog=_exit_code_epilog(), context_settings={"help_option_names": ["-h", "--help"],
-                                                           "max_content_width": 100})
+class _ErrorMappingGroup(click.Group):
+    """Maps every failure of a subcommand to one line on stderr and its documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except ClipoptError as exc:
+            _report(f"error: {exc}", exc)
+            ctx.exit(exc.exit_code)
+        except Exception as exc:  # a bug: still one line unless -v asks for the traceback
+            _report(f"internal error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)", exc)
+            ctx.exit(EXIT_INTERNAL)
+
+
+def _report(line: str, exc: BaseException) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    click.echo(line.splitlines()[0], err=True)
+
+
+@click.group(cls=_ErrorMappingGroup, epilog=_exit_code_epilog(),
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="clipstyler_opt")
 def cli() -> None:
     """Text-driven image style transfer (CLIPstyler): a fresh U-Net is optimised for each image."""
 
 
 def _register_commands() -> None:
+    from .batch import batch
     from .run import run
 
-    for command in (run,):
+    for command in (run, batch):
         cli.add_command(command)
 
 
@@ -40,25 +67,11 @@ _register_commands()
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for the console script and `python -m clipstyler_opt`; returns the exit code."""
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="clipopt", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="clipopt", standalone_mode=False)
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
-    except ClipoptError as exc:
-        _report(f"error: {exc}", exc)
-        return exc.exit_code
-    except Exception as exc:  # a bug: still one line unless -v asks for the traceback
-        _report(f"internal error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)", exc)
-        return EXIT_INTERNAL
-    return 0
-
-
-def _report(line: str, exc: BaseException) -> None:
-    if log.isEnabledFor(logging.DEBUG):
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    click.echo(line.splitlines()[0] if line else line, err=True)
+    return code if isinstance(code, int) else 0

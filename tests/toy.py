@@ -1,0 +1,65 @@
+"""A hand-built differentiable "CLIP": images embed as their mean colour, and colour words embed
+as known directions. It lets tests check that the losses and the optimiser move an image the
+right way without any pretrained weights."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from clipstyler_opt.backbones import register_backbone
+from clipstyler_opt.config import StyleConfig
+
+COLOURS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
+NEUTRAL = (1.0, 1.0, 1.0)  # anything without a colour word, e.g. "a Photo", is grey
+
+
+class ToyColourBackbone(nn.Module):
+    input_size = (16, 16)
+    interpolation = "bilinear"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.provenance = {"family": "toy-colour"}
+        self.image_calls = 0
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        self.image_calls += 1
+        return pixels.float().mean(dim=(2, 3))
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        rows = []
+        for text in texts:
+            words = [w for w in COLOURS if w in text.lower()]
+            rows.append(COLOURS[words[0]] if words else NEUTRAL)
+        return torch.tensor(rows)
+
+
+def register_toy() -> None:
+    register_backbone("toy-colour", lambda config, device: ToyColourBackbone().to(device))
+
+
+def toy_config(base: StyleConfig, **changes: object) -> StyleConfig:
+    return base.replace(**{"backbone": "toy-colour", "templates": "none", **changes})
+
+
+def identity_vgg_state_dict(width: int = 8) -> dict[str, torch.Tensor]:
+    """A VGG19-shaped net whose features are max-pooled copies of the input's positive and
+    negative parts: its content loss is a plain low-resolution image match, a known structure prior."""
+    from tiny import TINY_VGG_WIDTHS
+
+    state, index, channels = {}, 0, 3
+    for item in TINY_VGG_WIDTHS:
+        if item == "M":
+            index += 1
+            continue
+        weight = torch.zeros(width, channels, 3, 3)
+        if channels == 3:
+            for c in range(3):
+                weight[c, c, 1, 1], weight[3 + c, c, 1, 1] = 1.0, -1.0
+        else:
+            nn.init.dirac_(weight)
+        state[f"features.{index}.weight"] = weight
+        state[f"features.{index}.bias"] = torch.zeros(width)
+        channels, index = width, index + 2
+    return state
