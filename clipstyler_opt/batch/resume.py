@@ -1,0 +1,110 @@
+"""The resume scan: which jobs are already done with exactly these settings.
+
+A job is skipped when its output and sidecar exist and the sidecar's `settings_hash` equals
+the hash the engine would record now: `config.settings_hash(prompt, input sha256)` with the
+job's own seed. Input digests are reused from earlier manifest records while the file's
+size and modification time are unchanged, so a rescan reads sidecars but no images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from ..config import StyleConfig
+from ..imageio import sidecar_path
+from .jobs import Job
+
+__all__ = ["InputDigest", "DigestCache", "ScanResult", "expected_settings_hash", "scan_jobs", "file_sha256"]
+
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class InputDigest:
+    sha256: str
+    size: int
+    mtime_ns: int
+
+
+class DigestCache:
+    """sha256 of input files, keyed by absolute path and trusted while size and mtime match."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, InputDigest] = {}
+
+    @classmethod
+    def from_records(cls, records: Iterable[dict[str, object]]) -> "DigestCache":
+        cache = cls()
+        for record in records:
+            sha, size, mtime = record.get("input_sha256"), record.get("input_size"), record.get("input_mtime_ns")
+            if isinstance(sha, str) and isinstance(size, int) and isinstance(mtime, int):
+                cache._known[str(record.get("input"))] = InputDigest(sha, size, mtime)
+        return cache
+
+    def get(self, path: Path) -> InputDigest | None:
+        """The file's digest now, or None when it cannot be read."""
+        key = os.path.abspath(path)
+        try:
+            stat = os.stat(key)
+        except OSError:
+            return None
+        known = self._known.get(key)
+        if known is not None and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+            return known
+        try:
+            digest = InputDigest(file_sha256(Path(key)), stat.st_size, stat.st_mtime_ns)
+        except OSError:
+            return None
+        self._known[key] = digest
+        return digest
+
+    def remember(self, path: Path, digest: InputDigest) -> None:
+        self._known[os.path.abspath(path)] = digest
+
+
+def expected_settings_hash(config: StyleConfig, job: Job, input_sha256: str) -> str:
+    """The `settings_hash` the engine records for this job (see provenance)."""
+    return config.replace(seed=job.seed).settings_hash(job.prompt, input_sha256)
+
+
+def _recorded_hash(output: Path) -> str | None:
+    if not output.is_file():
+        return None
+    try:
+        with open(sidecar_path(output), "rb") as fh:
+            value = json.load(fh).get("settings_hash")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+@dataclass
+class ScanResult:
+    todo: list[Job] = field(default_factory=list)
+    skipped: list[tuple[Job, str, InputDigest]] = field(default_factory=list)  # (job, settings hash, digest)
+
+
+def scan_jobs(jobs: Sequence[Job], config: StyleConfig, digests: DigestCache, *,
+              overwrite: bool = False) -> ScanResult:
+    result = ScanResult()
+    for job in jobs:
+        recorded = None if overwrite else _recorded_hash(job.output)
+        digest = digests.get(job.input) if recorded is not None else None
+        if digest is not None and recorded == expected_settings_hash(config, job, digest.sha256):
+            result.skipped.append((job, recorded, digest))
+        else:
+            result.todo.append(job)
+    return result

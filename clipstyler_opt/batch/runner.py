@@ -1,0 +1,131 @@
+"""Running jobs one by one: a failure is recorded and the batch goes on; Ctrl-C is not a failure."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+from PIL import Image
+
+from ..engine import ProgressCallback, Stylizer
+from ..errors import ClipoptError
+from ..imageio import load_image, save_image, sidecar_path
+from .jobs import Job
+from .manifest import ManifestWriter
+from .records import DONE, FAILED, Summary, job_record
+from .resume import DigestCache, InputDigest
+from .signals import interrupts_deferred
+
+__all__ = ["BatchObserver", "SilentObserver", "JobRunner"]
+
+log = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+
+
+class BatchObserver(Protocol):
+    """What the batch reports as it goes (the CLI draws bars or prints lines from this)."""
+
+    def started(self, total: int, skipped: int) -> None: ...
+
+    def job_started(self, job: Job) -> ProgressCallback | None: ...
+
+    def job_finished(self, job: Job, record: Record) -> None: ...
+
+    def finished(self, summary: Summary) -> None: ...
+
+
+class SilentObserver:
+    def started(self, total: int, skipped: int) -> None:
+        pass
+
+    def job_started(self, job: Job) -> ProgressCallback | None:
+        return None
+
+    def job_finished(self, job: Job, record: Record) -> None:
+        pass
+
+    def finished(self, summary: Summary) -> None:
+        pass
+
+
+def _error_message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, ClipoptError) else f"{type(exc).__name__}: {exc}"
+
+
+def _frames_folder(output: Path) -> Path:
+    return output.with_name(f"{output.stem}_frames")
+
+
+class JobRunner:
+    """Runs jobs on one lazily created `Stylizer` and appends one record per job."""
+
+    def __init__(self, make_stylizer: Callable[[], Stylizer], writer: ManifestWriter, digests: DigestCache,
+                 observer: BatchObserver, *, run: str, rank: int, device: str) -> None:
+        self._make_stylizer = make_stylizer
+        self._stylizer: Stylizer | None = None
+        self.writer, self.digests, self.observer = writer, digests, observer
+        self.run_id, self.rank, self.device = run, rank, device
+        self._warned: set[str] = set()
+
+    @property
+    def stylizer(self) -> Stylizer:
+        if self._stylizer is None:
+            self._stylizer = self._make_stylizer()  # backbones load here, once, and only if a job needs them
+        return self._stylizer
+
+    def run(self, job: Job) -> Record:
+        stylizer = self.stylizer  # a failure to load weights ends the batch; it is not a job failure
+        started = time.perf_counter()
+        digest: InputDigest | None = None
+        try:
+            stat = os.stat(job.input)
+            loaded = load_image(job.input)
+            if loaded.sha256 is not None:
+                digest = InputDigest(loaded.sha256, stat.st_size, stat.st_mtime_ns)
+                self.digests.remember(job.input, digest)
+            progress = self.observer.job_started(job)
+            result = stylizer.stylize(loaded, job.prompt, seed=job.seed, progress=progress,
+                                      on_frame=self._frame_saver(job, stylizer))
+            with interrupts_deferred():  # the image, its sidecar and its record go together
+                sidecar_path(job.output).unlink(missing_ok=True)  # never leave a stale sidecar beside a new image
+                notes = result.save(job.output)
+                timings = {**result.timings, "job_s": time.perf_counter() - started}
+                record = job_record(job, DONE, run=self.run_id, rank=self.rank, device=result.device,
+                                    settings_hash=result.metadata.get("settings_hash"), digest=digest,
+                                    timings=timings)
+                self.writer.append(record)
+            self._warn_once(result.warnings + notes)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # isolate: unreadable input, CUDA out of memory, non-finite loss, ...
+            if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc):
+                torch.cuda.empty_cache()
+            log.debug("job %s failed", job.label, exc_info=True)
+            device = str(self._stylizer.runtime.device) if self._stylizer is not None else self.device
+            record = job_record(job, FAILED, run=self.run_id, rank=self.rank, device=device, digest=digest,
+                                error=_error_message(exc), timings={"job_s": time.perf_counter() - started})
+            self.writer.append(record)
+        self.observer.job_finished(job, record)
+        return record
+
+    def _frame_saver(self, job: Job, stylizer: Stylizer) -> Callable[[int, Image.Image], None] | None:
+        if not stylizer.config.save_every:
+            return None
+        frames = _frames_folder(job.output)
+
+        def save_frame(step: int, frame: Image.Image) -> None:
+            save_image(frame, frames / f"{step:05d}.png", {"prompt": job.prompt, "seed": job.seed, "step": step},
+                       sidecar=False)
+
+        return save_frame
+
+    def _warn_once(self, notes: list[str]) -> None:
+        for note in notes:
+            if note not in self._warned:
+                self._warned.add(note)
+                log.warning(note)

@@ -1,0 +1,163 @@
+"""One batch from start to summary: plan, shard, resume scan, run, gather."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import StyleConfig
+from ..engine import Stylizer
+from ..errors import ClipoptError, InputImageError, OutputError
+from .discovery import discover_inputs
+from .distributed import Distributed
+from .jobs import Job, Shard, build_jobs
+from .manifest import MANIFEST_NAME, ManifestWriter, journal_path, merge_stale_journals, read_records
+from .records import SKIPPED, Summary, job_record, new_run_id
+from .resume import DigestCache, scan_jobs
+from .runner import BatchObserver, JobRunner, SilentObserver
+from .signals import interrupts_deferred, terminate_as_interrupt
+
+__all__ = ["BatchSettings", "run_batch", "plan_jobs"]
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    inputs: tuple[str, ...]
+    prompts: tuple[str, ...]
+    output_dir: Path
+    recursive: bool = False
+    output_format: str = "png"
+    overwrite: bool = False
+    shard: Shard | None = None
+
+
+def plan_jobs(settings: BatchSettings, base_seed: int) -> list[Job]:
+    """The whole batch's job list (before sharding), in its canonical order."""
+    inputs = discover_inputs(settings.inputs, recursive=settings.recursive, exclude=settings.output_dir)
+    if not inputs:
+        hint = "" if settings.recursive else " (add --recursive to search subfolders)"
+        raise InputImageError(f"no image files found in {', '.join(settings.inputs)}{hint}")
+    return build_jobs(inputs, settings.prompts, settings.output_dir, suffix="." + settings.output_format.lower(),
+                      base_seed=base_seed)
+
+
+def run_batch(settings: BatchSettings, config: StyleConfig, observer: BatchObserver | None = None) -> Summary:
+    """Run every job of this process's shard. Returns the summary (the whole batch's on rank 0
+    under torchrun, this rank's elsewhere). On Ctrl-C the summary goes to `observer.finished`
+    and KeyboardInterrupt is re-raised."""
+    dist = Distributed.from_environment(config.device)
+    try:
+        return _Batch(settings, config.replace(device=dist.device(config.device)), dist,
+                      observer or SilentObserver()).run()
+    finally:
+        dist.close()
+
+
+class _Batch:
+    def __init__(self, settings: BatchSettings, config: StyleConfig, dist: Distributed,
+                 observer: BatchObserver) -> None:
+        self.settings, self.config, self.dist, self.observer = settings, config, dist, observer
+        self.manifest = settings.output_dir / MANIFEST_NAME
+        self.started = time.perf_counter()
+
+    def _plan_on_main(self) -> tuple[str, list[Job]] | ClipoptError:
+        try:
+            self.settings.output_dir.mkdir(parents=True, exist_ok=True)
+            merge_stale_journals(self.settings.output_dir)
+            return new_run_id(), plan_jobs(self.settings, self.config.seed)
+        except ClipoptError as exc:
+            return exc
+        except OSError as exc:
+            return OutputError(f"{self.settings.output_dir}: cannot use as output folder ({exc.strerror or exc})")
+
+    def run(self) -> Summary:
+        plan = self.dist.broadcast(self._plan_on_main() if self.dist.is_main else None)
+        if isinstance(plan, ClipoptError):
+            raise plan  # every rank stops with the same error
+        assert plan is not None
+        run_id, jobs = plan
+        shard = self.settings.shard or Shard(0, 1)
+        group_jobs = shard.take(jobs)  # this process group's share: all jobs, or one --shard
+        mine = Shard(self.dist.rank, self.dist.world_size).take(group_jobs)  # split again between ranks
+        digests = DigestCache.from_records(read_records(self.manifest))
+        scan = scan_jobs(mine, self.config, digests, overwrite=self.settings.overwrite)
+        target = journal_path(self.settings.output_dir, run_id, self.dist.rank) if self.dist.active else self.manifest
+        try:
+            writer = ManifestWriter(target, lock=self.dist.active)
+        except OSError as exc:
+            raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+        records: list[Record] = []
+        with writer, terminate_as_interrupt():
+            try:
+                with interrupts_deferred():
+                    skipped = [job_record(job, SKIPPED, run=run_id, rank=self.dist.rank, device=None,
+                                          settings_hash=settings_hash, digest=digest)
+                               for job, settings_hash, digest in scan.skipped]
+                    writer.extend(skipped)
+                    records.extend(skipped)
+                self.observer.started(len(mine), len(scan.skipped))
+                runner = JobRunner(lambda: Stylizer(self.config), writer, digests, self.observer, run=run_id,
+                                   rank=self.dist.rank, device=self.config.device)
+                for job in scan.todo:
+                    records.append(runner.run(job))
+                return self._finish(writer, run_id, group_jobs, len(mine), records, shard)
+            except KeyboardInterrupt:
+                self._report_interrupted(writer, run_id, len(mine), records, shard)
+                raise
+
+    def _scope(self) -> str:
+        return f"rank {self.dist.rank} of {self.dist.world_size}" if self.dist.active else ""
+
+    def _report_interrupted(self, writer: ManifestWriter, run_id: str, jobs: int, records: list[Record],
+                            shard: Shard) -> None:
+        summary = Summary.from_records(jobs, records, time.perf_counter() - self.started, interrupted=True,
+                                       manifest=writer.path, scope=self._scope(), final=not self.dist.active)
+        with interrupts_deferred():
+            writer.append(summary.record(run_id, shard=str(shard), world_size=self.dist.world_size,
+                                         rank=self.dist.rank))
+        self.observer.finished(summary)
+
+    def _finish(self, writer: ManifestWriter, run_id: str, group_jobs: list[Job], mine: int,
+                records: list[Record], shard: Shard) -> Summary:
+        gathered = self.dist.gather(records)
+        elapsed = time.perf_counter() - self.started
+        details = {"shard": str(shard), "world_size": self.dist.world_size}
+        if not self.dist.active:
+            summary = Summary.from_records(mine, records, elapsed, manifest=self.manifest)
+            with interrupts_deferred():
+                writer.append(summary.record(run_id, **details))
+        elif gathered is not None:  # rank 0: one manifest and one summary for every rank
+            everything = _merge_in_job_order(group_jobs, gathered)
+            summary = Summary.from_records(len(group_jobs), everything, elapsed, manifest=self.manifest)
+            with interrupts_deferred(), ManifestWriter(self.manifest) as final:
+                final.extend(everything)
+                final.append(summary.record(run_id, **details))
+        else:
+            summary = Summary.from_records(mine, records, elapsed, manifest=self.manifest, scope=self._scope(),
+                                           final=False)
+        self.dist.barrier()  # rank 0 has written every record: the journals can go
+        if self.dist.active:
+            writer.path.unlink(missing_ok=True)  # while still holding its lock
+            writer.close()
+        if self.dist.is_main:
+            self.observer.finished(summary)
+        return summary
+
+
+def _merge_in_job_order(jobs: list[Job], gathered: list[list[Record]]) -> list[Record]:
+    """All ranks' records in job order, checked to cover `jobs` exactly once."""
+    records = [record for rank_records in gathered for record in rank_records]
+    counts = Counter((r["prompt"], r["output"]) for r in records)
+    expected = {job.key for job in jobs}
+    duplicated = sum(1 for count in counts.values() if count > 1)
+    missing, unexpected = len(expected - counts.keys()), len(counts.keys() - expected)
+    if duplicated or missing or unexpected:
+        raise ClipoptError(f"internal error: the ranks returned {duplicated} duplicated, {missing} missing and "
+                           f"{unexpected} unexpected jobs")
+    order = {job.key: index for index, job in enumerate(jobs)}
+    return sorted(records, key=lambda r: order[(r["prompt"], r["output"])])

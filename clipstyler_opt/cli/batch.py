@@ -1,0 +1,190 @@
+"""`clipopt batch INPUT... -p PROMPT -o DIR`: stylise every image with every prompt."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import click
+from tqdm.auto import tqdm
+
+from ..batch import BatchSettings, Job, Shard, Summary, launched_by_torchrun, read_prompts_file, run_batch
+from ..batch.jobs import unique_prompts
+from ..engine import ProgressCallback
+from ..errors import BatchFailures
+from .options import config_file_option, split_config, style_options, verbosity, verbosity_options
+from .progress import StepBar
+
+__all__ = ["batch", "BarObserver", "LineObserver"]
+
+OUTPUT_CHOICES = ("png", "jpg", "webp")
+# Batch options that name files: in a config file they are relative to the file's folder.
+_PATH_KEYS = ("inputs", "output", "prompts_file")
+_LIST_KEYS = ("inputs", "prompt")
+Record = dict[str, Any]
+
+
+class BarObserver:
+    """An overall bar (jobs, ETA) above the current job's step bar."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.overall: Any = None
+        self.step_bar: StepBar | None = None
+        self.counts: Counter[str] = Counter()
+
+    def started(self, total: int, skipped: int) -> None:
+        self.counts["skipped"] = skipped
+        self.overall = tqdm(total=total, initial=skipped, desc="batch", unit="job", position=0, dynamic_ncols=True)
+        self._postfix()
+
+    def job_started(self, job: Job) -> ProgressCallback | None:
+        self._close_step()
+        self.step_bar = StepBar(self.steps, _short(job.label, 40), disable=False, position=1, leave=False)
+        return self.step_bar
+
+    def job_finished(self, job: Job, record: Record) -> None:
+        self._close_step()
+        self.counts[record["status"]] += 1
+        if record["status"] == "failed":
+            tqdm.write(f"failed: {job.label}: {record['error']}", file=sys.stderr)
+        if self.overall is not None:
+            self._postfix()
+            self.overall.update(1)
+
+    def finished(self, summary: Summary) -> None:
+        self._close_step()
+        if self.overall is not None:
+            self.overall.close()
+        _print_summary(summary)
+
+    def _postfix(self) -> None:
+        self.overall.set_postfix_str(", ".join(f"{self.counts[k]} {k}" for k in ("done", "skipped", "failed")),
+                                     refresh=False)
+
+    def _close_step(self) -> None:
+        if self.step_bar is not None:
+            self.step_bar.close()
+            self.step_bar = None
+
+
+class LineObserver:
+    """One plain line per job: for --quiet, logs, and torchrun's interleaved ranks."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.total = self.position = 0
+
+    def started(self, total: int, skipped: int) -> None:
+        self.total, self.position = total, skipped
+        if skipped:
+            click.echo(f"{self.prefix}{skipped} of {total} jobs already done: skipped")
+
+    def job_started(self, job: Job) -> ProgressCallback | None:
+        return None
+
+    def job_finished(self, job: Job, record: Record) -> None:
+        self.position += 1
+        seconds = (record.get("timings") or {}).get("job_s", 0.0)
+        line = f"{self.prefix}[{self.position}/{self.total}] {record['status']} {job.label} ({seconds:.1f}s)"
+        if record["status"] == "failed":
+            line += f": {record['error']}"
+        click.echo(line, err=record["status"] == "failed")
+
+    def finished(self, summary: Summary) -> None:
+        _print_summary(summary, self.prefix if not summary.final else "")
+
+
+def _print_summary(summary: Summary, prefix: str = "") -> None:
+    for line in summary.lines():
+        click.echo(prefix + line)
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _relative_to(folder: Path, values: Mapping[str, Any]) -> dict[str, Any]:
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            return str(folder / value)
+        return value
+
+    resolved = dict(values)
+    for key in _LIST_KEYS:
+        if isinstance(resolved.get(key), str):
+            resolved[key] = [resolved[key]]  # `prompt = "x"` means one prompt, not one per character
+    for key in _PATH_KEYS:
+        if isinstance(resolved.get(key), list):
+            resolved[key] = [resolve(v) for v in resolved[key]]
+        elif key in resolved:
+            resolved[key] = resolve(resolved[key])
+    return resolved
+
+
+def _resolve_config_paths(command: click.Command) -> click.Command:
+    """Wrap the --config loader so that batch paths in the file are relative to the file."""
+    param = next(p for p in command.params if p.name == "config")
+    load: Callable[..., Any] = param.callback  # type: ignore[assignment]
+
+    def load_then_resolve(ctx: click.Context, option: click.Parameter, value: Path | None) -> Any:
+        result = load(ctx, option, value)
+        if value is not None and ctx.default_map:
+            ctx.default_map = _relative_to(Path(value).parent, ctx.default_map)
+        return result
+
+    param.callback = load_then_resolve
+    return command
+
+
+@_resolve_config_paths
+@click.command()
+@click.argument("inputs", nargs=-1, metavar="INPUT...")
+@click.option("-p", "--prompt", "prompt", multiple=True, metavar="TEXT",
+              help="Style prompt; repeat for several. Every image is stylised with every prompt.")
+@click.option("--prompts-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Text file with one prompt per line (blank lines and #-comments ignored).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Output folder: DIR/<prompt-slug>/<input path below its INPUT>.<format>, plus "
+                   "DIR/manifest.jsonl.")
+@click.option("-r", "--recursive", is_flag=True, help="Search INPUT folders' subfolders too.")
+@click.option("--format", "format", type=click.Choice(OUTPUT_CHOICES), default="png", show_default=True,
+              help="Output image format.")
+@click.option("--overwrite", is_flag=True, help="Redo jobs whose output already exists with the same settings.")
+@click.option("--shard", metavar="I/N",
+              help="Do only shard I of N (0 <= I < N) of the job list, e.g. one per SLURM array task. "
+                   "Under torchrun the shard is split again between the ranks.")
+@config_file_option
+@style_options
+@verbosity_options
+def batch(inputs: tuple[str, ...], prompt: tuple[str, ...], prompts_file: Path | None, output: Path,
+          recursive: bool, overwrite: bool, shard: str | None, quiet: bool, verbose: bool, **params: Any) -> None:
+    """Stylise every image in INPUT (folders, files or globs) with every prompt, into DIR.
+
+    A rerun skips jobs already done with the same settings and continues where a stopped
+    run ended. Failed jobs are recorded in DIR/manifest.jsonl and the batch goes on; the exit
+    code is 8 if any failed. Under torchrun each rank takes its share of the jobs.
+    """
+    level = verbosity(quiet, verbose)
+    config, extra = split_config(params)
+    if not inputs:
+        raise click.UsageError("missing INPUT: a folder, an image file or a glob pattern")
+    prompts = unique_prompts(list(prompt) + (read_prompts_file(prompts_file) if prompts_file else []))
+    if not prompts:
+        raise click.UsageError("no prompt: give -p TEXT (repeatable) or --prompts-file FILE")
+    settings = BatchSettings(inputs=tuple(inputs), prompts=tuple(prompts), output_dir=output, recursive=recursive,
+                             output_format=extra["format"], overwrite=overwrite,
+                             shard=Shard.parse(shard) if shard else None)
+    observer: BarObserver | LineObserver
+    if launched_by_torchrun():
+        observer = LineObserver(prefix=f"[rank {os.environ.get('RANK', '0')}] ")
+    elif level == 0:
+        observer = LineObserver()
+    else:
+        observer = BarObserver(config.steps)
+    summary = run_batch(settings, config, observer)
+    if summary.final and summary.failed:
+        raise BatchFailures(f"{summary.failed} of {summary.jobs} jobs failed (listed in {summary.manifest})")

@@ -1,0 +1,86 @@
+"""Shared helpers for the batch tests (no tests here)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import tiny
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+PROMPTS = ("starry night", "ukiyo-e woodblock print")
+
+
+def tiny_flags(paths: dict[str, Path], steps: int = 2) -> list[str]:
+    return ["--clip-model", tiny.TINY_CLIP_NAME, "--clip-model-config", str(paths["clip_model_config"]),
+            "--clip-checkpoint", str(paths["clip_checkpoint"]), "--vgg-checkpoint", str(paths["vgg_checkpoint"]),
+            "--size", "64", "--steps", str(steps), "--crops", "4", "--crop-size", "32", "--device", "cpu",
+            "--precision", "fp32"]
+
+
+def prompt_flags(prompts: tuple[str, ...] = PROMPTS) -> list[str]:
+    return [flag for prompt in prompts for flag in ("-p", prompt)]
+
+
+def make_photo_folder(folder: Path) -> Path:
+    """chelsea.png and coffee.png at the top, rocket.jpg in a subfolder, and a text file."""
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(EXAMPLES / "chelsea.png", folder / "chelsea.png")
+    shutil.copy(EXAMPLES / "coffee.png", folder / "coffee.png")
+    shutil.copy(EXAMPLES / "rocket.jpg", folder / "sub" / "rocket.jpg")
+    (folder / "notes.txt").write_text("not an image\n")
+    return folder
+
+
+def records(output_dir: Path, kind: str = "job") -> list[dict[str, Any]]:
+    lines = (output_dir / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    return [r for r in (json.loads(line) for line in lines if line.strip()) if r["record"] == kind]
+
+
+def last_run(output_dir: Path) -> list[dict[str, Any]]:
+    """The job records of the most recent run in the manifest."""
+    jobs = records(output_dir)
+    return [r for r in jobs if r["run"] == jobs[-1]["run"]]
+
+
+def statuses(job_records: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in job_records:
+        counts[record["status"]] = counts.get(record["status"], 0) + 1
+    return counts
+
+
+def assert_readable_image(path: Path) -> None:
+    with Image.open(path) as image:
+        image.load()  # a truncated file fails here
+        assert image.width > 0 and image.height > 0
+
+
+def visible_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def assert_same_result(ours: Path, theirs: Path) -> None:
+    """Same seed and settings: equal up to floating-point noise (another seed differs wildly)."""
+    sidecars = [json.loads(p.with_name(p.name + ".json").read_text()) for p in (ours, theirs)]
+    assert sidecars[0]["seed"] == sidecars[1]["seed"]
+    assert sidecars[0]["settings_hash"] == sidecars[1]["settings_hash"]
+    pixels = [np.asarray(Image.open(p).convert("RGB"), dtype=np.int16) for p in (ours, theirs)]
+    assert pixels[0].shape == pixels[1].shape and np.abs(pixels[0] - pixels[1]).max() <= 4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and two threads competing with other processes
+    for two cores can be a hundred times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
