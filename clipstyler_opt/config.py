@@ -70,7 +70,8 @@ class StyleConfig:
     clip_checkpoint: Path | None = _opt(None, "Local CLIP weights file (.safetensors, .bin, .pt); skips the cache "
                                               "and download.", group="weights", output=False, path=True)
     clip_model_config: Path | None = _opt(None, "JSON architecture file to register with open_clip before "
-                                                "building --clip-model.", group="weights", path=True)
+                                                "building --clip-model.", group="weights", output=False,
+                                                path=True)
     vgg_checkpoint: Path | None = _opt(None, "Local VGG19 weights file (torchvision layout); skips the cache and "
                                              "download.", group="weights", output=False, path=True)
     cache_dir: Path | None = _opt(None, "Extra weights cache folder (searched first; downloads go there).",
@@ -126,7 +127,8 @@ class StyleConfig:
 
     def output_settings(self) -> dict[str, Any]:
         """The settings that can change the output image (used for provenance and resume checks)."""
-        return {f.name: self.to_dict()[f.name] for f in dataclasses.fields(self) if f.metadata["output"]}
+        values = self.to_dict()
+        return {f.name: values[f.name] for f in dataclasses.fields(self) if f.metadata["output"]}
 
     def settings_hash(self, *extra: str) -> str:
         """A short stable hash of `output_settings()` plus `extra` strings (prompt, input digest...)."""
@@ -141,8 +143,8 @@ def _unknown_message(key: str, known: tuple[str, ...]) -> str:
 
 
 def load_toml(path: Path, known_keys: tuple[str, ...]) -> dict[str, Any]:
-    """Read a flat TOML file of options. Keys may use '-' or '_'; relative paths are
-    resolved against the file's folder. Unknown keys are an error, never ignored."""
+    """Read a flat TOML file of options. Keys may use '-' or '_'. Unknown keys are an error,
+    never ignored."""
     try:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
@@ -150,13 +152,10 @@ def load_toml(path: Path, known_keys: tuple[str, ...]) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    path_fields = {f.name for f in dataclasses.fields(StyleConfig) if f.metadata.get("path")}
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
         if name not in known_keys:
             raise ConfigError(f"{path}: {_unknown_message(name, known_keys)}")
-        if name in path_fields and isinstance(value, str):
-            value = str((path.parent / value).expanduser())
         values[name] = value
     return values

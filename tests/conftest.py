@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -19,6 +20,18 @@ block_network()
 from clipstyler_opt import StyleConfig  # noqa: E402
 
 EXAMPLES = TESTS.parent / "examples"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and two threads competing with other processes
+    for two cores can be a hundred times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(autouse=True)
@@ -65,5 +78,6 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     """Environment for `python -m clipstyler_opt` subprocesses: network blocked the same way."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "netblock"), str(TESTS), env.get("PYTHONPATH", "")])
+    env["OMP_NUM_THREADS"] = "1"  # see one_torch_thread
     env.update(extra)
     return env

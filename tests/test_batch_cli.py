@@ -15,7 +15,6 @@ from clipstyler_opt.errors import BatchFailures
 from clipstyler_opt.naming import prompt_slug
 from test_batch_support import (EXAMPLES, PROMPTS, assert_readable_image, assert_same_result, last_run,
                                 make_photo_folder, prompt_flags, records, statuses, tiny_flags, visible_files)
-from test_batch_support import one_torch_thread  # noqa: F401  (autouse: applies to this module)
 
 EXPECTED = ["chelsea.png", "coffee.png", "sub/rocket.png"]
 

@@ -16,7 +16,6 @@ from clipstyler_opt.cli import main
 from conftest import subprocess_env
 from test_batch_support import (assert_readable_image, assert_same_result, last_run, make_photo_folder,
                                 prompt_flags, records, statuses, tiny_flags, visible_files)
-from test_batch_support import one_torch_thread  # noqa: F401  (autouse: applies to this module)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 TIMEOUT = 240
@@ -30,7 +29,7 @@ def _restore_default_sigint() -> None:
 
 def start_batch(*args: Any) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "clipstyler_opt", "batch", *map(str, args)],
-                            env=subprocess_env(OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
+                            env=subprocess_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=_restore_default_sigint)
 
 
@@ -109,7 +108,7 @@ def test_torchrun_two_ranks_write_one_manifest(photos: Path, tiny_paths: dict[st
     args = [photos / "chelsea.png", photos / "coffee.png", *prompt_flags(), *tiny_flags(tiny_paths)]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                "-m", "clipstyler_opt", "batch", *map(str, args), "-o", str(out)]
-    result = subprocess.run(command, env=subprocess_env(OMP_NUM_THREADS="1"), capture_output=True, text=True,
+    result = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True,
                             timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("batch finished") == 1 and "4 jobs: 4 done" in result.stdout

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
-import pytest
-import torch
 from PIL import Image
 
 import tiny
@@ -74,13 +72,3 @@ def assert_same_result(ours: Path, theirs: Path) -> None:
     assert sidecars[0]["settings_hash"] == sidecars[1]["settings_hash"]
     pixels = [np.asarray(Image.open(p).convert("RGB"), dtype=np.int16) for p in (ours, theirs)]
     assert pixels[0].shape == pixels[1].shape and np.abs(pixels[0] - pixels[1]).max() <= 4
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads, and two threads competing with other processes
-    for two cores can be a hundred times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

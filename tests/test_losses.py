@@ -80,7 +80,7 @@ class _Linear:
 
 def test_objective_combines_the_terms_with_the_configured_weights() -> None:
     torch.manual_seed(0)
-    backbone, vgg = _Linear(), torch.nn.Sequential()
+    backbone = _Linear()
     content, output = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     direction = torch.nn.functional.normalize(torch.randn(5), dim=0)
     c = StyleConfig()

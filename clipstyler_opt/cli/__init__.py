@@ -55,9 +55,10 @@ def cli() -> None:
 
 def _register_commands() -> None:
     from .batch import batch
+    from .bench import bench
     from .run import run
 
-    for command in (run, batch):
+    for command in (run, batch, bench):
         cli.add_command(command)
 
 

@@ -6,7 +6,7 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import click
 from tqdm.auto import tqdm
@@ -21,9 +21,6 @@ from .progress import StepBar
 __all__ = ["batch", "BarObserver", "LineObserver"]
 
 OUTPUT_CHOICES = ("png", "jpg", "webp")
-# Batch options that name files: in a config file they are relative to the file's folder.
-_PATH_KEYS = ("inputs", "output", "prompts_file")
-_LIST_KEYS = ("inputs", "prompt")
 Record = dict[str, Any]
 
 
@@ -107,42 +104,8 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _relative_to(folder: Path, values: Mapping[str, Any]) -> dict[str, Any]:
-    def resolve(value: Any) -> Any:
-        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
-            return str(folder / value)
-        return value
-
-    resolved = dict(values)
-    for key in _LIST_KEYS:
-        if isinstance(resolved.get(key), str):
-            resolved[key] = [resolved[key]]  # `prompt = "x"` means one prompt, not one per character
-    for key in _PATH_KEYS:
-        if isinstance(resolved.get(key), list):
-            resolved[key] = [resolve(v) for v in resolved[key]]
-        elif key in resolved:
-            resolved[key] = resolve(resolved[key])
-    return resolved
-
-
-def _resolve_config_paths(command: click.Command) -> click.Command:
-    """Wrap the --config loader so that batch paths in the file are relative to the file."""
-    param = next(p for p in command.params if p.name == "config")
-    load: Callable[..., Any] = param.callback  # type: ignore[assignment]
-
-    def load_then_resolve(ctx: click.Context, option: click.Parameter, value: Path | None) -> Any:
-        result = load(ctx, option, value)
-        if value is not None and ctx.default_map:
-            ctx.default_map = _relative_to(Path(value).parent, ctx.default_map)
-        return result
-
-    param.callback = load_then_resolve
-    return command
-
-
-@_resolve_config_paths
 @click.command()
-@click.argument("inputs", nargs=-1, metavar="INPUT...")
+@click.argument("inputs", nargs=-1, metavar="INPUT...", type=click.Path())
 @click.option("-p", "--prompt", "prompt", multiple=True, metavar="TEXT",
               help="Style prompt; repeat for several. Every image is stylised with every prompt.")
 @click.option("--prompts-file", type=click.Path(path_type=Path, dir_okay=False),

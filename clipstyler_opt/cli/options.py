@@ -48,13 +48,28 @@ def split_config(params: dict[str, Any]) -> tuple[StyleConfig, dict[str, Any]]:
     return config, {k: v for k, v in params.items() if k not in names}
 
 
+def _from_file(param: click.Parameter, value: Any, folder: Path) -> Any:
+    """A TOML value as the command line would give it: paths relative to the file's folder,
+    and a single string for a repeatable parameter meaning one item, not one per character."""
+    many = getattr(param, "multiple", False) or param.nargs == -1
+    if many and isinstance(value, str):
+        value = [value]
+    if isinstance(param.type, click.Path):
+        def resolve(item: Any) -> Any:
+            return str(folder / Path(item).expanduser()) if isinstance(item, str) else item
+
+        value = [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
+    return value
+
+
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
     if value is None:
         return None
-    known = tuple(p.name for p in ctx.command.params if p.name and p.name not in ("config", "quiet", "verbose"))
-    values = load_toml(value, known)
+    params = {p.name: p for p in ctx.command.params if p.name and p.name not in ("config", "quiet", "verbose")}
+    values = load_toml(value, tuple(params))
     # Values from the file become the defaults; anything on the command line still wins.
-    ctx.default_map = {**(ctx.default_map or {}), **values}
+    resolved = {k: _from_file(params[k], v, value.parent) for k, v in values.items()}
+    ctx.default_map = {**(ctx.default_map or {}), **resolved}
     return value
 
 
