@@ -11,7 +11,6 @@ CLIP weights left trainable), on the same backbones and losses, as a baseline fo
 
 from __future__ import annotations
 
-import copy
 import statistics
 import tempfile
 import time
@@ -63,8 +62,11 @@ def _reference_step_fn(stylizer: Stylizer, config: StyleConfig, content: torch.T
                        direction: torch.Tensor) -> Callable[[], None]:
     from torchvision import transforms
 
+    from .backbones.clip import create_open_clip
+
     runtime = stylizer.runtime
-    clip = copy.deepcopy(stylizer.backbone).requires_grad_(True)  # the released code never freezes CLIP
+    # open_clip's own modules, and trainable: the released code never freezes CLIP.
+    clip = create_open_clip(config, runtime.device, fast_vit=False).requires_grad_(True)
     size = clip.input_size
     crop = transforms.RandomCrop(config.crop_size)
     augment = transforms.Compose([transforms.RandomPerspective(fill=0, p=1, distortion_scale=config.distortion),

@@ -17,7 +17,7 @@ from .augment import PatchCrops
 from .backbones import (VisionLanguageBackbone, create_backbone, create_content_network,
                         resolve_content_weights)
 from .config import StyleConfig
-from .errors import ConfigError, InputImageError, OptimisationError
+from .errors import ConfigError, InputImageError, OptimisationError, WeightsError
 from .imageio import ImageSource, LoadedImage, load_image, pil_to_tensor, tensor_to_pil
 from .losses import LossTerms, LossWeights, StyleObjective
 from .precision import Runtime, resolve_runtime
@@ -82,8 +82,15 @@ class Stylizer:
         self.runtime = resolve_runtime(self.config.device, self.config.precision)
         for note in self.runtime.notes:
             log.warning(note)
-        # Resolve both weight files before loading either, so a missing one fails in seconds.
-        vgg_weights = resolve_content_weights(self.config)
+        # The VGG file is looked for before CLIP is even imported (open_clip takes seconds to
+        # import), so a machine without weights or network gets its answer in seconds.
+        try:
+            vgg_weights = resolve_content_weights(self.config)
+        except WeightsError as missing:
+            if backbone is not None or self.config.clip_checkpoint is not None:
+                raise
+            raise WeightsError(f"{missing} (the CLIP weights {self.config.clip_model}/"
+                               f"{self.config.clip_pretrained} are needed too, unless already cached)") from None
         self.backbone = backbone if backbone is not None else create_backbone(self.config, self.runtime.device)
         self.vgg = create_content_network(vgg_weights, self.runtime.device)
         self.vgg_provenance = {"weights": str(vgg_weights.path), "weights_origin": vgg_weights.origin}

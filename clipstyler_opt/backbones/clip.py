@@ -12,6 +12,7 @@ from torch import nn
 from ..config import StyleConfig
 from ..errors import ConfigError, WeightsError
 from .checkpoints import describe_load_error
+from .fast_vit import speed_up_vision_tower
 from .weights import WeightsFile, offline_requested, resolve_clip_weights
 
 __all__ = ["OpenClipBackbone", "create_open_clip"]
@@ -53,7 +54,8 @@ def _register_config(path: Path | None) -> None:
     open_clip.add_model_config(path)
 
 
-def create_open_clip(config: StyleConfig, device: torch.device, weights: WeightsFile | None = None) -> OpenClipBackbone:
+def create_open_clip(config: StyleConfig, device: torch.device, weights: WeightsFile | None = None, *,
+                     fast_vit: bool = True) -> OpenClipBackbone:
     import open_clip
 
     _register_config(config.clip_model_config)
@@ -81,6 +83,7 @@ def create_open_clip(config: StyleConfig, device: torch.device, weights: Weights
     except Exception as exc:
         raise WeightsError(f"cannot build the tokenizer for {name}: {type(exc).__name__}: {exc}") from exc
     preprocess = dict(open_clip.get_model_preprocess_cfg(model))
+    rewritten = speed_up_vision_tower(model.visual) if fast_vit else 0
     provenance = {"family": "open_clip", "model": name, "pretrained": tag, "quick_gelu": quick_gelu,
-                  "weights": str(weights.path), "weights_origin": weights.origin}
+                  "weights": str(weights.path), "weights_origin": weights.origin, "fast_vit_modules": rewritten}
     return OpenClipBackbone(model, tokenizer, preprocess, provenance).to(device)
