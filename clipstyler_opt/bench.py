@@ -11,6 +11,7 @@ CLIP weights left trainable), on the same backbones and losses, as a baseline fo
 
 from __future__ import annotations
 
+import logging
 import statistics
 import tempfile
 import time
@@ -51,7 +52,11 @@ def write_random_checkpoints(folder: Path, clip_model: str) -> tuple[Path, Path]
 
     torch.manual_seed(0)
     clip_path, vgg_path = folder / f"{clip_model}-random.safetensors", folder / "vgg19-random.pth"
-    model = open_clip.create_model(clip_model)
+    logging.disable(logging.WARNING)  # open_clip warns that no pretrained weights were loaded: intended here
+    try:
+        model = open_clip.create_model(clip_model)
+    finally:
+        logging.disable(logging.NOTSET)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(clip_path))
     features = torchvision.models.vgg19(weights=None).features
     torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, vgg_path)

@@ -87,7 +87,14 @@ def _supported(precision: str, device: torch.device) -> tuple[bool, str]:
         native_fp16 = getattr(torch.ops.mkldnn, "_is_mkldnn_fp16_supported", lambda: False)()
         return bool(native_fp16), "this CPU has no native fp16 instructions"
     if device.type == "mps":
-        return torch.amp.is_autocast_available("mps"), "this torch build has no MPS autocast"
+        if not torch.amp.is_autocast_available("mps"):
+            return False, "this torch build has no MPS autocast"
+        if precision == "fp16":
+            try:
+                torch.amp.GradScaler("mps")
+            except (RuntimeError, ValueError, AssertionError):
+                return False, "this torch build has no fp16 gradient scaling on MPS"
+        return True, ""
     return False, f"no autocast for {device.type}"
 
 
