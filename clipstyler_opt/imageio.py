@@ -10,7 +10,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ __all__ = [
     "save_image",
     "write_atomic",
     "sidecar_path",
+    "frame_writer",
     "pil_to_tensor",
     "tensor_to_pil",
     "OUTPUT_FORMATS",
@@ -213,3 +214,13 @@ def save_image(image: Image.Image, path: Path, metadata: dict[str, Any] | None =
         write_atomic(sidecar_path(path), lambda fh: fh.write(json.dumps(metadata or {}, indent=2,
                                                                           sort_keys=True).encode()))
     return notes
+
+
+def frame_writer(output: Path, metadata: dict[str, Any]) -> Callable[[int, Image.Image], None]:
+    """Saves intermediate frames as `<output stem>_frames/<step>.png` (for --save-every)."""
+    folder = Path(output).with_name(f"{Path(output).stem}_frames")
+
+    def save_frame(step: int, frame: Image.Image) -> None:
+        save_image(frame, folder / f"{step:05d}.png", {**metadata, "step": step}, sidecar=False)
+
+    return save_frame

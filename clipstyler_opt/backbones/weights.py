@@ -27,7 +27,6 @@ __all__ = [
     "resolve_vgg_weights",
     "VGG19_URL",
     "VGG19_FILENAME",
-    "file_sha256",
 ]
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
@@ -202,11 +201,3 @@ def download_file(url: str, dest: Path, *, sha256_prefix: str = "") -> Path:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
     return dest
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import torch
@@ -13,7 +12,7 @@ from PIL import Image
 
 from ..engine import ProgressCallback, Stylizer
 from ..errors import ClipoptError
-from ..imageio import load_image, save_image, sidecar_path
+from ..imageio import frame_writer, load_image, sidecar_path
 from .jobs import Job
 from .manifest import ManifestWriter
 from .records import DONE, FAILED, Summary, job_record
@@ -57,10 +56,6 @@ def _error_message(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, ClipoptError) else f"{type(exc).__name__}: {exc}"
 
 
-def _frames_folder(output: Path) -> Path:
-    return output.with_name(f"{output.stem}_frames")
-
-
 class JobRunner:
     """Runs jobs on one lazily created `Stylizer` and appends one record per job."""
 
@@ -90,7 +85,7 @@ class JobRunner:
                 self.digests.remember(job.input, digest)
             progress = self.observer.job_started(job)
             result = stylizer.stylize(loaded, job.prompt, seed=job.seed, progress=progress,
-                                      on_frame=self._frame_saver(job, stylizer))
+                                      on_frame=self._frame_writer(job, stylizer))
             with interrupts_deferred():  # the image, its sidecar and its record go together
                 sidecar_path(job.output).unlink(missing_ok=True)  # never leave a stale sidecar beside a new image
                 notes = result.save(job.output)
@@ -113,16 +108,10 @@ class JobRunner:
         self.observer.job_finished(job, record)
         return record
 
-    def _frame_saver(self, job: Job, stylizer: Stylizer) -> Callable[[int, Image.Image], None] | None:
+    def _frame_writer(self, job: Job, stylizer: Stylizer) -> Callable[[int, Image.Image], None] | None:
         if not stylizer.config.save_every:
             return None
-        frames = _frames_folder(job.output)
-
-        def save_frame(step: int, frame: Image.Image) -> None:
-            save_image(frame, frames / f"{step:05d}.png", {"prompt": job.prompt, "seed": job.seed, "step": step},
-                       sidecar=False)
-
-        return save_frame
+        return frame_writer(job.output, {"prompt": job.prompt, "seed": job.seed})
 
     def _warn_once(self, notes: list[str]) -> None:
         for note in notes:

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from PIL import Image
 
 from ..engine import Stylizer
-from ..imageio import load_image, output_format, save_image, write_atomic
+from ..imageio import frame_writer, load_image, output_format, write_atomic
 from ..naming import default_output_path
 from .options import config_file_option, split_config, style_options, verbosity, verbosity_options
 from .progress import StepBar
@@ -25,10 +24,6 @@ def check_writable(path: Path) -> None:
     output_format(path)
     write_atomic(path.parent / f".{path.name}.probe", lambda fh: None)
     (path.parent / f".{path.name}.probe").unlink()
-
-
-def frames_folder(output: Path) -> Path:
-    return output.with_name(f"{output.stem}_frames")
 
 
 @click.command()
@@ -48,14 +43,9 @@ def run(image: Path, prompt: str, output: Path | None, quiet: bool, verbose: boo
     check_writable(output)
     stylizer = Stylizer(config)
     bar = StepBar(config.steps, image.name, disable=level == 0)
-    frames = frames_folder(output)
-
-    def save_frame(step: int, frame: Image.Image) -> None:
-        save_image(frame, frames / f"{step:05d}.png", {"prompt": prompt, "seed": config.seed, "step": step},
-                   sidecar=False)
-
+    frames = frame_writer(output, {"prompt": prompt, "seed": config.seed}) if config.save_every else None
     try:
-        result = stylizer.stylize(loaded, prompt, progress=bar, on_frame=save_frame if config.save_every else None)
+        result = stylizer.stylize(loaded, prompt, progress=bar, on_frame=frames)
     finally:
         bar.close()
     for note in result.warnings + result.save(output):
