@@ -226,14 +226,18 @@ class _Optimisation:
             values = torch.cat([terms.as_tensor().float(), grads_finite.float().view(1)]).tolist()
             losses = dict(zip(LossTerms.NAMES, values[:-1]))
             loss_finite = all(math.isfinite(v) for v in values[:-1])
-            if loss_finite and values[-1] == 1.0:
-                scaler.step(optimizer)
+            updated = loss_finite and values[-1] == 1.0
+            if runtime.uses_grad_scaler:
+                scaler.step(optimizer)  # skips the update by itself when the scaled gradients overflowed
+                scaler.update()
+            elif updated:
+                optimizer.step()
+            if updated:
                 consecutive_nonfinite = 0
             else:
                 skipped.append(step)
                 consecutive_nonfinite = 0 if loss_finite else consecutive_nonfinite + 1
                 log.warning("step %d: non-finite %s; update skipped", step, "gradient" if loss_finite else "loss")
-            scaler.update()
             step_times.append(time.perf_counter() - tick)
             history.append(losses)
             if consecutive_nonfinite >= MAX_CONSECUTIVE_NONFINITE:

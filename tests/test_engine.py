@@ -109,6 +109,19 @@ def test_non_finite_steps_are_skipped_and_reported(tiny_config: StyleConfig, pho
     assert np.isfinite(np.asarray(result.image, dtype=np.float64)).all()
 
 
+def test_fp16_gradient_scaling_path_skips_non_finite_steps(tiny_config: StyleConfig, photo: Path) -> None:
+    """The fp16 + GradScaler loop, forced on the CPU (autocast supports fp16 there, slowly)."""
+    from clipstyler_opt.precision import Runtime
+
+    register_backbone("flaky-fp16", lambda config, device: _FlakyBackbone({3}))
+    stylizer = Stylizer(toy.toy_config(tiny_config, backbone="flaky-fp16", steps=4))
+    stylizer.runtime = Runtime(torch.device("cpu"), "fp16", "fp16")
+    result = stylizer.stylize(photo, "red")
+    assert result.precision == "fp16"
+    assert 2 in result.skipped_steps
+    assert np.isfinite(np.asarray(result.image, dtype=np.float64)).all()
+
+
 def test_persistently_non_finite_loss_is_an_optimisation_error(tiny_config: StyleConfig, photo: Path) -> None:
     register_backbone("broken", lambda config, device: _FlakyBackbone(set(range(2, 100))))
     config = toy.toy_config(tiny_config, backbone="broken", steps=30)
