@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +32,9 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DEVICES = "auto|cpu|cuda[:N]|mps"
 
 
-def _opt(default: Any, help: str, *, group: str, output: bool = True, **extra: Any) -> Any:
-    """A config field. `output=False` marks settings that cannot change the result image."""
+def _opt(default: Any, help: str, *, group: str, output: bool | str = True, **extra: Any) -> Any:
+    """A config field. `output=False` marks settings that cannot change the result image;
+    `output="file"` a file that can, identified by name and size."""
     return field(default=default, metadata={"help": help, "group": group, "output": output, **extra})
 
 
@@ -68,12 +70,12 @@ class StyleConfig:
     clip_model: str = _opt("ViT-B-32-quickgelu", "open_clip architecture name.", group="weights")
     clip_pretrained: str = _opt("openai", "open_clip pretrained tag.", group="weights")
     clip_checkpoint: Path | None = _opt(None, "Local CLIP weights file (.safetensors, .bin, .pt); skips the cache "
-                                              "and download.", group="weights", output=False, path=True)
+                                              "and download.", group="weights", output="file", path=True)
     clip_model_config: Path | None = _opt(None, "JSON architecture file to register with open_clip before "
-                                                "building --clip-model.", group="weights", output=False,
+                                                "building --clip-model.", group="weights", output="file",
                                                 path=True)
     vgg_checkpoint: Path | None = _opt(None, "Local VGG19 weights file (torchvision layout); skips the cache and "
-                                             "download.", group="weights", output=False, path=True)
+                                             "download.", group="weights", output="file", path=True)
     cache_dir: Path | None = _opt(None, "Extra weights cache folder (searched first; downloads go there).",
                                   group="weights", output=False, path=True)
     offline: bool = _opt(False, "Never download; use only local files and caches (also CLIPOPT_OFFLINE=1).",
@@ -87,25 +89,34 @@ class StyleConfig:
                               "(0: off).", group="runtime", output=False)
 
     def __post_init__(self) -> None:
-        positive = ("size", "steps", "crops", "crop_size", "unet_width", "lr_decay_every")
-        for name in positive:
+        def fail(name: str, rule: str) -> None:
+            raise ConfigError(f"{name.replace('_', '-')} must be {rule}, got {getattr(self, name)!r}")
+
+        for name in ("size", "steps", "crops", "crop_size", "unet_width", "lr_decay_every"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+                fail(name, "at least 1")
         if self.size > MAX_SIZE:
             raise ConfigError(f"size {self.size} is absurd (the limit is {MAX_SIZE} pixels on the long side)")
         if self.save_every < 0:
-            raise ConfigError(f"save-every must be 0 (off) or positive, got {self.save_every}")
+            fail("save_every", "0 (off) or positive")
+        if not 0 <= self.seed < 2**63:
+            fail("seed", "in [0, 2**63)")
+        for name in ("lr", "lr_decay_factor", "distortion", "threshold", "lambda_patch", "lambda_dir",
+                     "lambda_content", "lambda_tv"):
+            if not math.isfinite(getattr(self, name)):
+                fail(name, "a finite number")
+        for name in ("lr", "lr_decay_factor"):
+            if getattr(self, name) <= 0:
+                fail(name, "positive")
         if not 0.0 <= self.distortion <= 1.0:
-            raise ConfigError(f"distortion must lie in [0, 1], got {self.distortion}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
+            fail("distortion", "in [0, 1]")
+        for name in ("lambda_patch", "lambda_dir", "lambda_content", "lambda_tv"):
+            if getattr(self, name) < 0:
+                fail(name, "0 or more")
         for name in ("templates", "precision"):
             choices = self.field_meta(name)["choices"]
             if getattr(self, name) not in choices:
-                raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        for name in ("lambda_patch", "lambda_dir", "lambda_content", "lambda_tv"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+                fail(name, f"one of {', '.join(choices)}")
 
     # --- introspection used by the CLI, TOML loading and provenance ---
     @classmethod
@@ -126,14 +137,30 @@ class StyleConfig:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
 
     def output_settings(self) -> dict[str, Any]:
-        """The settings that can change the output image (used for provenance and resume checks)."""
+        """The settings that can change the output image (used for provenance and resume checks).
+        Files count by name and size, so other weights change the settings but moving them does not."""
         values = self.to_dict()
-        return {f.name: values[f.name] for f in dataclasses.fields(self) if f.metadata["output"]}
+        settings = {}
+        for f in dataclasses.fields(self):
+            if f.metadata["output"] == "file":
+                settings[f.name] = _file_identity(getattr(self, f.name))
+            elif f.metadata["output"]:
+                settings[f.name] = values[f.name]
+        return settings
 
     def settings_hash(self, *extra: str) -> str:
         """A short stable hash of `output_settings()` plus `extra` strings (prompt, input digest...)."""
         blob = json.dumps([self.output_settings(), list(extra)], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _file_identity(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return f"{Path(path).name} ({Path(path).expanduser().stat().st_size} bytes)"
+    except OSError:
+        return Path(path).name
 
 
 def _unknown_message(key: str, known: tuple[str, ...]) -> str:

@@ -107,6 +107,8 @@ class Stylizer:
         runtime = self.runtime
         if config.precision != self.config.precision:
             runtime = resolve_runtime(config.device, config.precision)
+            for note in runtime.notes:
+                log.warning(note)
         started = time.perf_counter()
         loaded = image if isinstance(image, LoadedImage) else load_image(image)
         return _Optimisation(self, config, runtime, loaded, prompt, started).run(progress, on_frame)
@@ -161,6 +163,7 @@ class _Optimisation:
         if self.config.crop_size > short:
             self.warnings.append(f"crop size {self.config.crop_size} exceeds the image's short side {short}; "
                                  f"using {short}")
+            log.warning(self.warnings[-1])
             return short
         return self.config.crop_size
 
@@ -203,8 +206,10 @@ class _Optimisation:
         cfg, runtime = self.config, self.runtime
         height, width = size
         optimizer = torch.optim.Adam(unet.parameters(), lr=cfg.lr)
-        # The loss is large (weights up to 9000), so start the fp16 scale low rather than at 2**16.
-        scaler = torch.amp.GradScaler(runtime.device.type, init_scale=1.0, enabled=runtime.uses_grad_scaler)
+        # The loss is large (weights up to 9000), so the fp16 scale starts at 1 rather than 2**16, and
+        # may grow within a 200-step run (torch's default waits 2000 clean steps). Not yet tuned on a GPU.
+        scaler = torch.amp.GradScaler(runtime.device.type, init_scale=1.0, growth_interval=25,
+                                      enabled=runtime.uses_grad_scaler)
         params = list(unet.parameters())
         history: list[dict[str, float]] = []
         skipped: list[int] = []
@@ -221,7 +226,7 @@ class _Optimisation:
                 output = unet(padded)[..., :height, :width]
                 terms = objective(output)
             scaler.scale(terms.total).backward()
-            grads_finite = torch.stack([torch.isfinite(p.grad).all() for p in params if p.grad is not None]).all()
+            grads_finite = torch.isfinite(torch.stack(torch._foreach_norm([p.grad for p in params]))).all()
             # One host sync per step: the loss terms and the gradient check together.
             values = torch.cat([terms.as_tensor().float(), grads_finite.float().view(1)]).tolist()
             losses = dict(zip(LossTerms.NAMES, values[:-1]))
@@ -244,13 +249,22 @@ class _Optimisation:
                 raise OptimisationError(f"{self.loaded.source}: loss was non-finite for "
                                         f"{MAX_CONSECUTIVE_NONFINITE} steps in a row (last at step {step})")
             if on_frame is not None and cfg.save_every and step % cfg.save_every == 0:
-                on_frame(step, self._to_pil(output.detach().float()))
+                self._emit_frame(on_frame, step, unet, padded, size)
             if progress is not None:
                 progress(Progress(step, cfg.steps, losses, time.perf_counter() - loop_start, lr,
                                   skipped=bool(skipped and skipped[-1] == step)))
         if len(skipped) == cfg.steps:
             raise OptimisationError(f"{self.loaded.source}: every step was skipped (non-finite loss or gradient)")
         return history, skipped, step_times
+
+    @torch.no_grad()
+    def _emit_frame(self, on_frame: FrameCallback, step: int, unet: UNet, padded: torch.Tensor,
+                    size: tuple[int, int]) -> None:
+        """The image after `step` updates (one extra U-Net pass); a non-finite one is not offered."""
+        with self.runtime.autocast():
+            frame = unet(padded)[..., : size[0], : size[1]].float()
+        if torch.isfinite(frame).all():
+            on_frame(step, self._to_pil(frame))
 
     def _to_pil(self, output: torch.Tensor) -> Image.Image:
         image = tensor_to_pil(clipstyler_contrast(output) if self.config.contrast else output)

@@ -33,9 +33,10 @@ __all__ = [
 
 def directional_loss(image_features: torch.Tensor, content_embedding: torch.Tensor,
                      direction: torch.Tensor) -> torch.Tensor:
-    """Per-row 1 − cos(n(n(f) − e_c), ΔT) for raw features f of shape (B, D)."""
-    image_direction = F.normalize(F.normalize(image_features.float(), dim=-1) - content_embedding, dim=-1)
-    return 1.0 - image_direction @ direction
+    """Per-row 1 − cos(n(n(f) − e_c), ΔT) for raw features f of shape (B, D), always in fp32
+    (a matmul here would be lowered to bf16/fp16 by autocast, moving crops across the threshold)."""
+    image_direction = F.normalize(F.normalize(image_features.float(), dim=-1) - content_embedding.float(), dim=-1)
+    return 1.0 - (image_direction * direction.float()).sum(dim=-1)
 
 
 def thresholded_mean(losses: torch.Tensor, threshold: float) -> torch.Tensor:

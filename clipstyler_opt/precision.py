@@ -78,8 +78,8 @@ def _supported(precision: str, device: torch.device) -> tuple[bool, str]:
     if precision == "fp32":
         return True, ""
     if device.type == "cuda":
-        if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            return False, f"{torch.cuda.get_device_name(device)} has no bf16 support"
+        if precision == "bf16" and not _cuda_native_bf16(device):
+            return False, f"{torch.cuda.get_device_name(device)} has no native bf16 support"
         return True, ""
     if device.type == "cpu":
         if precision == "bf16":
@@ -98,9 +98,14 @@ def _supported(precision: str, device: torch.device) -> tuple[bool, str]:
     return False, f"no autocast for {device.type}"
 
 
+def _cuda_native_bf16(device: torch.device) -> bool:
+    # is_bf16_supported() also accepts emulated bf16 and asks about the current device, not this one.
+    return torch.cuda.get_device_capability(device) >= (8, 0)
+
+
 def _auto_precision(device: torch.device) -> str:
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if _cuda_native_bf16(device) else "fp16"
     if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+
+import tiny
 
 from clipstyler_opt.batch import derive_seed
 from clipstyler_opt.cli import main
@@ -80,14 +83,26 @@ def test_resume_runs_only_the_missing_job(finished: Path, photos: Path, tiny_pat
 def test_finished_batch_resumes_without_loading_backbones(finished: Path, photos: Path,
                                                           tiny_paths: dict[str, Path], tmp_path: Path) -> None:
     out = copy_of(finished, tmp_path)
-    # Weight files do not change the result, so they are not part of the settings hash: pointing
-    # them nowhere proves that a batch with nothing to do never loads them...
-    missing = ["--clip-checkpoint", tmp_path / "no-clip.safetensors", "--vgg-checkpoint", tmp_path / "no-vgg.pth"]
-    assert batch(photos, "-r", *prompt_flags(), "-o", out, "-q", *tiny_flags(tiny_paths), *missing) == 0
+    # Weight files count by name and size, so zero-filled copies of the same name and size match
+    # the settings hash: a batch with nothing to do must finish without ever loading them...
+    broken = dict(tiny_paths)
+    for key in ("clip_checkpoint", "vgg_checkpoint"):
+        broken[key] = tmp_path / "broken-weights" / tiny_paths[key].name
+        broken[key].parent.mkdir(exist_ok=True)
+        broken[key].write_bytes(bytes(tiny_paths[key].stat().st_size))
+    assert batch(photos, "-r", *prompt_flags(), "-o", out, "-q", *tiny_flags(broken)) == 0
     assert statuses(last_run(out)) == {"skipped": 6}
-    # ... while one job to do does load them, and fails the whole batch when they are missing.
-    code = batch(photos, "-r", *prompt_flags(), "-o", out, "-q", *tiny_flags(tiny_paths), *missing, "--overwrite")
-    assert code == 4
+    # ... while one job to do does load them, and fails the whole batch on the unreadable weights.
+    assert batch(photos, "-r", *prompt_flags(), "-o", out, "-q", *tiny_flags(broken), "--overwrite") == 4
+
+
+def test_other_weights_redo_the_jobs(finished: Path, photos: Path, tiny_paths: dict[str, Path],
+                                     tmp_path: Path) -> None:
+    out = copy_of(finished, tmp_path)
+    other = {**tiny_paths, "vgg_checkpoint": tmp_path / "other-vgg19.pth"}
+    torch.save(tiny.tiny_vgg_state_dict(seed=1), other["vgg_checkpoint"])
+    assert batch(photos, "-r", *prompt_flags(), "-o", out, "-q", *tiny_flags(other)) == 0
+    assert statuses(last_run(out)) == {"done": 6}
 
 
 def test_changed_settings_redo_the_jobs(finished: Path, photos: Path, tiny_paths: dict[str, Path],

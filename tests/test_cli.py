@@ -82,6 +82,18 @@ def test_config_file_sets_options_and_the_command_line_overrides(tmp_path: Path,
     assert meta["settings"]["steps"] == 3 and meta["seed"] == 9 and meta["settings"]["lambda_tv"] == 0.5
 
 
+def test_a_flag_set_in_the_config_file_can_be_switched_off(tmp_path: Path, photo: Path,
+                                                           tiny_cli_args: list[str]) -> None:
+    config = tmp_path / "style.toml"
+    config.write_text("contrast = true\n")
+    out = tmp_path / "out.png"
+    assert invoke(["run", str(photo), "x", "-o", str(out), *tiny_cli_args, "--config", str(config), "-q"])[0] == 0
+    assert json.loads((tmp_path / "out.png.json").read_text())["settings"]["contrast"] is True
+    assert invoke(["run", str(photo), "x", "-o", str(out), *tiny_cli_args, "--config", str(config),
+                   "--no-contrast", "-q"])[0] == 0
+    assert json.loads((tmp_path / "out.png.json").read_text())["settings"]["contrast"] is False
+
+
 def test_config_file_with_an_unknown_key_is_a_usage_error(tmp_path: Path, photo: Path) -> None:
     config = tmp_path / "style.toml"
     config.write_text("stpes = 2\n")
@@ -98,7 +110,8 @@ def test_save_every_writes_numbered_frames(tmp_path: Path, photo: Path, tiny_cli
 
 @pytest.mark.parametrize("case, expected", [
     ("missing", 3), ("corrupt", 3), ("not-an-image", 3), ("bomb", 3), ("absurd-size", 2),
-    ("unwritable", 5), ("bad-extension", 5), ("bad-device", 6), ("bad-choice", 2),
+    ("unwritable", 5), ("bad-extension", 5), ("bad-device", 6), ("bad-choice", 2), ("nan-lr", 2),
+    ("huge-seed", 2),
 ])
 def test_bad_inputs_give_one_line_errors_and_documented_exit_codes(
         tmp_path: Path, photo: Path, tiny_cli_args: list[str], case: str, expected: int) -> None:
@@ -124,6 +137,10 @@ def test_bad_inputs_give_one_line_errors_and_documented_exit_codes(
         extra = ["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "cuda:99"]
     elif case == "bad-choice":
         extra = ["--precision", "fp8"]
+    elif case == "nan-lr":
+        extra = ["--lr", "nan"]
+    elif case == "huge-seed":
+        extra = ["--seed", str(2**70)]
     code, output = invoke(["run", image, "starry night", "-o", out, *tiny_cli_args, *extra])
     assert code == expected, output
     assert "Traceback" not in output

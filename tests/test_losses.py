@@ -28,6 +28,17 @@ def test_directional_loss_is_per_row_and_scale_invariant() -> None:
     assert losses.tolist() == pytest.approx(expected, abs=1e-6)
 
 
+def test_directional_loss_stays_fp32_under_autocast() -> None:
+    torch.manual_seed(0)
+    features, e_c = torch.randn(64, 512), torch.nn.functional.normalize(torch.randn(512), dim=0)
+    direction = torch.nn.functional.normalize(torch.randn(512), dim=0)
+    exact = directional_loss(features, e_c, direction)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = directional_loss(features, e_c, direction)
+    assert mixed.dtype == torch.float32
+    assert torch.allclose(mixed, exact, atol=1e-6)
+
+
 def test_threshold_rejection_is_strict_and_averages_over_all_crops() -> None:
     losses = torch.tensor([0.5, 0.7, 0.9, 0.69999], requires_grad=True)
     value = thresholded_mean(losses, 0.7)

@@ -63,6 +63,11 @@ def create_open_clip(config: StyleConfig, device: torch.device, weights: Weights
     if name not in open_clip.list_models():
         raise ConfigError(f"unknown --clip-model {name!r}; open_clip knows {len(open_clip.list_models())} "
                           "architectures (python -c 'import open_clip; print(open_clip.list_models())')")
+    try:  # before any weights are fetched: some tokenizers need extra packages or files
+        tokenizer = open_clip.get_tokenizer(name)
+    except Exception as exc:
+        raise WeightsError(f"cannot build the tokenizer for {name}: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
     if weights is None:
         weights = resolve_clip_weights(name, tag, explicit=config.clip_checkpoint, cache_dir=config.cache_dir,
                                        offline=offline_requested(config.offline))
@@ -78,10 +83,6 @@ def create_open_clip(config: StyleConfig, device: torch.device, weights: Weights
                                        weights_only=True)
     except Exception as exc:  # open_clip raises RuntimeError/KeyError/pickle errors for bad files
         raise WeightsError(describe_load_error(weights.path, exc)) from exc
-    try:
-        tokenizer = open_clip.get_tokenizer(name)
-    except Exception as exc:
-        raise WeightsError(f"cannot build the tokenizer for {name}: {type(exc).__name__}: {exc}") from exc
     preprocess = dict(open_clip.get_model_preprocess_cfg(model))
     rewritten = speed_up_vision_tower(model.visual) if fast_vit else 0
     provenance = {"family": "open_clip", "model": name, "pretrained": tag, "quick_gelu": quick_gelu,

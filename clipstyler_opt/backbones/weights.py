@@ -82,8 +82,11 @@ def _one_line(exc: BaseException) -> str:
 
 
 def check_reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """Fail in seconds, not minutes, when there is no route to the download host."""
+    """Fail in seconds, not minutes, when there is no route to the download host. Behind a
+    proxy the download goes through the proxy, so the direct probe is skipped."""
     parsed = urlparse(url)
+    if parsed.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(parsed.hostname or ""):
+        return
     host, port = parsed.hostname or "", parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -94,7 +94,7 @@ class JobRunner:
                                     settings_hash=result.metadata.get("settings_hash"), digest=digest,
                                     timings=timings)
                 self.writer.append(record)
-            self._warn_once(result.warnings + notes)
+            self._warn_once(notes)  # the engine has already logged result.warnings
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # isolate: unreadable input, CUDA out of memory, non-finite loss, ...

@@ -113,10 +113,10 @@ def _short(text: str, limit: int) -> str:
 @click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Output folder: DIR/<prompt-slug>/<input path below its INPUT>.<format>, plus "
                    "DIR/manifest.jsonl.")
-@click.option("-r", "--recursive", is_flag=True, help="Search INPUT folders' subfolders too.")
+@click.option("-r", "--recursive/--no-recursive", default=False, help="Search INPUT folders' subfolders too.")
 @click.option("--format", "format", type=click.Choice(OUTPUT_CHOICES), default="png", show_default=True,
               help="Output image format.")
-@click.option("--overwrite", is_flag=True, help="Redo jobs whose output already exists with the same settings.")
+@click.option("--overwrite/--no-overwrite", default=False, help="Redo jobs whose output already exists with the same settings.")
 @click.option("--shard", metavar="I/N",
               help="Do only shard I of N (0 <= I < N) of the job list, e.g. one per SLURM array task. "
                    "Under torchrun the shard is split again between the ranks.")

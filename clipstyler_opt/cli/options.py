@@ -32,8 +32,9 @@ def style_options(func: F) -> F:
     for f in reversed(dataclasses.fields(StyleConfig)):
         flag = "--" + f.name.replace("_", "-")
         help_text = f"[{f.metadata['group']}] {f.metadata['help']}"
-        if hints[f.name] is bool:
-            option = click.option(flag, f.name, is_flag=True, default=f.default, help=help_text)
+        if hints[f.name] is bool:  # --x/--no-x, so that a config file's `x = true` can be undone
+            option = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default, show_default=True,
+                                  help=help_text)
         else:
             option = click.option(flag, f.name, type=_param_type(hints[f.name], f.metadata), default=f.default,
                                   show_default=f.default is not None, help=help_text)

@@ -48,7 +48,7 @@ def run(image: Path, prompt: str, output: Path | None, quiet: bool, verbose: boo
         result = stylizer.stylize(loaded, prompt, progress=bar, on_frame=frames)
     finally:
         bar.close()
-    for note in result.warnings + result.save(output):
+    for note in result.save(output):  # the engine has already logged result.warnings
         log.warning(note)
     if level:
         click.echo(f"wrote {output} ({result.image.width}x{result.image.height}, {config.steps} steps in "
