@@ -252,7 +252,7 @@ class _Optimisation:
                 self._emit_frame(on_frame, step, unet, padded, size)
             if progress is not None:
                 progress(Progress(step, cfg.steps, losses, time.perf_counter() - loop_start, lr,
-                                  skipped=bool(skipped and skipped[-1] == step)))
+                                  skipped=not updated))
         if len(skipped) == cfg.steps:
             raise OptimisationError(f"{self.loaded.source}: every step was skipped (non-finite loss or gradient)")
         return history, skipped, step_times

@@ -20,7 +20,6 @@ _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 class Runtime:
     device: torch.device
     precision: str  # what is actually used: fp32, fp16 or bf16
-    requested_precision: str
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -114,9 +113,9 @@ def _auto_precision(device: torch.device) -> str:
 def resolve_runtime(device_spec: str, precision: str) -> Runtime:
     device = resolve_device(device_spec)
     if precision == "auto":
-        return Runtime(device, _auto_precision(device), precision)
+        return Runtime(device, _auto_precision(device))
     ok, reason = _supported(precision, device)
     if ok:
-        return Runtime(device, precision, precision)
+        return Runtime(device, precision)
     note = f"precision {precision} requested, but {reason}: running in fp32 instead"
-    return Runtime(device, "fp32", precision, (note,))
+    return Runtime(device, "fp32", (note,))

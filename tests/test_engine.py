@@ -115,7 +115,7 @@ def test_fp16_gradient_scaling_path_skips_non_finite_steps(tiny_config: StyleCon
 
     register_backbone("flaky-fp16", lambda config, device: _FlakyBackbone({3}))
     stylizer = Stylizer(toy.toy_config(tiny_config, backbone="flaky-fp16", steps=4))
-    stylizer.runtime = Runtime(torch.device("cpu"), "fp16", "fp16")
+    stylizer.runtime = Runtime(torch.device("cpu"), "fp16")
     result = stylizer.stylize(photo, "red")
     assert result.precision == "fp16"
     assert 2 in result.skipped_steps

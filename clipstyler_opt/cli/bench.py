@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..bench import run_benchmark, temporary_checkpoints
 from ..config import PRECISIONS, StyleConfig
+from ..precision import resolve_runtime
 from ..provenance import package_versions
 from .options import verbosity
 
@@ -47,8 +48,6 @@ def bench(image: Path | None, precisions: tuple[str, ...], steps: int, rounds: i
         raise click.UsageError("--image is required when examples/ is not present")
     config = StyleConfig(size=size, crops=crops, crop_size=crop_size, clip_model=clip_model, device=device,
                          clip_checkpoint=clip_checkpoint, vgg_checkpoint=vgg_checkpoint)
-    from ..precision import resolve_runtime
-
     auto = resolve_runtime(device, "auto").precision
     chosen = list(dict.fromkeys(precisions or ["fp32", auto]))
     config, tmp = temporary_checkpoints(config)

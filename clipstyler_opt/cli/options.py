@@ -15,7 +15,6 @@ from ..config import StyleConfig, load_toml
 __all__ = ["style_options", "verbosity_options", "config_file_option", "split_config", "configure_logging"]
 
 F = Callable[..., Any]
-_GROUP_TITLES = {"method": "method", "weights": "weights", "runtime": "runtime"}
 
 
 def _param_type(hint: Any, meta: typing.Mapping[str, Any]) -> click.ParamType:
