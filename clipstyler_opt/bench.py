@@ -11,9 +11,7 @@ CLIP weights left trainable), on the same backbones and losses, as a baseline fo
 
 from __future__ import annotations
 
-import logging
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +20,15 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .backbones.random_init import randomised, write_random_vgg
+from .backbones.spec import BackboneSpec
 from .config import StyleConfig
 from .engine import Progress, Stylizer, pad_to_multiple, working_size
 from .imageio import load_image, pil_to_tensor
-from .losses import LossWeights, content_loss, directional_loss, thresholded_mean, total_variation
+from .losses import content_loss, directional_loss, thresholded_mean, total_variation
 from .unet import UNet
 
-__all__ = ["BenchRow", "write_random_checkpoints", "run_benchmark", "temporary_checkpoints"]
+__all__ = ["BenchRow", "BenchVariant", "run_benchmark", "random_weights"]
 
 PROMPT = "starry night by Vincent van Gogh"
 
@@ -45,22 +45,19 @@ class BenchRow:
         return statistics.median(self.step_times) if self.step_times else float("nan")
 
 
-def write_random_checkpoints(folder: Path, clip_model: str) -> tuple[Path, Path]:
-    import open_clip
-    import torchvision
-    from safetensors.torch import save_file
+@dataclass(frozen=True)
+class BenchVariant:
+    label: str
+    config: StyleConfig
 
-    torch.manual_seed(0)
-    clip_path, vgg_path = folder / f"{clip_model}-random.safetensors", folder / "vgg19-random.pth"
-    logging.disable(logging.WARNING)  # open_clip warns that no pretrained weights were loaded: intended here
-    try:
-        model = open_clip.create_model(clip_model)
-    finally:
-        logging.disable(logging.NOTSET)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(clip_path))
-    features = torchvision.models.vgg19(weights=None).features
-    torch.save({f"features.{k}": v for k, v in features.state_dict().items()}, vgg_path)
-    return clip_path, vgg_path
+
+def random_weights(config: StyleConfig, folder: Path) -> StyleConfig:
+    """`config` with every backbone without a local file replaced by random-init files of its architecture."""
+    specs = [randomised(spec, folder) for spec in config.backbone_specs()]
+    clip_defaults = {name: StyleConfig.__dataclass_fields__[name].default
+                     for name in ("clip_model", "clip_pretrained", "clip_checkpoint")}
+    return config.replace(**clip_defaults, backbone=tuple(str(spec) for spec in specs),
+                          vgg_checkpoint=config.vgg_checkpoint or write_random_vgg(folder))
 
 
 def _reference_step_fn(stylizer: Stylizer, config: StyleConfig, content: torch.Tensor,
@@ -71,7 +68,8 @@ def _reference_step_fn(stylizer: Stylizer, config: StyleConfig, content: torch.T
 
     runtime = stylizer.runtime
     # open_clip's own modules, and trainable: the released code never freezes CLIP.
-    clip = create_open_clip(config, runtime.device, fast_vit=False).requires_grad_(True)
+    spec = stylizer.members[0].spec
+    clip = create_open_clip(spec, config.load_context(), runtime.device, fast_vit=False).requires_grad_(True)
     size = clip.input_size
     crop = transforms.RandomCrop(config.crop_size)
     augment = transforms.Compose([transforms.RandomPerspective(fill=0, p=1, distortion_scale=config.distortion),
@@ -81,7 +79,8 @@ def _reference_step_fn(stylizer: Stylizer, config: StyleConfig, content: torch.T
     device = content.device
     unet = UNet(config.unet_width).to(device)
     optimizer = torch.optim.Adam(unet.parameters(), lr=config.lr)
-    w = LossWeights(config.lambda_patch, config.lambda_dir, config.lambda_content, config.lambda_tv)
+    w = config
+    threshold = config.threshold if config.threshold is not None else 0.7
     with torch.no_grad(), runtime.autocast():
         e_c = F.normalize(clip.encode_image(F.interpolate(content, size=size, mode="bicubic")).float(), dim=-1)
         reference_features = stylizer.vgg(content)
@@ -92,11 +91,11 @@ def _reference_step_fn(stylizer: Stylizer, config: StyleConfig, content: torch.T
             output = unet(padded)[..., :height, :width]
             patches = torch.cat([augment(crop(output.float())) for _ in range(config.crops)])
             loss_patch = thresholded_mean(directional_loss(clip.encode_image(patches), e_c, direction),
-                                          config.threshold)
+                                          threshold)
             whole = F.interpolate(output, size=size, mode="bicubic")
             loss_dir = directional_loss(clip.encode_image(whole), e_c, direction).mean()
-            loss = (w.patch * loss_patch + w.dir * loss_dir + w.tv * total_variation(output)
-                    + w.content * content_loss(stylizer.vgg(output), reference_features))
+            loss = (w.lambda_patch * loss_patch + w.lambda_dir * loss_dir + w.lambda_tv * total_variation(output)
+                    + w.lambda_content * content_loss(stylizer.vgg(output), reference_features))
         loss.backward()
         optimizer.step()
         if device.type == "cuda":
@@ -105,29 +104,31 @@ def _reference_step_fn(stylizer: Stylizer, config: StyleConfig, content: torch.T
     return step
 
 
-def run_benchmark(config: StyleConfig, image: Path, precisions: list[str], *, steps: int, rounds: int,
-                  reference: bool, on_step: Callable[[str], None] | None = None) -> list[BenchRow]:
-    """Per round, every variant runs one warm-up step plus `steps` timed steps."""
-    stylizers = {p: Stylizer(config.replace(precision=p)) for p in precisions}
-    rows = {p: BenchRow("clipstyler_opt", s.runtime.precision) for p, s in stylizers.items()}
+def run_benchmark(variants: list[BenchVariant], image: Path, *, steps: int, rounds: int, reference: bool,
+                  on_step: Callable[[str], None] | None = None) -> list[BenchRow]:
+    """Per round, every variant runs one warm-up step plus `steps` timed steps. The reference uses
+    the first variant's first backbone, device and precision."""
+    stylizers = [Stylizer(v.config) for v in variants]
+    rows = [BenchRow(v.label, s.runtime.precision) for v, s in zip(variants, stylizers)]
     loaded = load_image(image)
     reference_step = None
     if reference:
-        base = stylizers[precisions[0]]
+        base, config = stylizers[0], variants[0].config
         w, h = working_size(*loaded.rgb.size, config.size)
         content = pil_to_tensor(loaded.rgb.resize((w, h))).to(base.runtime.device)
-        direction = base.text_directions(PROMPT, config.source_text, config.templates)
+        member = base.members[0]
+        direction = F.normalize(member.texts(PROMPT, "imagenet") - member.texts(config.source_text, "imagenet"),
+                                dim=-1)
         reference_step = _reference_step_fn(base, config, content, direction)
-        rows["reference"] = BenchRow("CLIPstyler-style loop", base.runtime.precision)
+        rows.append(BenchRow("CLIPstyler-style loop", base.runtime.precision))
     for _ in range(rounds):
-        for key, stylizer in stylizers.items():
-            row = rows[key]
+        for row, stylizer in zip(rows, stylizers):
             marks: list[float] = []
 
-            def record(event: Progress, marks: list[float] = marks) -> None:
+            def record(event: Progress, marks: list[float] = marks, label: str = row.variant) -> None:
                 marks.append(event.elapsed)
                 if on_step:
-                    on_step(f"{row.variant} {row.precision}")
+                    on_step(label)
 
             _reset_peak(stylizer.runtime.device)
             stylizer.stylize(loaded, PROMPT, steps=steps + 1, progress=record)
@@ -138,10 +139,10 @@ def run_benchmark(config: StyleConfig, image: Path, precisions: list[str], *, st
             for _ in range(steps):
                 start = time.perf_counter()
                 reference_step()
-                rows["reference"].step_times.append(time.perf_counter() - start)
+                rows[-1].step_times.append(time.perf_counter() - start)
                 if on_step:
                     on_step("reference")
-    return list(rows.values())
+    return rows
 
 
 def _reset_peak(device: torch.device) -> None:
@@ -151,13 +152,3 @@ def _reset_peak(device: torch.device) -> None:
 
 def _peak(device: torch.device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-
-
-def temporary_checkpoints(config: StyleConfig, folder: str | None = None) -> tuple[StyleConfig, tempfile.TemporaryDirectory[str] | None]:
-    """Fill in random-init checkpoints for any backbone not given explicitly."""
-    if config.clip_checkpoint and config.vgg_checkpoint:
-        return config, None
-    tmp = tempfile.TemporaryDirectory(prefix="clipopt-bench-", dir=folder)
-    clip_path, vgg_path = write_random_checkpoints(Path(tmp.name), config.clip_model)
-    return config.replace(clip_checkpoint=config.clip_checkpoint or clip_path,
-                          vgg_checkpoint=config.vgg_checkpoint or vgg_path), tmp

@@ -12,29 +12,28 @@ import difflib
 import hashlib
 import json
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .backbones.spec import DEFAULT_BACKBONE, BackboneSpec, LoadContext
 from .errors import ConfigError
+from .filehash import file_sha256
+from .styles import FUSION_MODES, StyleImage
+from .templates import TEMPLATE_SETS
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised only on Python 3.10
-    import tomli as tomllib
 
-__all__ = ["StyleConfig", "load_toml", "MAX_SIZE", "TEMPLATE_SETS", "DEVICES", "PRECISIONS"]
+__all__ = ["StyleConfig", "MAX_SIZE", "TEMPLATE_CHOICES", "DEVICES", "PRECISIONS"]
 
 MAX_SIZE = 8192
-TEMPLATE_SETS = ("imagenet", "simple", "none")
+TEMPLATE_CHOICES = ("auto", *TEMPLATE_SETS)
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DEVICES = "auto|cpu|cuda[:N]|mps"
 
 
 def _opt(default: Any, help: str, *, group: str, output: bool | str = True, **extra: Any) -> Any:
     """A config field. `output=False` marks settings that cannot change the result image;
-    `output="file"` a file that can, identified by name and size."""
+    `output="file"` a file that can, identified by name and SHA-256."""
     return field(default=default, metadata={"help": help, "group": group, "output": output, **extra})
 
 
@@ -51,11 +50,13 @@ class StyleConfig:
     crop_size: int = _opt(128, "Side of each random crop in pixels.", group="method")
     distortion: float = _opt(0.5, "Perspective distortion scale of each crop (0 disables the warp).",
                              group="method")
-    threshold: float = _opt(0.7, "Patch-loss rejection threshold: crop losses below it count as 0.",
-                            group="method")
+    threshold: float | None = _opt(None, "Patch-loss rejection threshold τ for every backbone: crop losses "
+                                         "below it count as 0 (default: the backbone's calibrated value, "
+                                         "0.7 for CLIP ViT-B/32).", group="method")
     source_text: str = _opt("a Photo", "Text describing the content image's domain.", group="method")
-    templates: str = _opt("imagenet", "Prompt templates averaged per text.", group="method",
-                          choices=TEMPLATE_SETS)
+    templates: str = _opt("auto", "Prompt templates averaged per text: imagenet (CLIPstyler's 79), imagenet80 "
+                                  "(CLIP's 80), simple, none; auto: the backbone's default.", group="method",
+                          choices=TEMPLATE_CHOICES)
     lambda_patch: float = _opt(9000.0, "Weight of the patch directional CLIP loss.", group="method")
     lambda_dir: float = _opt(500.0, "Weight of the global directional CLIP loss.", group="method")
     lambda_content: float = _opt(150.0, "Weight of the VGG19 content loss.", group="method")
@@ -65,19 +66,44 @@ class StyleConfig:
                           group="method")
     seed: int = _opt(0, "Random seed (U-Net init and crops); recorded in every output.", group="method")
 
+    # --- creative control (off by default: the paper's method) ---
+    fusion: str = _opt("directions", "How a multi-style prompt 'A:0.7 | B:0.3' is combined: directions (one "
+                                     "direction from the weighted text embeddings) or losses (a weighted sum of "
+                                     "per-style losses).", group="style", choices=FUSION_MODES)
+    style_image: tuple[str, ...] = _opt((), "Style image FILE[:WEIGHT] to guide with, instead of or with the text; "
+                                            "repeatable.", group="style", multiple=True, metavar="FILE[:W]")
+    style_strength: float | None = _opt(None, "One knob in [0, 1] for the content/style balance: the content "
+                                              "weight is multiplied by 8^(1 - 2S) (0.5 keeps it; 1 is the most "
+                                              "stylised).", group="style")
+    keep_colors: bool = _opt(False, "Keep the photo's colours: only the stylised luminance (YCbCr Y) is used.",
+                             group="style")
+    output_size: str | int | None = _opt(None, "Render the saved image at another size: 'full' (the input's "
+                                               "size) or N pixels on the long side (tiled when large). Default: "
+                                               "the working size.", group="style")
+    animation: str | None = _opt(None, "Also write the optimisation as an animation: a file (.gif, .webp, .mp4), "
+                                       "or just gif/webp/mp4 for <output stem>.<ext> (mp4 needs the video "
+                                       "extra).", group="style", output=False)
+
     # --- backbones and weights ---
-    backbone: str = _opt("open_clip", "Vision-language backbone family (a registered name).", group="weights")
+    backbone: tuple[str, ...] = _opt((), "Vision-language backbone SPEC; repeat for a weighted ensemble. SPEC is "
+                                         "MODEL/TAG, hf-hub:ORG/NAME or local-dir:FOLDER, then optional :WEIGHT, "
+                                         ":tau=T, :templates=SET, :file=WEIGHTS, :tokenizer=FOLDER (e.g. "
+                                         "ViT-B-16-SigLIP/webli:0.5). Default: the --clip-* options, i.e. "
+                                         f"{DEFAULT_BACKBONE}.", group="weights", multiple=True)
     clip_model: str = _opt("ViT-B-32-quickgelu", "open_clip architecture name.", group="weights")
     clip_pretrained: str = _opt("openai", "open_clip pretrained tag.", group="weights")
     clip_checkpoint: Path | None = _opt(None, "Local CLIP weights file (.safetensors, .bin, .pt); skips the cache "
                                               "and download.", group="weights", output="file", path=True)
-    clip_model_config: Path | None = _opt(None, "JSON architecture file to register with open_clip before "
-                                                "building --clip-model.", group="weights", output="file",
-                                                path=True)
+    clip_model_config: tuple[Path, ...] = _opt((), "JSON architecture file to register with open_clip (the model "
+                                                   "is named after the file); repeatable.", group="weights",
+                                                output="file", path=True, multiple=True)
     vgg_checkpoint: Path | None = _opt(None, "Local VGG19 weights file (torchvision layout); skips the cache and "
                                              "download.", group="weights", output="file", path=True)
     cache_dir: Path | None = _opt(None, "Extra weights cache folder (searched first; downloads go there).",
                                   group="weights", output=False, path=True)
+    portable_metadata: bool = _opt(False, "Record inputs and weights by file name and sha256 only, also in the "
+                                          "sidecar (embedded metadata never holds absolute paths).",
+                                   group="runtime", output=False)
     offline: bool = _opt(False, "Never download; use only local files and caches (also CLIPOPT_OFFLINE=1).",
                          group="weights", output=False)
 
@@ -89,6 +115,12 @@ class StyleConfig:
                               "(0: off).", group="runtime", output=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.backbone, str):  # StyleConfig(backbone="SPEC") for one member
+            object.__setattr__(self, "backbone", (self.backbone,))
+        object.__setattr__(self, "backbone", tuple(self.backbone))
+        configs = self.clip_model_config
+        configs = (configs,) if isinstance(configs, (str, Path)) else tuple(configs or ())
+        object.__setattr__(self, "clip_model_config", tuple(Path(c) for c in configs))
         def fail(name: str, rule: str) -> None:
             raise ConfigError(f"{name.replace('_', '-')} must be {rule}, got {getattr(self, name)!r}")
 
@@ -101,7 +133,11 @@ class StyleConfig:
             fail("save_every", "0 (off) or positive")
         if not 0 <= self.seed < 2**63:
             fail("seed", "in [0, 2**63)")
-        for name in ("lr", "lr_decay_factor", "distortion", "threshold", "lambda_patch", "lambda_dir",
+        if self.threshold is not None and not (math.isfinite(self.threshold) and -1.0 <= self.threshold <= 3.0):
+            fail("threshold", "in [-1, 3] (a directional loss lies in [0, 2])")
+        self.backbone_specs()  # a bad spec fails here, before any weights load
+        _check_style_options(self, fail)
+        for name in ("lr", "lr_decay_factor", "distortion", "lambda_patch", "lambda_dir",
                      "lambda_content", "lambda_tv"):
             if not math.isfinite(getattr(self, name)):
                 fail(name, "a finite number")
@@ -118,6 +154,45 @@ class StyleConfig:
             if getattr(self, name) not in choices:
                 fail(name, f"one of {', '.join(choices)}")
 
+    def term_weight(self, name: str) -> float:
+        """λ for the loss term `name`: the `lambda_<name>` field, with --style-strength applied."""
+        weight = float(getattr(self, f"lambda_{name}"))
+        if name == "content" and self.style_strength is not None:
+            weight *= CONTENT_SCALE_BASE ** (1.0 - 2.0 * self.style_strength)
+        return weight
+
+    def style_images(self) -> list[StyleImage]:
+        return [StyleImage.parse(text) for text in self.style_image]
+
+    def frame_interval(self) -> int:
+        """Steps between frames for --save-every and --animation (0: none)."""
+        if self.save_every:
+            return self.save_every
+        return max(1, self.steps // ANIMATION_FRAMES) if self.animation else 0
+
+    # --- backbones ---
+    def backbone_specs(self) -> list[BackboneSpec]:
+        """The ensemble's members: --backbone specs, or one member from the --clip-* options."""
+        legacy = BackboneSpec(self.clip_model, self.clip_pretrained,
+                              file=Path(self.clip_checkpoint).expanduser() if self.clip_checkpoint else None)
+        if not self.backbone:
+            return [legacy]
+        defaults = StyleConfig.__dataclass_fields__
+        changed = [name for name in ("clip_model", "clip_pretrained", "clip_checkpoint")
+                   if getattr(self, name) != defaults[name].default]
+        if changed:
+            raise ConfigError(f"--backbone and --{changed[0].replace('_', '-')} both name a backbone; "
+                              "use --backbone MODEL:file=PATH instead")
+        specs = [BackboneSpec.parse(text) for text in self.backbone]
+        if len({str(s) for s in specs}) != len(specs):
+            raise ConfigError("the same --backbone is given twice")
+        return specs
+
+    def load_context(self) -> LoadContext:
+        from .backbones.weights import offline_requested
+
+        return LoadContext(self.cache_dir, offline_requested(self.offline), self.clip_model_config)
+
     # --- introspection used by the CLI, TOML loading and provenance ---
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -130,19 +205,30 @@ class StyleConfig:
     def replace(self, **changes: Any) -> "StyleConfig":
         unknown = sorted(set(changes) - set(self.field_names()))
         if unknown:
-            raise ConfigError(_unknown_message(unknown[0], self.field_names()))
+            raise ConfigError(unknown_setting_message(unknown[0], self.field_names()))
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(self).items()}
+        def plain(value: Any) -> Any:
+            if isinstance(value, tuple):
+                return [plain(v) for v in value]
+            return str(value) if isinstance(value, Path) else value
+
+        return {k: plain(v) for k, v in dataclasses.asdict(self).items()}
 
     def output_settings(self) -> dict[str, Any]:
         """The settings that can change the output image (used for provenance and resume checks).
-        Files count by name and size, so other weights change the settings but moving them does not."""
+        Files count by name and SHA-256, so other weights change the settings but moving them does not."""
         values = self.to_dict()
-        settings = {}
+        settings: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.metadata["output"] == "file":
+            if f.name == "backbone":
+                settings[f.name] = [_spec_identity(spec) for spec in self.backbone_specs()] if self.backbone else []
+            elif f.name == "style_image":
+                settings[f.name] = [[_file_identity(image.path), image.weight] for image in self.style_images()]
+            elif f.metadata["output"] == "file" and f.metadata.get("multiple"):
+                settings[f.name] = [_file_identity(path) for path in getattr(self, f.name)]
+            elif f.metadata["output"] == "file":
                 settings[f.name] = _file_identity(getattr(self, f.name))
             elif f.metadata["output"]:
                 settings[f.name] = values[f.name]
@@ -154,35 +240,50 @@ class StyleConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+CONTENT_SCALE_BASE = 8.0  # --style-strength 0 / 1 multiply the content weight by 8 / 1/8
+ANIMATION_FRAMES = 50  # frames of an --animation when --save-every is not given
+MAX_OUTPUT_SIZE = 32768
+
+
+def _check_style_options(config: "StyleConfig", fail: Any) -> None:
+    if config.style_strength is not None and not (math.isfinite(config.style_strength)
+                                                  and 0.0 <= config.style_strength <= 1.0):
+        fail("style_strength", "in [0, 1]")
+    size = config.output_size
+    if size is not None:
+        text = str(size).strip().lower()
+        if text != "full" and not (text.isdigit() and 16 <= int(text) <= MAX_OUTPUT_SIZE):
+            fail("output_size", f"'full' or a long side between 16 and {MAX_OUTPUT_SIZE} pixels")
+        object.__setattr__(config, "output_size", text)
+    if config.animation is not None:
+        from .animation import check_animation_path
+
+        target = config.animation
+        check_animation_path(target if "." in Path(target).name else f"x.{target}")
+    config.style_images()  # a missing file or a bad weight fails here, before any weights load
+
+
+def _spec_identity(spec: BackboneSpec) -> dict[str, Any]:
+    identity = spec.identity()
+    for key in ("file", "tokenizer"):
+        path = getattr(spec, key)
+        if path is not None and Path(path).is_file():
+            identity[key] = _file_identity(path)
+    return identity
+
+
 def _file_identity(path: Path | None) -> str | None:
+    """A file as a setting: its name and the SHA-256 of its bytes (cached across runs, see
+    filehash), so other weights change the settings hash but moving a file does not."""
     if path is None:
         return None
     try:
-        return f"{Path(path).name} ({Path(path).expanduser().stat().st_size} bytes)"
-    except OSError:
-        return Path(path).name
+        return f"{Path(path).name} (sha256 {file_sha256(Path(path))})"
+    except OSError:  # the run itself reports the missing file; no recorded hash can match this
+        return f"{Path(path).name} (unreadable)"
 
 
-def _unknown_message(key: str, known: tuple[str, ...]) -> str:
+def unknown_setting_message(key: str, known: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown setting {key!r}{hint}"
-
-
-def load_toml(path: Path, known_keys: tuple[str, ...]) -> dict[str, Any]:
-    """Read a flat TOML file of options. Keys may use '-' or '_'. Unknown keys are an error,
-    never ignored."""
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = key.replace("-", "_")
-        if name not in known_keys:
-            raise ConfigError(f"{path}: {_unknown_message(name, known_keys)}")
-        values[name] = value
-    return values

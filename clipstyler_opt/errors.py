@@ -14,6 +14,7 @@ __all__ = [
     "DeviceError",
     "OptimisationError",
     "BatchFailures",
+    "ResourceError",
     "EXIT_OK",
     "EXIT_INTERNAL",
     "EXIT_USAGE",
@@ -75,15 +76,24 @@ class BatchFailures(ClipoptError):
     exit_code = 8
 
 
+class ResourceError(ClipoptError):
+    """The run would not fit, or did not fit, in the device's memory."""
+
+    exit_code = 9
+
+
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
     EXIT_INTERNAL: "unexpected internal error (run with -v for the traceback)",
-    EXIT_USAGE: "invalid command line, option or config file",
-    InputImageError.exit_code: "input image missing, unreadable, corrupt, a decompression bomb, or of an absurd size",
+    EXIT_USAGE: "invalid command line, option or config file, or an output that would overwrite an input",
+    InputImageError.exit_code: "input image missing, unreadable, not a regular file, over the size limit, "
+                               "not in an accepted format, corrupt, a decompression bomb, or of an absurd size",
     WeightsError.exit_code: "backbone weights not found locally and not downloadable (offline or no network)",
-    OutputError.exit_code: "output cannot be written",
+    OutputError.exit_code: "output cannot be written (folder not writable, disk full, name too long, unknown extension)",
     DeviceError.exit_code: "requested device is not available",
     OptimisationError.exit_code: "optimisation failed (non-finite loss on every step)",
     BatchFailures.exit_code: "batch finished but some jobs failed (see the manifest)",
-    EXIT_INTERRUPTED: "interrupted (Ctrl-C); finished outputs are kept, a rerun resumes",
+    ResourceError.exit_code: "not enough memory for this run (the message names a smaller --size/--crops)",
+    10: "another batch is using the output folder (or the same shard is running)",  # batch.lock.BatchLocked
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); finished outputs are kept, a rerun resumes",
 }

@@ -1,44 +1,58 @@
-"""Image loading (EXIF, modes, bombs, absurd sizes) and atomic saving with provenance metadata."""
+"""Image loading: allowed formats only, file size and header checked before the pixels are read,
+EXIF orientation, modes, bombs, absurd sizes. Saving lives in `outputs` (re-exported here)."""
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
+import math
 import os
-import tempfile
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputImageError, OutputError
+from .errors import ConfigError, InputImageError
+from .outputs import (OUTPUT_FORMATS, check_writable, frame_writer, output_format, refuse_overwriting_inputs,
+                      same_file, save_image, save_image_exclusive, sidecar_path, write_atomic)
 
 __all__ = [
     "ImageSource",
     "LoadedImage",
     "load_image",
+    "max_input_bytes",
+    "same_file",
+    "refuse_overwriting_inputs",
+    "check_writable",
+    "output_format",
     "save_image",
+    "save_image_exclusive",
     "write_atomic",
     "sidecar_path",
     "frame_writer",
     "pil_to_tensor",
     "tensor_to_pil",
     "OUTPUT_FORMATS",
+    "INPUT_FORMATS",
     "MAX_PIXELS",
     "MAX_ASPECT",
+    "MAX_INPUT_BYTES",
+    "MAX_INPUT_ENV",
 ]
 
 ImageSource = Union[str, os.PathLike, Image.Image, torch.Tensor]
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+# Raster formats Pillow decodes in-process. Never EPS/PS/PDF (Ghostscript) or anything that runs a program.
+INPUT_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "PPM", "TGA", "ICO", "QOI", "JPEG2000",
+                 "AVIF")
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's decompression-bomb threshold
 MAX_ASPECT = 32
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+MAX_INPUT_BYTES = 512 * 2**20
+MAX_INPUT_ENV = "CLIPOPT_MAX_INPUT_MB"
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
@@ -50,36 +64,80 @@ class LoadedImage:
     sha256: str | None  # of the file's bytes, when loaded from a file
 
 
+def max_input_bytes() -> int:
+    """The largest input file read: MAX_INPUT_BYTES, or $CLIPOPT_MAX_INPUT_MB mebibytes."""
+    raw = os.environ.get(MAX_INPUT_ENV, "").strip()
+    if not raw:
+        return MAX_INPUT_BYTES
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and megabytes > 0):
+        raise ConfigError(f"{MAX_INPUT_ENV}={raw!r}: must be a positive number of MiB")
+    return int(megabytes * 2**20)
+
+
 def load_image(source: ImageSource) -> LoadedImage:
     if isinstance(source, torch.Tensor):
         return _split_alpha(_tensor_to_input_pil(source), "<tensor>", None)
     if isinstance(source, Image.Image):
         return _split_alpha(_check_size(ImageOps.exif_transpose(source), "<PIL image>"), "<PIL image>", None)
     path = Path(source)
-    if not path.exists():
-        raise InputImageError(f"{path}: no such file")
-    if not path.is_file():
-        raise InputImageError(f"{path}: not a file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    image = _decode(data, str(path))
+    data = _read_checked(path)
+    image = _decode(io.BytesIO(data), str(path), load=True)
     return _split_alpha(image, str(path), hashlib.sha256(data).hexdigest())
 
 
-def _decode(data: bytes, name: str) -> Image.Image:
+def _read_checked(path: Path) -> bytes:
+    """The file's bytes, read only once it is known to be a regular file of at most
+    `max_input_bytes()` whose image header names an allowed format and a sane size."""
+    name, limit = str(path), max_input_bytes()
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):  # a FIFO or device is never opened
+            raise InputImageError(f"{name}: {'a folder' if stat.S_ISDIR(mode) else 'not a regular file'}")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())  # the file actually opened, if it was swapped since the stat
+            if not stat.S_ISREG(info.st_mode):
+                raise InputImageError(f"{name}: not a regular file")
+            if info.st_size > limit:
+                raise InputImageError(f"{name}: {info.st_size} bytes is larger than the limit of {limit} "
+                                      f"(set {MAX_INPUT_ENV} to raise it)")
+            _decode(fh, name, load=False)  # header only: format and dimensions (closing it would close fh)
+            fh.seek(0)
+            data = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise InputImageError(f"{name}: no such file") from None
+    except OSError as exc:
+        raise InputImageError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise InputImageError(f"{name}: grew beyond the limit of {limit} bytes while being read")
+    return data
+
+
+def _allowed_formats() -> list[str]:
+    Image.init()
+    return [fmt for fmt in INPUT_FORMATS if fmt in Image.OPEN]
+
+
+def _decode(fp: Any, name: str, *, load: bool) -> Image.Image:
+    """Open `fp` with the allowed decoders only; check the size the header declares before
+    any pixels are decoded; with `load`, decode and apply the EXIF orientation."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(fp, formats=_allowed_formats())
             _check_size(image, name)
-            image.load()
-            image = ImageOps.exif_transpose(image)
+            if load:
+                image.load()
+                image = ImageOps.exif_transpose(image)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise InputImageError(f"{name}: image is larger than {MAX_PIXELS} pixels (decompression bomb?)") from None
         except UnidentifiedImageError:
-            raise InputImageError(f"{name}: not an image file (or an unsupported format)") from None
+            raise InputImageError(f"{name}: not an image in an accepted format "
+                                  f"({', '.join(_allowed_formats())})") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise InputImageError(f"{name}: corrupt or truncated image ({str(exc).splitlines()[0]})") from None
     return image
@@ -146,81 +204,3 @@ def tensor_to_pil(tensor: torch.Tensor) -> Image.Image:
     t = t[0] if t.dim() == 4 else t
     array = (t.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return Image.fromarray(array, "RGB")
-
-
-# --- saving ---
-
-def sidecar_path(output: Path) -> Path:
-    return output.with_name(output.name + ".json")
-
-
-def write_atomic(path: Path, write: Any) -> None:
-    """Call `write(file_object)` on a temporary file beside `path`, fsync, then rename over `path`."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give outputs the usual permissions
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def output_format(path: Path) -> str:
-    try:
-        return OUTPUT_FORMATS[path.suffix.lower()]
-    except KeyError:
-        raise OutputError(f"{path}: unsupported output extension {path.suffix or '(none)'!r}; "
-                          f"use one of {', '.join(sorted(OUTPUT_FORMATS))}") from None
-
-
-def save_image(image: Image.Image, path: Path, metadata: dict[str, Any] | None = None, *,
-               sidecar: bool = True) -> list[str]:
-    """Write `image` atomically in the format its extension names, with `metadata` embedded
-    (PNG text chunks; EXIF ImageDescription for JPEG/WebP) and, if `sidecar`, a JSON file
-    beside it. Returns warnings (e.g. alpha dropped for JPEG)."""
-    path = Path(path)
-    fmt = output_format(path)
-    notes: list[str] = []
-    if fmt == "JPEG" and image.mode == "RGBA":
-        notes.append(f"{path.name}: JPEG has no alpha channel; transparency was dropped")
-        image = image.convert("RGB")
-    blob = json.dumps(metadata or {}, sort_keys=True)
-    options: dict[str, Any] = {}
-    if fmt == "PNG":
-        info = PngImagePlugin.PngInfo()
-        info.add_text("Software", "clipstyler_opt")
-        for key in ("prompt", "seed"):
-            if metadata and key in metadata:
-                info.add_itxt(key, str(metadata[key]))
-        info.add_itxt("clipstyler_opt", blob)
-        options["pnginfo"] = info
-    else:
-        exif = Image.Exif()
-        exif[0x0131] = "clipstyler_opt"  # Software
-        exif[0x010E] = blob  # ImageDescription; json.dumps output is ASCII
-        options.update(exif=exif, quality=95)
-    write_atomic(path, lambda fh: image.save(fh, format=fmt, **options))
-    if sidecar:
-        write_atomic(sidecar_path(path), lambda fh: fh.write(json.dumps(metadata or {}, indent=2,
-                                                                          sort_keys=True).encode()))
-    return notes
-
-
-def frame_writer(output: Path, metadata: dict[str, Any]) -> Callable[[int, Image.Image], None]:
-    """Saves intermediate frames as `<output stem>_frames/<step>.png` (for --save-every)."""
-    folder = Path(output).with_name(f"{Path(output).stem}_frames")
-
-    def save_frame(step: int, frame: Image.Image) -> None:
-        save_image(frame, folder / f"{step:05d}.png", {**metadata, "step": step}, sidecar=False)
-
-    return save_frame

@@ -8,7 +8,8 @@ from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .engine import Result, Stylizer
+    from .backbones.ensemble import Member
+    from .engine import Result
     from .imageio import LoadedImage
 
 __all__ = ["provenance", "package_versions"]
@@ -16,7 +17,8 @@ __all__ = ["provenance", "package_versions"]
 
 def package_versions() -> dict[str, str]:
     versions = {}
-    for name in ("clipstyler_opt", "torch", "torchvision", "open_clip_torch", "kornia", "pillow"):
+    for name in ("clipstyler_opt", "torch", "torchvision", "open_clip_torch", "kornia", "pillow", "timm",
+                 "transformers"):
         try:
             versions[name] = _metadata.version(name)
         except _metadata.PackageNotFoundError:
@@ -25,9 +27,41 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def provenance(result: "Result", loaded: "LoadedImage", stylizer: "Stylizer") -> dict[str, Any]:
+def weights_record(path: str | None, origin: str | None) -> dict[str, Any]:
+    """A weights file by path, name and sha256 (the hash identifies it wherever it is copied)."""
+    from pathlib import Path
+
+    from .filehash import file_sha256
+
+    if path is None or not Path(path).is_file():
+        return {"weights": path, "weights_origin": origin}
+    return {"weights": path, "weights_name": Path(path).name, "weights_sha256": file_sha256(Path(path)),
+            "weights_origin": origin}
+
+
+def _sha(path: Any) -> dict[str, Any]:
+    from pathlib import Path
+
+    from .filehash import file_sha256
+
+    return {"name": Path(path).name, "sha256": file_sha256(Path(path))}
+
+
+def backbone_record(member: "Member", config: Any) -> dict[str, Any]:
+    from .backbones.ensemble import member_settings
+
+    record = {**member.backbone.provenance, "spec": str(member.spec), "weight": member.weight,
+              **member_settings(member.spec, config)}
+    if "weights" in record:
+        record.update(weights_record(record["weights"], record.get("weights_origin")))
+    return record
+
+
+def provenance(result: "Result", loaded: "LoadedImage", *, members: "list[Member]",
+               content_network: dict[str, Any], objective: dict[str, Any], target: dict[str, Any],
+               interrupted_at_step: int | None = None) -> dict[str, Any]:
     config = result.config
-    return {
+    record = {
         "tool": "clipstyler_opt",
         "prompt": result.prompt,
         "seed": result.seed,
@@ -38,12 +72,21 @@ def provenance(result: "Result", loaded: "LoadedImage", stylizer: "Stylizer") ->
         "device": result.device,
         "precision": result.precision,
         "requested_precision": config.precision,
-        "backbone": dict(stylizer.backbone.provenance),
-        "content_network": dict(stylizer.vgg_provenance),
+        "style": target,
+        "style_images": [{"path": str(image.path), "weight": image.weight,
+                          **_sha(image.path)} for image in config.style_images()],
+        "backbones": [backbone_record(member, config) for member in members],
+        "objective": objective,
+        "content_network": {**content_network, **weights_record(content_network.get("weights"),
+                                                                 content_network.get("weights_origin"))},
         "losses": result.losses,
+        "history": result.history,
         "skipped_steps": result.skipped_steps,
         "warnings": result.warnings,
         "timings": result.timings,
         "versions": package_versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if interrupted_at_step is not None:
+        record["interrupted_at_step"] = interrupted_at_step
+    return record

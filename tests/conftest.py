@@ -11,7 +11,7 @@ TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS / "netblock"))
 sys.path.insert(0, str(TESTS))
 
-from _netblock import block_network  # noqa: E402
+from _netblock import block_network, without_proxies  # noqa: E402
 
 import tiny  # noqa: E402
 
@@ -41,6 +41,7 @@ def isolated_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf" / "hub"))
     monkeypatch.setenv("TORCH_HOME", str(home / "torch"))
+    monkeypatch.setenv("CLIPOPT_CACHE_DIR", str(home / "clipopt"))
     monkeypatch.delenv("CLIPOPT_OFFLINE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     import huggingface_hub.constants as hf_constants
@@ -75,8 +76,9 @@ def photo() -> Path:
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for `python -m clipstyler_opt` subprocesses: network blocked the same way."""
-    env = dict(os.environ)
+    """Environment for `python -m clipstyler_opt` subprocesses: network blocked the same way
+    (tests/netblock/sitecustomize.py runs at start-up) and no proxy variables."""
+    env = without_proxies(dict(os.environ))
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "netblock"), str(TESTS), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"  # see one_torch_thread
     env.update(extra)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,10 +14,11 @@ from typing import Any
 
 import pytest
 
+from clipstyler_opt.batch import LOCK_NAME
 from clipstyler_opt.cli import main
 from conftest import subprocess_env
 from test_batch_support import (assert_readable_image, assert_same_result, last_run, make_photo_folder,
-                                prompt_flags, records, statuses, tiny_flags, visible_files)
+                                make_special_files, prompt_flags, records, statuses, tiny_flags, visible_files)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 TIMEOUT = 240
@@ -98,7 +101,7 @@ def test_sigint_exits_130_with_a_summary_and_a_consistent_manifest(photos: Path,
         assert_readable_image(out / record["output"])
     [summary] = [r for r in parsed if r["record"] == "summary"]
     assert summary["interrupted"] and summary["done"] == len(jobs)
-    assert not [p for p in visible_files(out) if p.name.startswith(".")]  # no temporary files left behind
+    assert [p.name for p in visible_files(out) if p.name.startswith(".")] == [LOCK_NAME]  # no temporary files left
     assert main(["batch", *map(str, args)]) == 0  # a second run resumes
     assert statuses(last_run(out)) == {"skipped": len(jobs), "done": 6 - len(jobs)}
 
@@ -117,7 +120,59 @@ def test_torchrun_two_ranks_write_one_manifest(photos: Path, tiny_paths: dict[st
     assert sorted(r["rank"] for r in jobs) == [0, 0, 1, 1]
     [summary] = records(out, "summary")
     assert (summary["world_size"], summary["done"], summary["jobs"]) == (2, 4, 4)
-    assert [p.name for p in out.iterdir() if p.is_file()] == ["manifest.jsonl"]  # rank journals merged
+    assert sorted(p.name for p in out.iterdir() if p.is_file()) == [LOCK_NAME, "manifest.jsonl"]  # journals merged
     assert main(["batch", *map(str, args), "-o", str(single), "-q"]) == 0
     for record in jobs:  # the same result on any rank as in one process
         assert_same_result(out / record["output"], single / record["output"])
+
+
+def _lock_is_held(lock_file: Path) -> bool:
+    try:
+        fd = os.open(lock_file, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_a_second_batch_on_the_same_folder_exits_10_at_once(photos: Path, tiny_paths: dict[str, Path],
+                                                            tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [photos / "chelsea.png", "-p", "starry night", "-o", out, "-q"]
+    first = start_batch(*args, *tiny_flags(tiny_paths, steps=100_000))  # runs until killed
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not _lock_is_held(out / LOCK_NAME):
+            if first.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the first batch never took its lock: {first.communicate(timeout=TIMEOUT)}")
+            time.sleep(0.05)
+        started = time.monotonic()
+        second = subprocess.run([sys.executable, "-m", "clipstyler_opt", "batch", *map(str, args),
+                                 *tiny_flags(tiny_paths)], env=subprocess_env(), capture_output=True, text=True,
+                                timeout=TIMEOUT)
+        waited = time.monotonic() - started
+        assert first.poll() is None  # the first one was holding the lock all along
+        assert second.returncode == 10, second.stderr
+        assert second.stderr.strip().splitlines() == [
+            f"error: {out} is in use by another clipopt batch; wait for it to finish or choose another -o"]
+        assert waited < 60  # interpreter start and imports only: it never waits for the lock
+    finally:
+        first.kill()
+        first.communicate(timeout=TIMEOUT)
+
+
+def test_a_folder_of_special_files_never_blocks_the_batch(tiny_paths: dict[str, Path], tmp_path: Path) -> None:
+    expected = make_special_files(tmp_path / "mixed")
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "clipstyler_opt", "batch", str(tmp_path / "mixed"), "-p", "x",
+                             "-o", str(out), "-q", *tiny_flags(tiny_paths)], env=subprocess_env(),
+                            capture_output=True, text=True, timeout=TIMEOUT)  # a hang fails here
+    assert result.returncode == 0, result.stderr
+    assert [r["relative"] for r in records(out)] == ["chelsea.png"]
+    [summary] = records(out, "summary")
+    assert {Path(s["input"]).name: s["reason"] for s in summary["skipped_inputs"]} == expected

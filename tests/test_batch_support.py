@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import socket
+import stat
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from PIL import Image
@@ -72,3 +77,45 @@ def assert_same_result(ours: Path, theirs: Path) -> None:
     assert sidecars[0]["settings_hash"] == sidecars[1]["settings_hash"]
     pixels = [np.asarray(Image.open(p).convert("RGB"), dtype=np.int16) for p in (ours, theirs)]
     assert pixels[0].shape == pixels[1].shape and np.abs(pixels[0] - pixels[1]).max() <= 4
+
+
+@contextmanager
+def fails_if_blocked(seconds: float = 20.0) -> Iterator[None]:
+    """Turn a hang (e.g. a FIFO opened for reading) into a test failure instead of a stuck run."""
+    def give_up(signum: int, frame: object) -> None:
+        raise TimeoutError(f"blocked for more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def make_special_files(folder: Path) -> dict[str, str]:
+    """A folder with one image and every kind of entry that must never be opened or used as an
+    input; returns {name: the reason discovery must give} (a device node only when root)."""
+    folder.mkdir(parents=True)
+    shutil.copy(EXAMPLES / "chelsea.png", folder / "chelsea.png")
+    os.mkfifo(folder / "pipe.png")
+    server = socket.socket(socket.AF_UNIX)
+    here = Path.cwd()
+    os.chdir(folder)  # a socket's path must be short: bind by its bare name
+    try:
+        server.bind("sock.png")
+    finally:
+        os.chdir(here)
+        server.close()  # the socket file stays
+    (folder / "dangling.png").symlink_to(folder / "missing.png")
+    (folder / "loop.png").symlink_to(folder / "loop.png")
+    (folder / "empty.png").touch()
+    (folder / "x.png").mkdir()
+    (folder / "notes.txt").write_text("not an image\n")
+    expected = {"pipe.png": "a FIFO (named pipe)", "sock.png": "a socket", "dangling.png": "dangling symbolic link",
+                "loop.png": "symbolic link loop", "empty.png": "empty file", "notes.txt": "not an image"}
+    if os.geteuid() == 0:
+        os.mknod(folder / "dev.png", stat.S_IFCHR | 0o600, os.makedev(1, 3))  # what /dev/null is
+        expected["dev.png"] = "a character device"
+    return expected

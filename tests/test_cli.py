@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -36,7 +37,8 @@ def test_help_lists_every_option_with_defaults() -> None:
     assert code == 0 and "Exit codes" in top
 
 
-def test_run_writes_image_and_metadata(tmp_path: Path, photo: Path, tiny_cli_args: list[str]) -> None:
+def test_run_writes_image_and_metadata(tmp_path: Path, photo: Path, tiny_cli_args: list[str],
+                                       tiny_paths: dict[str, Path]) -> None:
     out = tmp_path / "result.png"
     code, output = invoke(["run", str(photo), "starry night", "-o", str(out), *tiny_cli_args])
     assert code == 0, output
@@ -44,10 +46,15 @@ def test_run_writes_image_and_metadata(tmp_path: Path, photo: Path, tiny_cli_arg
         assert image.size == (64, 43)
         embedded = json.loads(image.text["clipstyler_opt"])
     sidecar = json.loads((tmp_path / "result.png.json").read_text())
-    assert sidecar == embedded
     assert sidecar["prompt"] == "starry night" and sidecar["seed"] == 0
     assert sidecar["settings"]["steps"] == 3 and sidecar["precision"] == "fp32"
-    assert sidecar["input"]["source"] == str(photo)
+    for key in ("prompt", "seed", "settings", "settings_hash", "losses", "precision"):
+        assert embedded[key] == sidecar[key], key
+    # the sidecar says where the files were; the image names them by base name and digest only
+    assert sidecar["input"]["source"] == str(photo) and embedded["input"]["source"] == photo.name
+    assert embedded["input"]["sha256"] == sidecar["input"]["sha256"] == hashlib.sha256(photo.read_bytes()).hexdigest()
+    vgg = tiny_paths["vgg_checkpoint"]
+    assert sidecar["content_network"]["weights"] == str(vgg) and embedded["content_network"]["weights"] == vgg.name
 
 
 def test_default_output_name_is_derived_and_never_overwrites(tmp_path: Path, photo: Path,

@@ -20,7 +20,7 @@ def test_every_option_is_documented_with_its_default() -> None:
         documented = row.group(1).strip()
         if isinstance(default, bool):
             assert documented == ("on" if default else "off"), flag
-        elif default is None:
+        elif default is None or default == ():
             assert documented == "—", flag
         elif isinstance(default, float):
             assert float(documented) == default, flag

@@ -32,12 +32,12 @@ def test_same_seed_gives_identical_output_and_other_seed_differs(tiny_config: St
 
 def test_stylizer_reuses_backbones_and_trains_a_fresh_unet_per_call(tiny_config: StyleConfig, photo: Path) -> None:
     stylizer = Stylizer(tiny_config)
-    backbone, vgg = stylizer.backbone, stylizer.vgg
+    backbone, vgg = stylizer.members[0].backbone, stylizer.vgg
     first = stylizer.stylize(photo, "starry night")
     stylizer.stylize(photo, "ukiyo-e woodblock print")
     again = stylizer.stylize(photo, "starry night")
-    assert stylizer.backbone is backbone and stylizer.vgg is vgg
-    assert len(stylizer.text_directions) == 2
+    assert stylizer.members[0].backbone is backbone and stylizer.vgg is vgg
+    assert len(stylizer.members[0].texts) == 3  # "a Photo" and the two prompts, each encoded once
     # Weights carried over between calls would make the third call differ from the first.
     assert np.array_equal(pixels(first.image), pixels(again.image))
     assert first.history == again.history
@@ -54,7 +54,8 @@ def test_result_records_losses_history_timings_and_provenance(tiny_config: Style
     meta = result.metadata
     assert meta["prompt"] == "starry night" and meta["seed"] == 0
     assert meta["settings"]["lambda_patch"] == tiny_config.lambda_patch
-    assert meta["backbone"]["weights_origin"] == "explicit"
+    assert meta["backbones"][0]["weights_origin"] == "explicit"
+    assert len(meta["backbones"][0]["weights_sha256"]) == 64 and meta["history"] == result.history
     assert len(meta["input"]["sha256"]) == 64
 
 
@@ -100,7 +101,7 @@ class _FlakyBackbone(toy.ToyColourBackbone):
 
 def test_non_finite_steps_are_skipped_and_reported(tiny_config: StyleConfig, photo: Path) -> None:
     # call 1 is the content reference; calls 2..6 are steps 1..5; call 7 is the final evaluation
-    register_backbone("flaky", lambda config, device: _FlakyBackbone({3, 5}))
+    register_backbone("flaky", lambda spec, context, device: _FlakyBackbone({3, 5}))
     config = toy.toy_config(tiny_config, backbone="flaky", steps=5)
     events: list[Progress] = []
     result = Stylizer(config).stylize(photo, "red", progress=events.append)
@@ -113,7 +114,7 @@ def test_fp16_gradient_scaling_path_skips_non_finite_steps(tiny_config: StyleCon
     """The fp16 + GradScaler loop, forced on the CPU (autocast supports fp16 there, slowly)."""
     from clipstyler_opt.precision import Runtime
 
-    register_backbone("flaky-fp16", lambda config, device: _FlakyBackbone({3}))
+    register_backbone("flaky-fp16", lambda spec, context, device: _FlakyBackbone({3}))
     stylizer = Stylizer(toy.toy_config(tiny_config, backbone="flaky-fp16", steps=4))
     stylizer.runtime = Runtime(torch.device("cpu"), "fp16")
     result = stylizer.stylize(photo, "red")
@@ -123,7 +124,7 @@ def test_fp16_gradient_scaling_path_skips_non_finite_steps(tiny_config: StyleCon
 
 
 def test_persistently_non_finite_loss_is_an_optimisation_error(tiny_config: StyleConfig, photo: Path) -> None:
-    register_backbone("broken", lambda config, device: _FlakyBackbone(set(range(2, 100))))
+    register_backbone("broken", lambda spec, context, device: _FlakyBackbone(set(range(2, 100))))
     config = toy.toy_config(tiny_config, backbone="broken", steps=30)
     with pytest.raises(OptimisationError, match="non-finite"):
         Stylizer(config).stylize(photo, "red")

@@ -1,9 +1,11 @@
-"""Input decoding (EXIF, modes, bad files) and atomic, metadata-carrying output."""
+"""Input decoding: allowed formats, size limits, regular files only, EXIF, modes, bad files."""
 
 from __future__ import annotations
 
-import json
+import os
 import struct
+import threading
+import tracemalloc
 import zlib
 from pathlib import Path
 
@@ -12,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from clipstyler_opt.errors import InputImageError, OutputError
-from clipstyler_opt.imageio import load_image, save_image, sidecar_path
+from clipstyler_opt.errors import ConfigError, InputImageError
+from clipstyler_opt.imageio import MAX_INPUT_ENV, load_image, max_input_bytes
 
 
 def png_header_only(path: Path, width: int, height: int) -> Path:
@@ -35,6 +37,7 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     assert load_image(path).rgb.size == (20, 40)
 
 
+# RGB (10, 120, 240) as grey is 0.299*10 + 0.587*120 + 0.114*240 = 100.79 -> 101 (ITU-R 601 luma).
 @pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "I", "1"])
 def test_modes_become_rgb(tmp_path: Path, mode: str) -> None:
     if mode in ("I;16", "I"):
@@ -44,8 +47,17 @@ def test_modes_become_rgb(tmp_path: Path, mode: str) -> None:
         image = Image.new("RGB", (16, 12), (10, 120, 240)).convert(mode)
     loaded = load_image(image)
     assert loaded.rgb.mode == "RGB" and loaded.rgb.size == (16, 12)
+    pixels = np.asarray(loaded.rgb, dtype=np.float64).reshape(-1, 3)
     if mode in ("I;16", "I"):  # 16-bit values are scaled, not clipped: 40000/65535 of white
         assert loaded.rgb.getpixel((0, 0)) == (156, 156, 156)
+    elif mode in ("L", "LA"):
+        assert (pixels == 101).all()
+    elif mode in ("RGBA", "CMYK"):  # lossless round trips
+        assert (pixels == (10, 120, 240)).all()
+    elif mode == "P":  # dithered to a palette: the average colour survives
+        assert np.abs(pixels.mean(axis=0) - (10, 120, 240)).max() < 8
+    else:  # "1": black and white dots whose average is the grey
+        assert set(np.unique(pixels)) <= {0.0, 255.0} and abs(pixels.mean() - 101) < 8
 
 
 def test_sixteen_bit_png_file_is_scaled(tmp_path: Path) -> None:
@@ -86,45 +98,81 @@ def test_bad_inputs_are_one_line_input_errors(tmp_path: Path, photo: Path, case:
     assert "\n" not in str(error.value)
 
 
-def test_png_output_carries_metadata_and_sidecar(tmp_path: Path) -> None:
-    out = tmp_path / "sub" / "out.png"
-    meta = {"prompt": "starry night", "seed": 7, "settings": {"steps": 3}}
-    save_image(Image.new("RGB", (8, 8)), out, meta)
-    with Image.open(out) as saved:
-        assert saved.text["prompt"] == "starry night" and saved.text["seed"] == "7"
-        assert json.loads(saved.text["clipstyler_opt"]) == meta
-    assert json.loads(sidecar_path(out).read_text()) == meta
-    assert sorted(p.name for p in out.parent.iterdir()) == ["out.png", "out.png.json"]
+# --- which files are read, and how much of them ---
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n%%EOF\n"
 
 
-@pytest.mark.parametrize("suffix", [".jpg", ".webp"])
-def test_jpeg_and_webp_carry_metadata_in_exif(tmp_path: Path, suffix: str) -> None:
-    out = tmp_path / f"out{suffix}"
-    save_image(Image.new("RGB", (8, 8)), out, {"prompt": "ukiyo-e ✓"})
-    with Image.open(out) as saved:
-        assert json.loads(saved.getexif()[0x010E]) == {"prompt": "ukiyo-e ✓"}
+def fake_ghostscript(folder: Path) -> Path:
+    """A `gs` that only leaves a marker file: proof that something tried to run Ghostscript."""
+    marker = folder / "gs-was-run"
+    script = folder / "bin" / "gs"
+    script.parent.mkdir()
+    script.write_text(f"#!/bin/sh\necho \"$@\" >> '{marker}'\nexit 1\n")
+    script.chmod(0o755)
+    return marker
 
 
-def test_jpeg_drops_alpha_and_says_so(tmp_path: Path) -> None:
-    notes = save_image(Image.new("RGBA", (8, 8)), tmp_path / "out.jpg", {})
-    assert notes and "alpha" in notes[0]
+@pytest.mark.parametrize("name", ["x.eps", "x.png"])
+def test_postscript_is_refused_without_running_ghostscript(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           name: str) -> None:
+    from PIL import EpsImagePlugin
+
+    marker = fake_ghostscript(tmp_path)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)  # make Pillow look for gs afresh
+    (tmp_path / name).write_bytes(EPS)
+    with pytest.raises(InputImageError, match="accepted format"):
+        load_image(tmp_path / name)
+    assert not marker.exists()
 
 
-def test_unknown_extension_and_unwritable_folder_are_output_errors(tmp_path: Path) -> None:
-    with pytest.raises(OutputError, match="extension"):
-        save_image(Image.new("RGB", (8, 8)), tmp_path / "out.gif", {})
-    blocker = tmp_path / "file"
-    blocker.write_text("")
-    with pytest.raises(OutputError, match="cannot write"):
-        save_image(Image.new("RGB", (8, 8)), blocker / "out.png", {})
+@pytest.mark.parametrize("fmt, suffix", [("BMP", ".bmp"), ("GIF", ".gif"), ("TIFF", ".tif"), ("PPM", ".ppm"),
+                                         ("TGA", ".tga"), ("ICO", ".ico"), ("WEBP", ".webp"), ("PNG", ".png")])
+def test_allowed_raster_formats_load(tmp_path: Path, fmt: str, suffix: str) -> None:
+    path = tmp_path / f"x{suffix}"
+    Image.new("RGB", (16, 16), (0, 0, 255)).save(path, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    assert load_image(path).rgb.getpixel((3, 3)) == (0, 0, 255)
 
 
-def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
-    out = tmp_path / "out.png"
-    out.write_bytes(b"previous result")
-    broken = Image.new("RGB", (8, 8))
-    broken.save = lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device"))  # type: ignore
-    with pytest.raises(OutputError, match="No space left"):
-        save_image(broken, out, {})
-    assert out.read_bytes() == b"previous result"
-    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+def test_file_size_limit_comes_from_the_environment(tmp_path: Path, photo: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    size = photo.stat().st_size
+    monkeypatch.setenv(MAX_INPUT_ENV, str(size / 2**20 * 0.9))
+    with pytest.raises(InputImageError, match=f"{size} bytes is larger than the limit"):
+        load_image(photo)
+    monkeypatch.setenv(MAX_INPUT_ENV, str(size / 2**20 * 1.1))
+    assert load_image(photo).rgb.size == Image.open(photo).size
+    monkeypatch.setenv(MAX_INPUT_ENV, "lots")
+    with pytest.raises(ConfigError, match=MAX_INPUT_ENV):
+        load_image(photo)
+    monkeypatch.delenv(MAX_INPUT_ENV)
+    assert max_input_bytes() == 512 * 2**20
+
+
+def test_a_bomb_header_is_refused_before_the_file_is_read(tmp_path: Path) -> None:
+    path = png_header_only(tmp_path / "bomb.png", 30000, 30000)
+    with path.open("r+b") as fh:
+        fh.truncate(200 * 2**20)  # sparse: 200 MiB that would be allocated if the file were read
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputImageError, match="decompression bomb"):
+            load_image(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    errors: list[BaseException] = []
+    worker = threading.Thread(target=lambda: errors.append(pytest.raises(InputImageError, load_image, fifo).value))
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():  # unblock the reader before failing
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("load_image blocked on a FIFO")
+    assert "not a regular file" in str(errors[0])

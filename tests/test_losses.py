@@ -8,9 +8,7 @@ import pytest
 import torch
 
 from clipstyler_opt import StyleConfig
-from clipstyler_opt.augment import PatchCrops
-from clipstyler_opt.losses import (LossWeights, StyleObjective, content_loss, directional_loss, thresholded_mean,
-                                   total_variation)
+from clipstyler_opt.losses import content_loss, directional_loss, thresholded_mean, total_variation
 
 
 def test_directional_loss_by_hand() -> None:
@@ -65,22 +63,27 @@ def test_defaults_are_clipstyler_values() -> None:
     """Kwon & Ye 2022, and their released training script."""
     c = StyleConfig()
     assert (c.lambda_patch, c.lambda_dir, c.lambda_content, c.lambda_tv) == (9000, 500, 150, 2e-3)
-    assert (c.crops, c.crop_size, c.threshold, c.distortion) == (64, 128, 0.7, 0.5)
+    assert (c.crops, c.crop_size, c.threshold, c.distortion) == (64, 128, None, 0.5)  # None: τ from the table
     assert (c.lr, c.lr_decay_every, c.lr_decay_factor, c.steps, c.size) == (5e-4, 100, 0.5, 200, 512)
-    assert (c.source_text, c.templates, c.contrast) == ("a Photo", "imagenet", False)
+    assert (c.source_text, c.templates, c.contrast) == ("a Photo", "auto", False)
+    from clipstyler_opt.backbones.calibration import defaults_for
+
+    clip = defaults_for("ViT-B-32-quickgelu")
+    assert (clip.tau, clip.templates, clip.calibrated) == (0.7, "imagenet", True)
     assert (c.clip_model, c.clip_pretrained) == ("ViT-B-32-quickgelu", "openai")
 
 
-class _Linear:
+class _Linear(torch.nn.Module):
     """A linear embedding: enough to recompute the objective independently."""
 
     input_size = (8, 8)
     interpolation = "bilinear"
-    provenance: dict[str, str] = {}
 
     def __init__(self) -> None:
+        super().__init__()
         torch.manual_seed(1)
         self.weight = torch.randn(3 * 8 * 8, 5)
+        self.provenance: dict[str, str] = {}
 
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
         return pixels.flatten(1) @ self.weight
@@ -89,26 +92,91 @@ class _Linear:
         raise AssertionError("not used")
 
 
+def _objective(config: StyleConfig, direction: torch.Tensor, content: torch.Tensor, crops: int = 6,
+               backbone: torch.nn.Module | None = None, vgg: object = None):  # type: ignore[no-untyped-def]
+    """The real builder, with a fixed direction instead of text (the target is not under test here)."""
+    from clipstyler_opt.backbones.ensemble import Member
+    from clipstyler_opt.backbones.spec import BackboneSpec
+    from clipstyler_opt.objective import build_objective
+    from clipstyler_opt.styles import StyleSpec
+    from clipstyler_opt.targets import StyleTarget
+
+    class FixedTarget(StyleTarget):
+        def components(self, member, templates, content_embedding):  # type: ignore[no-untyped-def]
+            return [(1.0, direction)]
+
+    member = Member(BackboneSpec("linear", tau=None), backbone or _Linear())
+    return build_objective(config.replace(crops=crops, crop_size=8), [member], vgg or (lambda x: [x]), content,
+                           FixedTarget(StyleSpec.parse("x")))
+
+
 def test_objective_combines_the_terms_with_the_configured_weights() -> None:
     torch.manual_seed(0)
-    backbone = _Linear()
     content, output = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     direction = torch.nn.functional.normalize(torch.randn(5), dim=0)
-    c = StyleConfig()
-    weights = LossWeights(c.lambda_patch, c.lambda_dir, c.lambda_content, c.lambda_tv)
-    crops = PatchCrops(6, 8, 0.5, backbone.input_size)
-    objective = StyleObjective(backbone, lambda x: [x], content, direction, crops, weights, 0.7)  # type: ignore[arg-type]
+    # A large TV weight and a threshold that rejects some crops but not all: each must show in the total.
+    config = StyleConfig(lambda_tv=2.0, threshold=1.5)
+    objective = _objective(config, direction, content)
+    backbone = objective.clip.members[0].member.backbone
 
     torch.manual_seed(3)
     terms = objective(output)
     torch.manual_seed(3)
-    views = crops(output)  # the same crops, drawn from the same RNG state after the global resize
+    views = objective.clip.members[0].crops(output)  # the same crops, from the same RNG state
+
     def resize(x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.interpolate(x, size=(8, 8), mode="bilinear", align_corners=False)
 
     e_c = torch.nn.functional.normalize(backbone.encode_image(resize(content)), dim=-1)
-    patch = thresholded_mean(directional_loss(backbone.encode_image(views), e_c, direction), 0.7)
+    crop_losses = directional_loss(backbone.encode_image(views), e_c, direction)
+    kept = crop_losses >= 1.5
+    assert 0 < int(kept.sum()) < len(crop_losses), "choose a threshold that rejects some crops, not all"
+    patch = (crop_losses * kept).sum() / len(crop_losses)
     glob = directional_loss(backbone.encode_image(resize(output)), e_c, direction)[0]
-    expected = 9000 * patch + 500 * glob + 150 * torch.mean((output - content) ** 2) + 2e-3 * total_variation(output)
-    assert terms.total.item() == pytest.approx(expected.item(), rel=1e-5)
-    assert terms.patch.item() == pytest.approx(patch.item(), rel=1e-5)
+    content_term = torch.mean((output - content) ** 2)
+    tv = total_variation(output)
+    expected = 9000 * patch + 500 * glob + 150 * content_term + 2.0 * tv
+    assert objective.names == ("total", "patch", "dir", "content", "tv")
+    by_name = {"patch": patch, "dir": glob, "content": content_term, "tv": tv, "total": expected}
+    for name, value in by_name.items():
+        assert terms[name].item() == pytest.approx(value.item(), rel=1e-5), name
+    # Each of TV and the threshold moves the total far beyond the tolerance.
+    assert abs(2.0 * tv.item()) > 1e-3 * abs(expected.item())
+    unthresholded = 9000 * crop_losses.mean() + 500 * glob + 150 * content_term + 2.0 * tv
+    assert abs(unthresholded.item() - expected.item()) > 1e-3 * abs(expected.item())
+
+
+def test_named_objective_equals_the_previous_implementation_exactly(tiny_config: StyleConfig, photo) -> None:  # type: ignore[no-untyped-def]
+    """One member, default weights: the same values and gradients, bit for bit, as the
+    objective before the terms were split into modules (tests/reference_objective.py)."""
+    from reference_objective import PreviousObjective
+
+    from clipstyler_opt import Stylizer
+    from clipstyler_opt.engine import working_size
+    from clipstyler_opt.imageio import pil_to_tensor
+    from clipstyler_opt.objective import build_objective
+    from clipstyler_opt.targets import StyleTarget
+    from clipstyler_opt.text import text_direction
+
+    config = tiny_config.replace(templates="imagenet")
+    stylizer = Stylizer(config)
+    member = stylizer.members[0]
+    from PIL import Image
+
+    rgb = Image.open(photo).convert("RGB")
+    content = pil_to_tensor(rgb.resize(working_size(*rgb.size, config.size)))
+    objective = build_objective(config, stylizer.members, stylizer.vgg, content,
+                                StyleTarget.from_prompt("starry night", config.source_text))
+    direction = text_direction(member.backbone, "starry night", config.source_text, "imagenet")
+    previous = PreviousObjective(member.backbone, stylizer.vgg, content, direction, objective.clip.members[0].crops,
+                                 {"patch": 9000.0, "dir": 500.0, "content": 150.0, "tv": 2e-3}, 0.7)
+    output = torch.rand_like(content, requires_grad=True)
+    torch.manual_seed(5)
+    new = objective(output)
+    (grad_new,) = torch.autograd.grad(new["total"], output)
+    torch.manual_seed(5)
+    old = previous(output)
+    (grad_old,) = torch.autograd.grad(old["total"], output)
+    for name in objective.names:
+        assert torch.equal(new[name], old[name]), name
+    assert torch.equal(grad_new, grad_old)

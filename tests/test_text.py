@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clipstyler_opt.text import TextDirections, template_texts, text_direction, text_embedding
+from clipstyler_opt.text import TextEmbeddings, template_texts, text_direction, text_embedding
 
 
 class _LookupText:
@@ -18,10 +18,18 @@ class _LookupText:
         return torch.tensor([[float(len(t)), 1.0 + 10.0 * (i % 3)] for i, t in enumerate(texts)])
 
 
-def test_imagenet_templates_are_clips_80_prompts() -> None:
+def test_imagenet_templates_are_clipstylers_79_prompts() -> None:
+    """CLIPstyler's released list is CLIP's 80 ImageNet prompts without "a photo of many {}.",
+    in CLIP's order; CLIP's 80 (as open_clip ships them) stay available as imagenet80."""
+    from open_clip import OPENAI_IMAGENET_TEMPLATES
+
     texts = template_texts("starry night", "imagenet")
-    assert len(texts) == 80
-    assert texts[0] == "a bad photo of a starry night."
+    assert len(texts) == 79
+    assert "a photo of many starry night." not in texts
+    clip80 = [template("starry night") for template in OPENAI_IMAGENET_TEMPLATES]
+    assert template_texts("starry night", "imagenet80") == clip80
+    assert texts == [t for t in clip80 if t != "a photo of many starry night."]
+    assert texts[0] == "a bad photo of a starry night." and texts[-1] == "a tattoo of the starry night."
     assert template_texts("starry night", "none") == ["starry night"]
 
 
@@ -45,12 +53,12 @@ def test_direction_is_the_normalised_difference() -> None:
     assert got.norm().item() == pytest.approx(1.0)
 
 
-def test_directions_are_cached_per_prompt() -> None:
+def test_embeddings_are_cached_per_text() -> None:
     backbone = _LookupText()
-    cache = TextDirections(backbone)  # type: ignore[arg-type]
-    first = cache("cubism", "a Photo", "none")
+    cache = TextEmbeddings(backbone)  # type: ignore[arg-type]
+    first = cache("cubism", "none")
     calls = backbone.calls
-    assert cache("cubism", "a Photo", "none") is first
+    assert cache("cubism", "none") is first
     assert backbone.calls == calls
-    cache("fauvism", "a Photo", "none")
-    assert backbone.calls == calls + 2 and len(cache) == 2
+    cache("fauvism", "none")
+    assert backbone.calls == calls + 1 and len(cache) == 2

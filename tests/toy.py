@@ -36,11 +36,14 @@ class ToyColourBackbone(nn.Module):
 
 
 def register_toy() -> None:
-    register_backbone("toy-colour", lambda config, device: ToyColourBackbone().to(device))
+    register_backbone("toy-colour", lambda spec, context, device: ToyColourBackbone().to(device))
 
 
 def toy_config(base: StyleConfig, **changes: object) -> StyleConfig:
-    return base.replace(**{"backbone": "toy-colour", "templates": "none", **changes})
+    """`base` with a registered toy family as its only backbone (the --clip-* options cleared)."""
+    clip_defaults = {name: StyleConfig.__dataclass_fields__[name].default
+                     for name in ("clip_model", "clip_pretrained", "clip_checkpoint")}
+    return base.replace(**{**clip_defaults, "backbone": "toy-colour", "templates": "none", **changes})
 
 
 def identity_vgg_state_dict(width: int = 8) -> dict[str, torch.Tensor]:

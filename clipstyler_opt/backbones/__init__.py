@@ -1,7 +1,8 @@
-"""Backbones: a registry of vision-language families plus the VGG19 content network.
+"""Backbones: a registry of vision-language families, ensembles of them, and the VGG19 content network.
 
-A family is a factory `(config, device) -> VisionLanguageBackbone`. "open_clip" is built in;
-`register_backbone` adds others (the tests register a hand-built toy embedding this way).
+A family is a factory `(spec, context, device) -> VisionLanguageBackbone`. Specs name their family
+by their source: a registered family name (the tests register a toy embedding this way), or any
+other source, which open_clip builds (CLIP, SigLIP, SigLIP2, hf-hub:, local-dir:).
 """
 
 from __future__ import annotations
@@ -10,19 +11,23 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 
-from ..config import StyleConfig
 from ..errors import ConfigError
+from .spec import DEFAULT_BACKBONE, BackboneSpec, LoadContext
 from .vgg import VGGFeatures, load_vgg_features
 from .weights import WeightsFile, offline_requested, resolve_vgg_weights
 
 __all__ = [
     "VisionLanguageBackbone",
     "BackboneFactory",
+    "BackboneSpec",
+    "LoadContext",
+    "DEFAULT_BACKBONE",
     "register_backbone",
     "list_backbones",
     "create_backbone",
     "resolve_content_weights",
     "create_content_network",
+    "offline_requested",
 ]
 
 
@@ -43,8 +48,9 @@ class VisionLanguageBackbone(Protocol):
         ...
 
 
-BackboneFactory = Callable[[StyleConfig, torch.device], VisionLanguageBackbone]
+BackboneFactory = Callable[[BackboneSpec, LoadContext, torch.device], VisionLanguageBackbone]
 _REGISTRY: dict[str, BackboneFactory] = {}
+OPEN_CLIP = "open_clip"
 
 
 def register_backbone(name: str, factory: BackboneFactory) -> None:
@@ -55,27 +61,30 @@ def list_backbones() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_backbone(config: StyleConfig, device: torch.device) -> VisionLanguageBackbone:
+def family_of(spec: BackboneSpec) -> str:
+    return spec.source if spec.source in _REGISTRY else OPEN_CLIP
+
+
+def create_backbone(spec: BackboneSpec, context: LoadContext, device: torch.device) -> VisionLanguageBackbone:
     try:
-        factory = _REGISTRY[config.backbone]
+        factory = _REGISTRY[family_of(spec)]
     except KeyError:
-        raise ConfigError(f"unknown backbone {config.backbone!r}; registered: {', '.join(list_backbones())}") from None
-    return factory(config, device)
+        raise ConfigError(f"unknown backbone family for {spec}") from None
+    return factory(spec, context, device)
 
 
-def resolve_content_weights(config: StyleConfig) -> WeightsFile:
-    return resolve_vgg_weights(explicit=config.vgg_checkpoint, cache_dir=config.cache_dir,
-                               offline=offline_requested(config.offline))
+def resolve_content_weights(vgg_checkpoint: Any, context: LoadContext) -> WeightsFile:
+    return resolve_vgg_weights(explicit=vgg_checkpoint, cache_dir=context.cache_dir, offline=context.offline)
 
 
 def create_content_network(weights: WeightsFile, device: torch.device) -> VGGFeatures:
     return load_vgg_features(weights.path).to(device)
 
 
-def _open_clip_factory(config: StyleConfig, device: torch.device) -> VisionLanguageBackbone:
+def _open_clip_factory(spec: BackboneSpec, context: LoadContext, device: torch.device) -> VisionLanguageBackbone:
     from .clip import create_open_clip
 
-    return create_open_clip(config, device)
+    return create_open_clip(spec, context, device)
 
 
-register_backbone("open_clip", _open_clip_factory)
+register_backbone(OPEN_CLIP, _open_clip_factory)

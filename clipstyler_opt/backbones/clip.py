@@ -1,24 +1,32 @@
-"""open_clip backbones (CLIP and SigLIP architectures) behind the `VisionLanguageBackbone` interface."""
+"""open_clip backbones (CLIP, SigLIP, SigLIP2, any open_clip model) behind `VisionLanguageBackbone`.
+
+Everything is resolved locally first (weights, model config, tokenizer), then open_clip is handed
+local paths only; it never fetches anything itself.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..config import StyleConfig
 from ..errors import ConfigError, WeightsError
 from .checkpoints import describe_load_error
 from .fast_vit import speed_up_vision_tower
-from .weights import WeightsFile, offline_requested, resolve_clip_weights
+from .spec import BackboneSpec, LoadContext
+from .tokenizers import build_tokenizer, require_extra_for, resolve_tokenizer_folder
+from .weights import WeightsFile, resolve_clip_weights, resolve_hub_file
 
-__all__ = ["OpenClipBackbone", "create_open_clip"]
+__all__ = ["OpenClipBackbone", "create_open_clip", "check_requirements"]
 
 log = logging.getLogger(__name__)
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
+_LOCAL_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
 class OpenClipBackbone(nn.Module):
@@ -31,6 +39,7 @@ class OpenClipBackbone(nn.Module):
         size = preprocess["size"]
         self.input_size: tuple[int, int] = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
         self.interpolation: str = str(preprocess.get("interpolation", "bicubic"))
+        self.resize_mode: str = str(preprocess.get("resize_mode", "shortest"))
         self.register_buffer("mean", torch.tensor(preprocess["mean"]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(preprocess["std"]).view(1, 3, 1, 1), persistent=False)
         self.provenance = provenance
@@ -43,48 +52,163 @@ class OpenClipBackbone(nn.Module):
         return self.model.encode_text(tokens)
 
 
-def _register_config(path: Path | None) -> None:
-    if path is None:
-        return
+_CONFIG_PREPROCESS: dict[str, dict[str, Any]] = {}  # preprocess_cfg given in registered JSON files
+
+
+def _register_configs(paths: tuple[Path, ...]) -> None:
+    """Register JSON architectures with open_clip (name = file stem). A file may be a plain
+    model config or open_clip_config.json's {"model_cfg", "preprocess_cfg"} form."""
     import open_clip
 
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"--clip-model-config {path}: no such file")
-    open_clip.add_model_config(path)
+    for path in paths:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"--clip-model-config {path}: no such file")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--clip-model-config {path}: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"--clip-model-config {path}: not a JSON object")
+        model_cfg = data.get("model_cfg", data)
+        if not {"embed_dim", "vision_cfg", "text_cfg"} <= set(model_cfg):
+            raise ConfigError(f"--clip-model-config {path}: needs embed_dim, vision_cfg and text_cfg")
+        if "preprocess_cfg" in data:
+            _CONFIG_PREPROCESS[path.stem] = dict(data["preprocess_cfg"])
+        with tempfile.TemporaryDirectory(prefix="clipopt-arch-") as folder:
+            plain = Path(folder) / f"{path.stem}.json"
+            plain.write_text(json.dumps(model_cfg))
+            open_clip.add_model_config(plain)
 
 
-def create_open_clip(config: StyleConfig, device: torch.device, weights: WeightsFile | None = None, *,
+def _tag_settings(name: str, tag: str | None) -> tuple[dict[str, Any], str]:
+    """(tag settings to apply: preprocessing keys and quick_gelu, where they came from). Without
+    a tag, the settings all of the model's known tags agree on; a registered JSON's own
+    preprocess_cfg; or open_clip's defaults for an architecture with no tags at all."""
+    import open_clip
+
+    def settings(cfg: dict[str, Any]) -> dict[str, Any]:
+        picked = {k: cfg[k] for k in _PREPROCESS_KEYS if k in cfg}
+        return {**picked, "quick_gelu": bool(cfg.get("quick_gelu", False))}
+
+    if tag:
+        return settings(open_clip.get_pretrained_cfg(name, tag)), f"pretrained tag {tag}"
+    if name in _CONFIG_PREPROCESS:
+        return {k: v for k, v in _CONFIG_PREPROCESS[name].items() if k in _PREPROCESS_KEYS}, "model config file"
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    variants = {json.dumps(settings(open_clip.get_pretrained_cfg(name, t)), sort_keys=True) for t in tags}
+    if len(variants) > 1:
+        raise ConfigError(f"{name}'s pretrained tags ({', '.join(tags)}) preprocess differently; name the tag the "
+                          f"file was trained with: {name}/TAG:file=PATH")
+    if variants:
+        return json.loads(variants.pop()), f"all pretrained tags of {name}"
+    return {}, "open_clip defaults"
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{what} {path}: cannot read ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("model_cfg"), dict):
+        raise WeightsError(f"{what} {path}: not an open_clip config (no model_cfg)")
+    return data
+
+
+def _local_weights(folder: Path) -> Path:
+    for name in _LOCAL_WEIGHTS:
+        if (folder / name).is_file():
+            return folder / name
+    raise WeightsError(f"{folder}: no {' or '.join(_LOCAL_WEIGHTS)} in the folder")
+
+
+def _resolve_source(spec: BackboneSpec, context: LoadContext) -> tuple[str, dict[str, Any], WeightsFile, Path | None]:
+    """(name for open_clip, model config, weights file, model folder or None)."""
+    import open_clip
+
+    if spec.schema == "local-dir":
+        folder = Path(spec.model).expanduser()
+        if not folder.is_dir():
+            raise WeightsError(f"local-dir:{folder}: no such folder")
+        config = _read_json(folder / "open_clip_config.json", "model config")
+        return f"local-dir:{folder}", config["model_cfg"], WeightsFile(_local_weights(folder), "explicit"), folder
+    if spec.schema == "hf-hub":
+        where = dict(what=f"open_clip model {spec.source}", explicit=None, explicit_flag="a local-dir: spec",
+                     cache_dir=context.cache_dir, offline=context.offline)
+        config_file = resolve_hub_file(spec.model, ["open_clip_config.json"], **where)  # type: ignore[arg-type]
+        config = _read_json(config_file.path, "model config")
+        require_extra_for(spec.source, config["model_cfg"])
+        weights = resolve_hub_file(spec.model, list(_LOCAL_WEIGHTS), **where)  # type: ignore[arg-type]
+        if weights.path.parent != config_file.path.parent:
+            raise WeightsError(f"{spec.source}: config and weights come from different snapshots; "
+                               "clear the cache entry and retry")
+        return f"local-dir:{config_file.path.parent}", config["model_cfg"], weights, config_file.path.parent
+    name = spec.model
+    if name not in open_clip.list_models():
+        raise ConfigError(f"unknown model {name!r}; open_clip knows {len(open_clip.list_models())} architectures "
+                          "(clipopt weights list shows the common ones)")
+    if spec.pretrained is None and spec.file is None:
+        raise ConfigError(f"backbone {name}: give a pretrained tag ({name}/TAG) or a local file ({name}:file=PATH)")
+    model_cfg = open_clip.get_model_config(name)
+    require_extra_for(name, model_cfg)
+    weights = resolve_clip_weights(name, spec.pretrained, explicit=spec.file, cache_dir=context.cache_dir,
+                                   offline=context.offline,
+                                   explicit_flag="file=" if spec.file else "--clip-checkpoint")
+    return name, model_cfg, weights, None
+
+
+def check_requirements(spec: BackboneSpec, context: LoadContext) -> None:
+    """Fail fast, before any weights are looked for: the extra packages a model needs."""
+    import open_clip
+
+    _register_configs(context.model_configs)
+    if spec.schema is None and spec.model in open_clip.list_models():
+        require_extra_for(spec.model, open_clip.get_model_config(spec.model))
+    elif spec.schema == "local-dir" and (Path(spec.model) / "open_clip_config.json").is_file():
+        require_extra_for(spec.source, _read_json(Path(spec.model) / "open_clip_config.json", "model config")
+                          ["model_cfg"])
+
+
+def create_open_clip(spec: BackboneSpec, context: LoadContext, device: torch.device, *,
                      fast_vit: bool = True) -> OpenClipBackbone:
     import open_clip
 
-    _register_config(config.clip_model_config)
-    name, tag = config.clip_model, config.clip_pretrained
-    if name not in open_clip.list_models():
-        raise ConfigError(f"unknown --clip-model {name!r}; open_clip knows {len(open_clip.list_models())} "
-                          "architectures (python -c 'import open_clip; print(open_clip.list_models())')")
-    try:  # before any weights are fetched: some tokenizers need extra packages or files
-        tokenizer = open_clip.get_tokenizer(name)
-    except Exception as exc:
-        raise WeightsError(f"cannot build the tokenizer for {name}: {type(exc).__name__}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    if weights is None:
-        weights = resolve_clip_weights(name, tag, explicit=config.clip_checkpoint, cache_dir=config.cache_dir,
-                                       offline=offline_requested(config.offline))
-    tag_cfg = open_clip.get_pretrained_cfg(name, tag)
-    # open_clip only applies a tag's settings when it downloads by tag; we load a file, so apply them here.
-    quick_gelu = bool(tag_cfg.get("quick_gelu", False))
-    if quick_gelu and not open_clip.get_model_config(name).get("quick_gelu", False):
-        log.info("%s/%s was trained with QuickGELU; building %s with QuickGELU", name, tag, name)
-    overlay = {k: tag_cfg[k] for k in _PREPROCESS_KEYS if k in tag_cfg}
+    check_requirements(spec, context)
+    name, model_cfg, weights, folder = _resolve_source(spec, context)
+    hf_tokenizer = model_cfg.get("text_cfg", {}).get("hf_tokenizer_name")
+    tokenizer_files = None
+    if hf_tokenizer:
+        tokenizer_files = resolve_tokenizer_folder(hf_tokenizer, explicit=spec.tokenizer, bundled=folder,
+                                                   cache_dir=context.cache_dir, offline=context.offline)
+    tokenizer = build_tokenizer(spec.model, model_cfg, tokenizer_files.path if tokenizer_files else None)
+    options: dict[str, Any] = {}
+    quick_gelu = bool(model_cfg.get("quick_gelu", False))
+    preprocess_source = "model folder"
+    if spec.schema is None:
+        # open_clip only applies a tag's settings when it downloads by tag; we load a file, so apply them here.
+        tag_settings, preprocess_source = _tag_settings(name, spec.pretrained)
+        quick_gelu = quick_gelu or bool(tag_settings.pop("quick_gelu", False))
+        options = dict(pretrained=str(weights.path.absolute()), force_quick_gelu=quick_gelu,
+                       force_preprocess_cfg=tag_settings)
     try:
-        model = open_clip.create_model(name, pretrained=str(weights.path), device=device,
-                                       force_quick_gelu=quick_gelu, force_preprocess_cfg=overlay,
-                                       weights_only=True)
+        model = open_clip.create_model(name, device=device, weights_only=True, **options)
     except Exception as exc:  # open_clip raises RuntimeError/KeyError/pickle errors for bad files
         raise WeightsError(describe_load_error(weights.path, exc)) from exc
     preprocess = dict(open_clip.get_model_preprocess_cfg(model))
     rewritten = speed_up_vision_tower(model.visual) if fast_vit else 0
-    provenance = {"family": "open_clip", "model": name, "pretrained": tag, "quick_gelu": quick_gelu,
-                  "weights": str(weights.path), "weights_origin": weights.origin, "fast_vit_modules": rewritten}
+    fast = (f"applied to {rewritten} modules" if rewritten else
+            "skipped: this image tower has no layout it reproduces (e.g. timm towers)" if fast_vit else "off")
+    provenance = {
+        "family": "open_clip", "spec": str(spec), "model": spec.source, "pretrained": spec.pretrained,
+        "quick_gelu": quick_gelu, "weights": str(weights.path), "weights_origin": weights.origin,
+        "tokenizer": str(tokenizer_files.path) if tokenizer_files else "open_clip bundled BPE",
+        "preprocess": {"size": list(_pair(preprocess["size"])), "mean": list(preprocess["mean"]),
+                       "std": list(preprocess["std"]), "interpolation": preprocess.get("interpolation"),
+                       "resize_mode": preprocess.get("resize_mode"), "from": preprocess_source},
+        "fast_vit": fast,
+    }
     return OpenClipBackbone(model, tokenizer, preprocess, provenance).to(device)
+
+
+def _pair(size: Any) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..errors import WeightsError
-from .checkpoints import load_state_dict
+from .checkpoints import load_state_dict, weights_error
 
 __all__ = ["VGGFeatures", "VGG19_LAYOUT", "CONTENT_LAYERS", "build_vgg_features", "load_vgg_features"]
 
@@ -38,34 +39,77 @@ def _layer_names() -> list[str]:
 LAYER_NAMES = _layer_names()
 
 
-def build_vgg_features(state_dict: dict[str, torch.Tensor], up_to: str) -> nn.Sequential:
+_FEATURE_KEY = re.compile(r"features\.(\d+)\.(weight|bias)")
+
+
+def build_vgg_features(state_dict: dict[str, torch.Tensor], up_to: str, *, source: Path | str = "VGG state dict"
+                       ) -> nn.Sequential:
     """VGG19-shaped `features` truncated after `up_to`. Channel widths are read from the
-    weights, so a narrow test network with the same layer indices loads the same way."""
+    weights, so a narrow test network with the same layer indices loads the same way.
+    Anything else raises a WeightsError naming `source` and the first problem found."""
     last = LAYER_NAMES.index(up_to)
+    found = _feature_tensors(state_dict, source)
     layers: list[nn.Module] = []
+    wanted: dict[str, torch.Tensor] = {}
+    channels = 3
     for index, name in enumerate(LAYER_NAMES[: last + 1]):
-        if name.startswith("conv"):
-            key = f"features.{index}.weight"
-            if key not in state_dict:
-                raise WeightsError(f"VGG checkpoint has no {key}; is it a torchvision VGG19 state dict?")
-            out_ch, in_ch, kh, kw = state_dict[key].shape
-            layers.append(nn.Conv2d(in_ch, out_ch, (kh, kw), padding=1))
-        elif name.startswith("relu"):
-            layers.append(nn.ReLU(inplace=False))
-        else:
-            layers.append(nn.MaxPool2d(2, 2))
+        tensors = found.get(index, {})
+        if not name.startswith("conv"):
+            if tensors:
+                raise weights_error(source, f"features.{index}.{next(iter(tensors))} is not a VGG19 weight "
+                                            f"(layer {index} is {name}, which has none)")
+            layers.append(nn.ReLU(inplace=False) if name.startswith("relu") else nn.MaxPool2d(2, 2))
+            continue
+        weight, bias = _conv_tensors(tensors, index, name, channels, source)
+        layers.append(nn.Conv2d(channels, weight.shape[0], 3, padding=1))
+        wanted[f"{len(layers) - 1}.weight"], wanted[f"{len(layers) - 1}.bias"] = weight, bias
+        channels = weight.shape[0]
     features = nn.Sequential(*layers)
-    wanted = {k: v for k, v in state_dict.items() if k.startswith("features.")
-              and int(k.split(".")[1]) <= last}
-    try:
-        features.load_state_dict({k.removeprefix("features."): v for k, v in wanted.items()}, strict=True)
-    except RuntimeError as exc:
-        raise WeightsError(f"VGG checkpoint does not fit the VGG19 layout: {str(exc).splitlines()[0]}") from None
+    features.load_state_dict(wanted, strict=True)  # complete and shape-checked above
     return features
+
+
+def _feature_tensors(state_dict: dict[str, torch.Tensor], source: Path | str) -> dict[int, dict[str, torch.Tensor]]:
+    """`features.<index>.<weight|bias>` entries by layer index; other `features.` keys are errors."""
+    found: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in state_dict.items():
+        if not key.startswith("features."):
+            continue
+        match = _FEATURE_KEY.fullmatch(key)
+        if match is None:
+            raise weights_error(source, f"unexpected key {key!r} (a torchvision VGG19 state dict has only "
+                                        "features.<index>.weight/bias and classifier keys)")
+        found.setdefault(int(match[1]), {})[match[2]] = value
+    if not found:
+        examples = ", ".join(list(state_dict)[:2])
+        raise weights_error(source, f"no VGG19 feature layers (no features.<index>.weight keys; it has "
+                                    f"{examples}, ...): is it a checkpoint of another architecture?")
+    return found
+
+
+def _conv_tensors(tensors: dict[str, torch.Tensor], index: int, name: str, in_channels: int,
+                  source: Path | str) -> tuple[torch.Tensor, torch.Tensor]:
+    def fail(problem: str) -> WeightsError:
+        return weights_error(source, f"{problem} (layer {name}); is it a complete torchvision VGG19 state dict?")
+
+    for part in ("weight", "bias"):
+        if part not in tensors:
+            raise fail(f"missing features.{index}.{part}")
+        if not tensors[part].is_floating_point():
+            raise fail(f"features.{index}.{part} holds {tensors[part].dtype} values, not floating point")
+    weight, bias = tensors["weight"], tensors["bias"]
+    if weight.ndim != 4 or tuple(weight.shape[1:]) != (in_channels, 3, 3) or weight.shape[0] < 1:
+        raise fail(f"features.{index}.weight has shape {tuple(weight.shape)}, expected (out, {in_channels}, 3, 3)")
+    if tuple(bias.shape) != (weight.shape[0],):
+        raise fail(f"features.{index}.bias has shape {tuple(bias.shape)}, expected ({weight.shape[0]},)")
+    return weight, bias
 
 
 class VGGFeatures(nn.Module):
     """Frozen VGG19 that returns the activations at `layers` for an RGB batch in [0, 1]."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, features: nn.Sequential, layers: tuple[str, ...] = CONTENT_LAYERS) -> None:
         super().__init__()
@@ -87,5 +131,6 @@ class VGGFeatures(nn.Module):
 
 
 def load_vgg_features(path: Path, layers: tuple[str, ...] = CONTENT_LAYERS) -> VGGFeatures:
+    """Frozen VGG19 taps from a torchvision-layout checkpoint; every malformed file is a WeightsError."""
     state_dict = load_state_dict(path)
-    return VGGFeatures(build_vgg_features(state_dict, up_to=max(layers, key=LAYER_NAMES.index)), layers)
+    return VGGFeatures(build_vgg_features(state_dict, up_to=max(layers, key=LAYER_NAMES.index), source=path), layers)

@@ -24,6 +24,7 @@ __all__ = [
     "offline_requested",
     "resolve_weights",
     "resolve_clip_weights",
+    "resolve_hub_file",
     "resolve_vgg_weights",
     "VGG19_URL",
     "VGG19_FILENAME",
@@ -59,7 +60,9 @@ def resolve_weights(
 ) -> WeightsFile:
     """The shared resolution order. `cached` is lazily evaluated and must not touch the network."""
     if explicit is not None:
-        path = Path(explicit).expanduser()
+        path = Path(explicit).expanduser().absolute()
+        if path.is_dir():
+            raise WeightsError(f"{explicit_flag} {path}: is a directory, not a file")
         if not path.is_file():
             raise WeightsError(f"{explicit_flag} {path}: no such file")
         return WeightsFile(path, "explicit")
@@ -109,23 +112,18 @@ def _hf_candidates(hf_hub: str) -> tuple[str, list[str]]:
     return repo_id, safe + [filename]
 
 
-def resolve_clip_weights(
-    model_name: str, tag: str, *, explicit: Path | None, cache_dir: Path | None, offline: bool
-) -> WeightsFile:
-    import open_clip
+def _hub_caches(cache_dir: Path | None) -> list[str]:
+    from huggingface_hub import constants
+
+    return ([str(cache_dir)] if cache_dir else []) + [constants.HF_HUB_CACHE]
+
+
+def resolve_hub_file(repo_id: str, filenames: list[str], *, what: str, explicit: Path | None, explicit_flag: str,
+                     cache_dir: Path | None, offline: bool) -> WeightsFile:
+    """The first of `filenames` in `repo_id`: explicit file -> hub caches -> download -> error."""
     from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 
-    what = f"CLIP weights {model_name}/{tag}"
-    hf_hub = open_clip.get_pretrained_cfg(model_name, tag).get("hf_hub", "") if explicit is None else ""
-    if explicit is None and not hf_hub:
-        known = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
-        raise WeightsError(
-            f"{what}: no known hub source (pretrained tags for {model_name}: {known}); "
-            "pass --clip-checkpoint FILE"
-        )
-    repo_id, filenames = _hf_candidates(hf_hub) if hf_hub else ("", [])
-    caches = [str(cache_dir)] if cache_dir else []
-    caches.append(constants.HF_HUB_CACHE)
+    caches = _hub_caches(cache_dir)
 
     def cached() -> Iterable[Path]:
         for cache in caches:
@@ -144,15 +142,31 @@ def resolve_clip_weights(
                 last = exc
         raise WeightsError(f"{repo_id}: {_one_line(last or Exception())}")
 
-    return resolve_weights(
-        what,
-        explicit=explicit,
-        explicit_flag="--clip-checkpoint",
-        cached=cached(),
-        download=download,
-        offline=offline,
-        looked_in=" and ".join(f"{c} ({repo_id})" for c in caches),
-    )
+    return resolve_weights(what, explicit=explicit, explicit_flag=explicit_flag, cached=cached(),
+                           download=download, offline=offline,
+                           looked_in=" and ".join(f"{c} ({repo_id})" for c in caches))
+
+
+def resolve_clip_weights(
+    model_name: str, tag: str | None, *, explicit: Path | None, cache_dir: Path | None, offline: bool,
+    explicit_flag: str = "--clip-checkpoint",
+) -> WeightsFile:
+    import open_clip
+
+    what = f"CLIP weights {model_name}/{tag}"
+    if explicit is not None:
+        return resolve_weights(what, explicit=explicit, explicit_flag=explicit_flag, cached=(),
+                               download=lambda: Path(), offline=True, looked_in="")
+    hf_hub = open_clip.get_pretrained_cfg(model_name, tag).get("hf_hub", "") if tag else ""
+    if not hf_hub:
+        known = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
+        raise WeightsError(
+            f"{what}: no known hub source (pretrained tags for {model_name}: {known}); "
+            f"pass {explicit_flag} FILE"
+        )
+    repo_id, filenames = _hf_candidates(hf_hub)
+    return resolve_hub_file(repo_id, filenames, what=what, explicit=None, explicit_flag=explicit_flag,
+                            cache_dir=cache_dir, offline=offline)
 
 
 # --- VGG19 weights (torchvision layout) ---

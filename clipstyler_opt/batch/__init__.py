@@ -1,29 +1,41 @@
 """`clipopt batch`: every image of some folders x every prompt, resumable and shardable.
 
 `run_batch(BatchSettings(...), StyleConfig(...))` is the programmatic entry point; the
-modules split the work into discovery, the job list, the manifest, the resume scan, the
-job runner and the torchrun plumbing.
+modules split the work into discovery, the job list and its output names, the folder lock,
+the input guard, the manifest, the resume scan, the job runner and the torchrun plumbing.
 """
 
-from .discovery import InputFile, discover_inputs, looks_like_image
+from .discovery import Discovery, InputFile, SkippedInput, discover_inputs, looks_like_image, scan_inputs
 from .distributed import Distributed, launched_by_torchrun
 from .jobs import Job, Shard, build_jobs, derive_seed, read_prompts_file, unique_prompts
-from .manifest import MANIFEST_NAME, ManifestWriter, read_records
+from .lock import LOCK_NAME, BatchLock, BatchLocked
+from .manifest import MANIFEST_NAME, ManifestWriter, ManifestWriteError, read_records
 from .records import Summary
 from .resume import DigestCache, expected_settings_hash, scan_jobs
 from .runner import BatchObserver, SilentObserver
-from .session import BatchSettings, plan_jobs, run_batch
+from .safety import InputGuard
+from .session import BatchPlan, BatchSettings, plan_batch, plan_jobs, run_batch
 
 __all__ = [
     "BatchSettings",
+    "BatchPlan",
     "run_batch",
+    "plan_batch",
     "plan_jobs",
     "Summary",
     "BatchObserver",
     "SilentObserver",
     "InputFile",
+    "SkippedInput",
+    "Discovery",
+    "scan_inputs",
     "discover_inputs",
     "looks_like_image",
+    "BatchLock",
+    "BatchLocked",
+    "LOCK_NAME",
+    "InputGuard",
+    "ManifestWriteError",
     "Job",
     "Shard",
     "build_jobs",

@@ -4,21 +4,30 @@ Inside folders and glob matches a file counts as an image when its first bytes c
 image signature, or failing that when its extension names an image format (so a corrupt
 `photo.jpg` is still attempted and reported as failed rather than silently ignored).
 A file named explicitly on the command line is always attempted.
+
+Nothing that is not a regular file is ever opened (a FIFO would block, a device node could
+react to being opened): such entries, dangling links, link loops, empty files and folders
+that cannot be listed are skipped, and each is reported with its reason.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import logging
 import os
 import posixpath
-from dataclasses import dataclass
+import stat
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from ..errors import InputImageError
+from ..naming import printable
 
-__all__ = ["InputFile", "discover_inputs", "looks_like_image", "IMAGE_EXTENSIONS"]
+__all__ = ["InputFile", "SkippedInput", "Discovery", "scan_inputs", "discover_inputs", "looks_like_image",
+           "IMAGE_EXTENSIONS", "NOT_AN_IMAGE"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,9 @@ _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II
 _ISO_BRANDS = (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif")
 _BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)
 _GLOB_CHARS = frozenset("*?[")
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"))
+NOT_AN_IMAGE = "not an image"
 
 
 @dataclass(frozen=True)
@@ -40,11 +52,45 @@ class InputFile:
     relative: PurePosixPath  # path below `root`; decides the output name and the job's seed
 
 
-def looks_like_image(path: Path) -> bool:
+@dataclass(frozen=True)
+class SkippedInput:
+    path: Path
+    reason: str  # e.g. "a FIFO (named pipe)", "dangling symbolic link", "not an image"
+
+
+@dataclass
+class Discovery:
+    inputs: list[InputFile] = field(default_factory=list)
+    skipped: list[SkippedInput] = field(default_factory=list)
+
+
+def _read_head(path: Path, size: int) -> bytes | None:
+    """The first bytes of a regular file; None for anything else. Opened without blocking, and
+    checked on the open descriptor, so a FIFO swapped in after a stat cannot hang the read."""
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(32)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def looks_like_image(path: Path) -> bool:
+    """True when a regular file's first bytes carry an image signature, or when they cannot be
+    read and its extension names an image format. Never opens anything but a regular file."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return False
+    except OSError:
+        return False
+    head = _read_head(path, 32)
+    if head is None:
         return path.suffix.lower() in IMAGE_EXTENSIONS
     if head.startswith(_SIGNATURES):
         return True
@@ -57,20 +103,52 @@ def looks_like_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
+def _unusable(path: Path) -> str | None:
+    """Why a directory entry cannot be an input, or None for a non-empty regular file."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if os.path.islink(path):
+            return "symbolic link loop" if exc.errno == errno.ELOOP else "dangling symbolic link"
+        return f"cannot read ({exc.strerror or exc})"
+    for test, kind in _KINDS:
+        if test(info.st_mode):
+            return kind
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    return "empty file" if info.st_size == 0 else None
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(".")
 
 
 def _inside(path: Path, folder: Path | None) -> bool:
+    """`path` is `folder` or below it, by its absolute path or by its real path."""
     if folder is None:
         return False
-    absolute = Path(os.path.abspath(path))
-    return absolute == folder or folder in absolute.parents
+    real_folder = Path(os.path.realpath(folder))
+    for candidate, base in ((Path(os.path.abspath(path)), folder), (Path(os.path.realpath(path)), real_folder)):
+        if candidate == base or base in candidate.parents:
+            return True
+    return False
 
 
-def _walk_folder(root: Path, recursive: bool, exclude: Path | None) -> Iterator[Path]:
-    for current, folders, files in os.walk(root):
-        folders[:] = sorted(f for f in folders if not _hidden(f) and not _inside(Path(current, f), exclude))
+def _walk_folder(root: Path, recursive: bool, exclude: Path | None, skipped: list[SkippedInput]) -> Iterator[Path]:
+    def unlistable(exc: OSError) -> None:
+        skipped.append(SkippedInput(Path(exc.filename or root), f"cannot list folder ({exc.strerror or exc})"))
+
+    for current, folders, files in os.walk(root, onerror=unlistable):
+        kept = []
+        for name in sorted(folders):
+            path = Path(current, name)
+            if _hidden(name) or _inside(path, exclude):
+                continue
+            if recursive and os.path.islink(path):
+                skipped.append(SkippedInput(path, "symbolic link to a folder (not followed)"))
+                continue
+            kept.append(name)
+        folders[:] = kept
         for name in sorted(files):
             if not _hidden(name):
                 yield Path(current, name)
@@ -95,40 +173,58 @@ def _relative(path: Path, root: Path) -> PurePosixPath:
     return PurePosixPath(relative)
 
 
-def _candidates(spec: str, recursive: bool, exclude: Path | None) -> Iterable[tuple[Path, Path, bool]]:
-    """(file, root, named explicitly) for one INPUT."""
+def _candidates(spec: str, recursive: bool, exclude: Path | None,
+                skipped: list[SkippedInput]) -> list[tuple[Path, Path, bool]]:
+    """(entry, root, named explicitly) for one INPUT; entries are not yet checked."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        return ((f, path, False) for f in _walk_folder(path, recursive, exclude))
+        return [(f, path, False) for f in _walk_folder(path, recursive, exclude, skipped)]
     if path.is_file():
         return [(path, path.parent, True)]
     if _GLOB_CHARS & set(spec):
         root = _glob_root(spec)
         matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(spec), recursive=True))
-        return [(m, root, False) for m in matches if m.is_file() and not _inside(m, exclude)]
-    if path.exists():
-        raise InputImageError(f"{spec}: not a file or folder")
-    raise InputImageError(f"{spec}: no such file or folder")
+        return [(m, root, False) for m in matches if not m.is_dir() and not _inside(m, exclude)]
+    if os.path.lexists(path):
+        raise InputImageError(f"{printable(spec)}: not a regular file or folder ({_unusable(path) or 'unusable'})")
+    raise InputImageError(f"{printable(spec)}: no such file or folder")
+
+
+def scan_inputs(specs: Sequence[str], *, recursive: bool = False, exclude: Path | None = None) -> Discovery:
+    """Every image named by `specs`, in a stable order, each once, and every entry passed over
+    with its reason (hidden files and `exclude`, the output folder, are passed over silently:
+    results must not become inputs on the next run)."""
+    excluded = Path(os.path.abspath(exclude)) if exclude is not None else None
+    seen: set[str] = set()
+    found = Discovery()
+    for spec in specs:
+        for path, root, explicit in _candidates(spec, recursive, excluded, found.skipped):
+            key = os.path.abspath(path)
+            if key in seen:
+                continue
+            if not explicit:
+                reason = _unusable(path) or (None if looks_like_image(path) else NOT_AN_IMAGE)
+                if reason is not None:
+                    found.skipped.append(SkippedInput(path, reason))
+                    continue
+            seen.add(key)
+            found.inputs.append(InputFile(path, root, _relative(path, root)))
+    _log_skipped(found.skipped)
+    return found
 
 
 def discover_inputs(specs: Sequence[str], *, recursive: bool = False,
                     exclude: Path | None = None) -> list[InputFile]:
-    """Every image named by `specs`, in a stable order, each once. `exclude` (the output
-    folder) is never searched, so results are not picked up as inputs on the next run."""
-    excluded = Path(os.path.abspath(exclude)) if exclude is not None else None
-    seen: set[str] = set()
-    found: list[InputFile] = []
-    ignored = 0
-    for spec in specs:
-        for path, root, explicit in _candidates(spec, recursive, excluded):
-            key = os.path.abspath(path)
-            if key in seen:
-                continue
-            if not explicit and not looks_like_image(path):
-                ignored += 1
-                continue
-            seen.add(key)
-            found.append(InputFile(path, root, _relative(path, root)))
-    if ignored:
-        log.info("ignored %d file(s) that are not images", ignored)
-    return found
+    """The images of `scan_inputs`."""
+    return scan_inputs(specs, recursive=recursive, exclude=exclude).inputs
+
+
+def _log_skipped(skipped: list[SkippedInput]) -> None:
+    reasons = Counter(item.reason for item in skipped)
+    not_images = reasons.pop(NOT_AN_IMAGE, 0)
+    if not_images:
+        log.info("ignored %d file(s) that are not images", not_images)
+    if reasons:
+        listed = ", ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
+        log.warning("skipped %d input entr%s that cannot be read as images (%s); the manifest's summary "
+                    "lists them", sum(reasons.values()), "y" if sum(reasons.values()) == 1 else "ies", listed)

@@ -7,16 +7,15 @@ rank, every `--shard` process and every rerun computes the same list in the same
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from ..errors import ConfigError, OutputError
-from ..naming import prompt_slug, slugify
+from ..naming import prompt_slug
 from .discovery import InputFile
+from .names import fs_bytes, output_names
 
 __all__ = ["Job", "Shard", "derive_seed", "output_names", "build_jobs", "read_prompts_file", "unique_prompts"]
 
@@ -67,48 +66,8 @@ class Shard:
 def derive_seed(base_seed: int, relative_input: str, prompt: str) -> int:
     """Stable across machines and processes: depends only on the base seed, the input's path
     below its INPUT root and the prompt."""
-    digest = hashlib.sha256(f"{base_seed}\0{relative_input}\0{prompt}".encode("utf-8")).digest()
+    digest = hashlib.sha256(fs_bytes(f"{base_seed}\0{relative_input}\0{prompt}")).digest()
     return int.from_bytes(digest[:8], "big") % SEED_LIMIT
-
-
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
-
-
-Rename = Callable[[InputFile, PurePosixPath, list[InputFile]], PurePosixPath]
-
-
-def _resolve_collisions(names: dict[InputFile, PurePosixPath], rename: Rename) -> None:
-    groups: dict[str, list[InputFile]] = defaultdict(list)
-    for item, name in names.items():
-        groups[str(name).casefold()].append(item)  # case-insensitive file systems exist
-    for group in groups.values():
-        if len(group) > 1:
-            for item in group:
-                names[item] = rename(item, names[item], group)
-
-
-def _keep_source_suffix(item: InputFile, name: PurePosixPath, group: list[InputFile]) -> PurePosixPath:
-    if len({other.relative for other in group}) == 1:
-        return name  # same relative path under different roots: the source suffix cannot help
-    return item.relative.with_name(item.relative.name + name.suffix)
-
-
-def _under_root_name(item: InputFile, name: PurePosixPath, group: list[InputFile]) -> PurePosixPath:
-    return PurePosixPath(slugify(Path(os.path.abspath(item.root)).name, 40)) / name
-
-
-def _with_path_hash(item: InputFile, name: PurePosixPath, group: list[InputFile]) -> PurePosixPath:
-    return name.with_name(f"{name.stem}-{_short_hash(os.path.abspath(item.path))}{name.suffix}")
-
-
-def output_names(inputs: Iterable[InputFile], suffix: str) -> dict[InputFile, PurePosixPath]:
-    """`<relative path>` with the output suffix; made unique when two inputs would share a name."""
-    names = {item: item.relative.with_suffix(suffix) for item in inputs}
-    _resolve_collisions(names, _keep_source_suffix)  # cat.jpg + cat.png -> cat.jpg.png + cat.png.png
-    _resolve_collisions(names, _under_root_name)  # a/x.jpg + b/x.jpg -> a/x.png + b/x.png
-    _resolve_collisions(names, _with_path_hash)  # anything still equal
-    return names
 
 
 def _safe_output(folder: Path, name: PurePosixPath) -> Path:

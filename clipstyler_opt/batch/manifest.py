@@ -9,6 +9,11 @@ Under torchrun every rank appends to its own journal, `manifest.<run>.rank-<R>.j
 holding an exclusive lock on it while the rank lives; rank 0 gathers the records at the
 end, writes them into the manifest and the journals are removed. A journal whose lock can
 be taken belongs to a run that died; the next run merges it.
+
+Lines are JSON with every character that is not valid Unicode escaped: a file name's
+non-UTF-8 bytes (Python's surrogate escapes, e.g. `\\udce9`) survive `json.loads` and
+`os.fsencode` unchanged. A line that cannot be written ends the batch with
+`ManifestWriteError` (exit code 5); the outputs already saved are kept, and a rerun resumes.
 """
 
 from __future__ import annotations
@@ -17,22 +22,38 @@ import fcntl
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
-__all__ = ["MANIFEST_NAME", "ManifestWriter", "read_records", "journal_path", "merge_stale_journals",
-           "record_key"]
+from ..errors import OutputError
+from ..naming import printable
+from .safety import open_regular
+
+__all__ = ["MANIFEST_NAME", "ManifestWriter", "ManifestWriteError", "read_records", "journal_path",
+           "merge_stale_journals", "record_key", "json_line"]
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.jsonl"
 _JOURNAL_GLOB = "manifest.*.rank-*.jsonl"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Record = dict[str, Any]
 
 
 def journal_path(output_dir: Path, run_id: str, rank: int) -> Path:
     return output_dir / f"manifest.{run_id}.rank-{rank}.jsonl"
+
+
+class ManifestWriteError(OutputError):
+    """The manifest (or a rank's journal) cannot be written: the batch stops."""
+
+
+def json_line(record: Record) -> str:
+    """One JSON line, readable UTF-8 for any text, with lone surrogates as `\\uXXXX` escapes."""
+    text = json.dumps(record, ensure_ascii=False)
+    return _SURROGATE.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
 
 
 def record_key(record: Record) -> tuple[str, str, str, str]:
@@ -46,10 +67,13 @@ class ManifestWriter:
 
     def __init__(self, path: Path, *, lock: bool = False) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            self._fd = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+        except OSError as exc:
+            raise ManifestWriteError(f"{printable(str(path))}: cannot write ({exc.strerror or exc})") from None
         if lock:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if _ends_mid_line(path):
+        if _ends_mid_line(self._fd):
             self._write(b"\n")  # a previous writer died mid-line: start on a fresh one
 
     def append(self, record: Record) -> None:
@@ -57,15 +81,19 @@ class ManifestWriter:
 
     def extend(self, records: Iterable[Record]) -> None:
         """Append several records with one write and one fsync (fast for a thousand skipped jobs)."""
-        data = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        data = "".join(json_line(record) for record in records)
         if data:
             self._write(data.encode("utf-8"))
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view):]
-        os.fsync(self._fd)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise ManifestWriteError(f"{printable(str(self.path))}: cannot write ({exc.strerror or exc}); the batch "
+                                     "stopped: finished outputs are kept, and a rerun resumes") from None
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -79,24 +107,21 @@ class ManifestWriter:
         self.close()
 
 
-def _ends_mid_line(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            if fh.tell() == 0:
-                return False
-            fh.seek(-1, os.SEEK_END)
-            return fh.read(1) != b"\n"
-    except OSError:
-        return False
+def _ends_mid_line(fd: int) -> bool:
+    size = os.fstat(fd).st_size
+    return size > 0 and os.pread(fd, 1, size - 1) != b"\n"
 
 
 def read_records(path: Path) -> list[Record]:
     """Every complete record of a manifest or journal; unparsable lines are skipped."""
     try:
-        data = path.read_bytes()
+        fd = open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        raise ManifestWriteError(f"{printable(str(path))}: cannot read ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read()
     records, broken = [], 0
     for line in data.splitlines():
         if not line.strip():
@@ -116,9 +141,9 @@ def read_records(path: Path) -> list[Record]:
 def _claim(journal: Path) -> int | None:
     """An open descriptor holding the journal's lock, or None while its rank still runs."""
     try:
-        fd = os.open(journal, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
+        fd = open_regular(journal, os.O_RDONLY)
+    except OSError:
+        return None  # gone, or not a journal at all (a link, a FIFO): left alone
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

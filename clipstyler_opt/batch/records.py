@@ -3,7 +3,8 @@
 Job record fields: record ("job"), run, time, status (done, failed or skipped), input
 (absolute path), relative (path below its INPUT root), prompt, output (path below the
 output folder), seed, settings_hash, error, timings, input_sha256, input_size,
-input_mtime_ns, rank, device.
+input_mtime_ns, rank, device. Paths are kept exactly (see manifest.json_line); the summary's
+one-line texts show them with `naming.printable`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..naming import printable
+from .discovery import SkippedInput
 from .jobs import Job
 from .resume import InputDigest
 
-__all__ = ["DONE", "FAILED", "SKIPPED", "new_run_id", "job_record", "Summary"]
+__all__ = ["DONE", "FAILED", "SKIPPED", "new_run_id", "job_record", "skipped_input_fields", "Summary"]
 
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
 _MAX_ERROR = 500
@@ -49,6 +52,11 @@ def job_record(job: Job, status: str, *, run: str, rank: int, device: str | None
         "input_sha256": digest.sha256 if digest else None, "input_size": digest.size if digest else None,
         "input_mtime_ns": digest.mtime_ns if digest else None, "rank": rank, "device": device,
     }
+
+
+def skipped_input_fields(skipped: Iterable[SkippedInput]) -> list[dict[str, str]]:
+    """The summary record's `skipped_inputs`: what discovery passed over, and why."""
+    return [{"input": os.path.abspath(item.path), "reason": item.reason} for item in skipped]
 
 
 @dataclass
@@ -107,11 +115,11 @@ class Summary:
         lines = [f"{head}: {jobs}: {counts} in {_duration(self.elapsed_s)} "
                  f"({self.images_per_hour:.1f} images/hour)"]
         for label, error in self.failures[:max_failures]:
-            lines.append(f"  failed: {label}: {error}")
+            lines.append(f"  failed: {printable(label)}: {printable(error)}")
         if len(self.failures) > max_failures:
             lines.append(f"  ... and {len(self.failures) - max_failures} more failures")
         if self.manifest is not None:
-            lines.append(f"manifest: {self.manifest}")
+            lines.append(f"manifest: {printable(str(self.manifest))}")
         return lines
 
 

@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 from ..config import StyleConfig
 from ..imageio import sidecar_path
 from .jobs import Job
+from .safety import open_regular
 
 __all__ = ["InputDigest", "DigestCache", "ScanResult", "expected_settings_hash", "scan_jobs", "file_sha256"]
 
@@ -25,8 +26,9 @@ _CHUNK = 1 << 20
 
 
 def file_sha256(path: Path) -> str:
+    """sha256 of a regular file's bytes; OSError for anything else (a FIFO is never read)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with os.fdopen(open_regular(path, os.O_RDONLY, follow_links=True), "rb") as fh:
         for block in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -84,7 +86,7 @@ def _recorded_hash(output: Path) -> str | None:
     if not output.is_file():
         return None
     try:
-        with open(sidecar_path(output), "rb") as fh:
+        with os.fdopen(open_regular(sidecar_path(output), os.O_RDONLY, follow_links=True), "rb") as fh:
             value = json.load(fh).get("settings_hash")
     except (OSError, ValueError, AttributeError):
         return None

@@ -10,13 +10,15 @@ from typing import Any, Callable, Protocol
 import torch
 from PIL import Image
 
-from ..engine import ProgressCallback, Stylizer
-from ..errors import ClipoptError
+from ..engine import ProgressCallback, Result, Stylizer
+from ..errors import ClipoptError, OutputError
 from ..imageio import frame_writer, load_image, sidecar_path
+from ..naming import printable
 from .jobs import Job
 from .manifest import ManifestWriter
 from .records import DONE, FAILED, Summary, job_record
 from .resume import DigestCache, InputDigest
+from .safety import InputGuard
 from .signals import interrupts_deferred
 
 __all__ = ["BatchObserver", "SilentObserver", "JobRunner"]
@@ -60,10 +62,11 @@ class JobRunner:
     """Runs jobs on one lazily created `Stylizer` and appends one record per job."""
 
     def __init__(self, make_stylizer: Callable[[], Stylizer], writer: ManifestWriter, digests: DigestCache,
-                 observer: BatchObserver, *, run: str, rank: int, device: str) -> None:
+                 observer: BatchObserver, guard: InputGuard, *, run: str, rank: int, device: str) -> None:
         self._make_stylizer = make_stylizer
         self._stylizer: Stylizer | None = None
-        self.writer, self.digests, self.observer = writer, digests, observer
+        self._digest: InputDigest | None = None  # the current job's input, once read
+        self.writer, self.digests, self.observer, self.guard = writer, digests, observer, guard
         self.run_id, self.rank, self.device = run, rank, device
         self._warned: set[str] = set()
 
@@ -74,39 +77,59 @@ class JobRunner:
         return self._stylizer
 
     def run(self, job: Job) -> Record:
+        """Run one job and append its record. A job counts as done exactly when its image and
+        sidecar are saved; a manifest that cannot be written stops the batch (ManifestWriteError)."""
         stylizer = self.stylizer  # a failure to load weights ends the batch; it is not a job failure
         started = time.perf_counter()
-        digest: InputDigest | None = None
+        self._digest = None
+        notes: list[str] = []
         try:
-            stat = os.stat(job.input)
-            loaded = load_image(job.input)
-            if loaded.sha256 is not None:
-                digest = InputDigest(loaded.sha256, stat.st_size, stat.st_mtime_ns)
-                self.digests.remember(job.input, digest)
-            progress = self.observer.job_started(job)
-            result = stylizer.stylize(loaded, job.prompt, seed=job.seed, progress=progress,
-                                      on_frame=self._frame_writer(job, stylizer))
-            with interrupts_deferred():  # the image, its sidecar and its record go together
-                sidecar_path(job.output).unlink(missing_ok=True)  # never leave a stale sidecar beside a new image
-                notes = result.save(job.output)
-                timings = {**result.timings, "job_s": time.perf_counter() - started}
-                record = job_record(job, DONE, run=self.run_id, rank=self.rank, device=result.device,
-                                    settings_hash=result.metadata.get("settings_hash"), digest=digest,
-                                    timings=timings)
-                self.writer.append(record)
-            self._warn_once(notes)  # the engine has already logged result.warnings
+            result = self._stylize(job, stylizer)
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:  # isolate: unreadable input, CUDA out of memory, non-finite loss, ...
-            if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc):
-                torch.cuda.empty_cache()
-            log.debug("job %s failed", job.label, exc_info=True)
-            device = str(self._stylizer.runtime.device) if self._stylizer is not None else self.device
-            record = job_record(job, FAILED, run=self.run_id, rank=self.rank, device=device, digest=digest,
-                                error=_error_message(exc), timings={"job_s": time.perf_counter() - started})
+            record = self._failed(job, exc, started)
             self.writer.append(record)
+        else:
+            with interrupts_deferred():  # the image, its sidecar and its record go together
+                try:
+                    notes = self._save(job, result)
+                except Exception as exc:  # disk full, folder not writable, an input in the way
+                    record = self._failed(job, exc, started)
+                else:
+                    timings = {**result.timings, "job_s": time.perf_counter() - started}
+                    record = job_record(job, DONE, run=self.run_id, rank=self.rank, device=result.device,
+                                        settings_hash=result.metadata.get("settings_hash"), digest=self._digest,
+                                        timings=timings)
+                self.writer.append(record)
+        self._warn_once(notes)  # the engine has already logged result.warnings
         self.observer.job_finished(job, record)
         return record
+
+    def _stylize(self, job: Job, stylizer: Stylizer) -> Result:
+        info = os.stat(job.input)
+        loaded = load_image(job.input)  # opens nothing but a regular file
+        if loaded.sha256 is not None:
+            self._digest = InputDigest(loaded.sha256, info.st_size, info.st_mtime_ns)
+            self.digests.remember(job.input, self._digest)
+        progress = self.observer.job_started(job)
+        return stylizer.stylize(loaded, job.prompt, seed=job.seed, progress=progress,
+                                on_frame=self._frame_writer(job, stylizer))
+
+    def _save(self, job: Job, result: Result) -> list[str]:
+        refusal = self.guard.refusal(job)  # checked again: links can appear while a job runs
+        if refusal is not None:
+            raise OutputError(refusal)
+        sidecar_path(job.output).unlink(missing_ok=True)  # never leave a stale sidecar beside a new image
+        return result.save(job.output)
+
+    def _failed(self, job: Job, exc: BaseException, started: float) -> Record:
+        if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc):
+            torch.cuda.empty_cache()
+        log.debug("job %s failed", printable(job.label), exc_info=True)
+        device = str(self._stylizer.runtime.device) if self._stylizer is not None else self.device
+        return job_record(job, FAILED, run=self.run_id, rank=self.rank, device=device, digest=self._digest,
+                          error=_error_message(exc), timings={"job_s": time.perf_counter() - started})
 
     def _frame_writer(self, job: Job, stylizer: Stylizer) -> Callable[[int, Image.Image], None] | None:
         if not stylizer.config.save_every:

@@ -1,4 +1,4 @@
-"""One batch from start to summary: plan, shard, resume scan, run, gather."""
+"""One batch from start to summary: lock, plan, shard, resume scan, run, gather."""
 
 from __future__ import annotations
 
@@ -11,16 +11,20 @@ from typing import Any
 from ..config import StyleConfig
 from ..engine import Stylizer
 from ..errors import ClipoptError, InputImageError, OutputError
-from .discovery import discover_inputs
+from ..naming import printable
+from .discovery import SkippedInput, scan_inputs
 from .distributed import Distributed
 from .jobs import Job, Shard, build_jobs
-from .manifest import MANIFEST_NAME, ManifestWriter, journal_path, merge_stale_journals, read_records
-from .records import SKIPPED, Summary, job_record, new_run_id
+from .lock import BatchLock
+from .manifest import (MANIFEST_NAME, ManifestWriter, ManifestWriteError, journal_path, merge_stale_journals,
+                       read_records)
+from .records import FAILED, SKIPPED, Summary, job_record, new_run_id, skipped_input_fields
 from .resume import DigestCache, scan_jobs
 from .runner import BatchObserver, JobRunner, SilentObserver
+from .safety import InputGuard
 from .signals import interrupts_deferred, terminate_as_interrupt
 
-__all__ = ["BatchSettings", "run_batch", "plan_jobs"]
+__all__ = ["BatchSettings", "BatchPlan", "run_batch", "plan_batch", "plan_jobs"]
 
 Record = dict[str, Any]
 
@@ -36,20 +40,33 @@ class BatchSettings:
     shard: Shard | None = None
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    jobs: list[Job]  # the whole batch's job list (before sharding), in its canonical order
+    skipped_inputs: list[SkippedInput]  # what discovery passed over, and why
+
+
+def plan_batch(settings: BatchSettings, base_seed: int) -> BatchPlan:
+    """Discover the inputs and build the job list; InputImageError when there is no image."""
+    found = scan_inputs(settings.inputs, recursive=settings.recursive, exclude=settings.output_dir)
+    if not found.inputs:
+        hint = "" if settings.recursive else " (add --recursive to search subfolders)"
+        raise InputImageError(f"no image files found in {printable(', '.join(settings.inputs))}{hint}")
+    jobs = build_jobs(found.inputs, settings.prompts, settings.output_dir,
+                      suffix="." + settings.output_format.lower(), base_seed=base_seed)
+    return BatchPlan(jobs, found.skipped)
+
+
 def plan_jobs(settings: BatchSettings, base_seed: int) -> list[Job]:
     """The whole batch's job list (before sharding), in its canonical order."""
-    inputs = discover_inputs(settings.inputs, recursive=settings.recursive, exclude=settings.output_dir)
-    if not inputs:
-        hint = "" if settings.recursive else " (add --recursive to search subfolders)"
-        raise InputImageError(f"no image files found in {', '.join(settings.inputs)}{hint}")
-    return build_jobs(inputs, settings.prompts, settings.output_dir, suffix="." + settings.output_format.lower(),
-                      base_seed=base_seed)
+    return plan_batch(settings, base_seed).jobs
 
 
 def run_batch(settings: BatchSettings, config: StyleConfig, observer: BatchObserver | None = None) -> Summary:
     """Run every job of this process's shard. Returns the summary (the whole batch's on rank 0
     under torchrun, this rank's elsewhere). On Ctrl-C the summary goes to `observer.finished`
-    and KeyboardInterrupt is re-raised."""
+    and KeyboardInterrupt is re-raised; so it does before ManifestWriteError (exit 5). Another
+    batch using the output folder raises BatchLocked (exit 10) before anything is done."""
     dist = Distributed.from_environment(config.device)
     try:
         return _Batch(settings, config.replace(device=dist.device(config.device)), dist,
@@ -64,69 +81,96 @@ class _Batch:
         self.settings, self.config, self.dist, self.observer = settings, config, dist, observer
         self.manifest = settings.output_dir / MANIFEST_NAME
         self.started = time.perf_counter()
+        self.lock: BatchLock | None = None
+        self.skipped_inputs: list[dict[str, str]] = []
 
-    def _plan_on_main(self) -> tuple[str, list[Job]] | ClipoptError:
+    def _plan_on_main(self) -> tuple[str, BatchPlan] | ClipoptError:
         try:
             self.settings.output_dir.mkdir(parents=True, exist_ok=True)
+            self.lock = BatchLock(self.settings.output_dir, self.settings.shard)  # for every rank
             merge_stale_journals(self.settings.output_dir)
-            return new_run_id(), plan_jobs(self.settings, self.config.seed)
+            return new_run_id(), plan_batch(self.settings, self.config.seed)
         except ClipoptError as exc:
             return exc
         except OSError as exc:
-            return OutputError(f"{self.settings.output_dir}: cannot use as output folder ({exc.strerror or exc})")
+            return OutputError(f"{printable(str(self.settings.output_dir))}: cannot use as output folder "
+                               f"({exc.strerror or exc})")
 
     def run(self) -> Summary:
-        plan = self.dist.broadcast(self._plan_on_main() if self.dist.is_main else None)
-        if isinstance(plan, ClipoptError):
-            raise plan  # every rank stops with the same error
-        assert plan is not None
-        run_id, jobs = plan
+        try:
+            plan = self.dist.broadcast(self._plan_on_main() if self.dist.is_main else None)
+            if isinstance(plan, ClipoptError):
+                raise plan  # every rank stops with the same error
+            assert plan is not None
+            return self._run(*plan)
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _run(self, run_id: str, plan: BatchPlan) -> Summary:
+        self.skipped_inputs = skipped_input_fields(plan.skipped_inputs)
         shard = self.settings.shard or Shard(0, 1)
-        group_jobs = shard.take(jobs)  # this process group's share: all jobs, or one --shard
+        group_jobs = shard.take(plan.jobs)  # this process group's share: all jobs, or one --shard
         mine = Shard(self.dist.rank, self.dist.world_size).take(group_jobs)  # split again between ranks
+        guard = InputGuard(dict.fromkeys(job.input for job in plan.jobs))
+        victim = guard.input_at(self.manifest)
+        if victim is not None:
+            raise OutputError(f"refusing to write {printable(str(self.manifest))}: it is the same file as the "
+                              f"input {printable(str(victim))}")
         digests = DigestCache.from_records(read_records(self.manifest))
         scan = scan_jobs(mine, self.config, digests, overwrite=self.settings.overwrite)
         target = journal_path(self.settings.output_dir, run_id, self.dist.rank) if self.dist.active else self.manifest
-        try:
-            writer = ManifestWriter(target, lock=self.dist.active)
-        except OSError as exc:
-            raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
         records: list[Record] = []
-        with writer, terminate_as_interrupt():
+        with ManifestWriter(target, lock=self.dist.active) as writer, terminate_as_interrupt():
             try:
+                refused = [(job, job_record(job, FAILED, run=run_id, rank=self.dist.rank, device=None, error=reason))
+                           for job in scan.todo
+                           if (reason := guard.refusal(job, frames=self.config.save_every > 0)) is not None]
                 with interrupts_deferred():
-                    skipped = [job_record(job, SKIPPED, run=run_id, rank=self.dist.rank, device=None,
-                                          settings_hash=settings_hash, digest=digest)
-                               for job, settings_hash, digest in scan.skipped]
-                    writer.extend(skipped)
-                    records.extend(skipped)
+                    known = [job_record(job, SKIPPED, run=run_id, rank=self.dist.rank, device=None,
+                                        settings_hash=settings_hash, digest=digest)
+                             for job, settings_hash, digest in scan.skipped] + [record for _, record in refused]
+                    writer.extend(known)
+                    records.extend(known)
                 self.observer.started(len(mine), len(scan.skipped))
-                runner = JobRunner(lambda: Stylizer(self.config), writer, digests, self.observer, run=run_id,
-                                   rank=self.dist.rank, device=self.config.device)
+                for job, record in refused:  # before any weights load
+                    self.observer.job_finished(job, record)
+                runner = JobRunner(lambda: Stylizer(self.config), writer, digests, self.observer, guard,
+                                   run=run_id, rank=self.dist.rank, device=self.config.device)
+                refused_jobs = {job for job, _ in refused}
                 for job in scan.todo:
-                    records.append(runner.run(job))
+                    if job not in refused_jobs:
+                        records.append(runner.run(job))
                 return self._finish(writer, run_id, group_jobs, len(mine), records, shard)
             except KeyboardInterrupt:
-                self._report_interrupted(writer, run_id, len(mine), records, shard)
+                self._report_stopped(writer, run_id, len(mine), records, shard)
+                raise
+            except ManifestWriteError:
+                self._report_stopped(None, run_id, len(mine), records, shard)
                 raise
 
     def _scope(self) -> str:
         return f"rank {self.dist.rank} of {self.dist.world_size}" if self.dist.active else ""
 
-    def _report_interrupted(self, writer: ManifestWriter, run_id: str, jobs: int, records: list[Record],
-                            shard: Shard) -> None:
+    def _details(self, shard: Shard) -> dict[str, Any]:
+        return {"shard": str(shard), "world_size": self.dist.world_size, "skipped_inputs": self.skipped_inputs}
+
+    def _report_stopped(self, writer: ManifestWriter | None, run_id: str, jobs: int, records: list[Record],
+                        shard: Shard) -> None:
+        """The summary of a batch stopped early: Ctrl-C, SIGTERM, or (without `writer`) a manifest
+        that cannot be written."""
         summary = Summary.from_records(jobs, records, time.perf_counter() - self.started, interrupted=True,
-                                       manifest=writer.path, scope=self._scope(), final=not self.dist.active)
-        with interrupts_deferred():
-            writer.append(summary.record(run_id, shard=str(shard), world_size=self.dist.world_size,
-                                         rank=self.dist.rank))
+                                       manifest=self.manifest, scope=self._scope(), final=not self.dist.active)
+        if writer is not None:
+            with interrupts_deferred():
+                writer.append(summary.record(run_id, rank=self.dist.rank, **self._details(shard)))
         self.observer.finished(summary)
 
     def _finish(self, writer: ManifestWriter, run_id: str, group_jobs: list[Job], mine: int,
                 records: list[Record], shard: Shard) -> Summary:
         gathered = self.dist.gather(records)
         elapsed = time.perf_counter() - self.started
-        details = {"shard": str(shard), "world_size": self.dist.world_size}
+        details = self._details(shard)
         if not self.dist.active:
             summary = Summary.from_records(mine, records, elapsed, manifest=self.manifest)
             with interrupts_deferred():

@@ -10,6 +10,8 @@ from typing import Any, Sequence
 import click
 
 from ..errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, ClipoptError
+from ..naming import printable
+from ..resources import is_out_of_memory, out_of_memory_error
 
 __all__ = ["main", "cli"]
 
@@ -35,15 +37,22 @@ class _ErrorMappingGroup(click.Group):
         except ClipoptError as exc:
             _report(f"error: {exc}", exc)
             ctx.exit(exc.exit_code)
-        except Exception as exc:  # a bug: still one line unless -v asks for the traceback
-            _report(f"internal error: {type(exc).__name__}: {exc} (rerun with -v for the traceback)", exc)
+        except Exception as exc:
+            if is_out_of_memory(exc):  # e.g. CUDA out of memory: a resource limit, not a bug
+                error = out_of_memory_error()
+                _report(f"error: {error}", exc)
+                ctx.exit(error.exit_code)
+            # a bug: still one line unless -v asks for the traceback
+            first_line = (str(exc).splitlines() or [""])[0]
+            _report(f"internal error: {type(exc).__name__}: {first_line} (rerun with -v for the traceback)", exc)
             ctx.exit(EXIT_INTERNAL)
 
 
 def _report(line: str, exc: BaseException) -> None:
+    """`line` on stderr as one line: newlines and undecodable bytes of file names are escaped."""
     if log.isEnabledFor(logging.DEBUG):
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    click.echo(line.splitlines()[0], err=True)
+    click.echo(printable(line), err=True)
 
 
 @click.group(cls=_ErrorMappingGroup, epilog=_exit_code_epilog(),
@@ -56,9 +65,12 @@ def cli() -> None:
 def _register_commands() -> None:
     from .batch import batch
     from .bench import bench
+    from .info import info
+    from .report import report
     from .run import run
+    from .study import study
 
-    for command in (run, batch, bench):
+    for command in (run, batch, bench, info, report, study):
         cli.add_command(command)
 
 

@@ -15,6 +15,7 @@ from ..batch import BatchSettings, Job, Shard, Summary, launched_by_torchrun, re
 from ..batch.jobs import unique_prompts
 from ..engine import ProgressCallback
 from ..errors import BatchFailures
+from ..naming import printable
 from .options import config_file_option, split_config, style_options, verbosity, verbosity_options
 from .progress import StepBar
 
@@ -40,14 +41,14 @@ class BarObserver:
 
     def job_started(self, job: Job) -> ProgressCallback | None:
         self._close_step()
-        self.step_bar = StepBar(self.steps, _short(job.label, 40), disable=False, position=1, leave=False)
+        self.step_bar = StepBar(self.steps, _short(printable(job.label), 40), disable=False, position=1, leave=False)
         return self.step_bar
 
     def job_finished(self, job: Job, record: Record) -> None:
         self._close_step()
         self.counts[record["status"]] += 1
         if record["status"] == "failed":
-            tqdm.write(f"failed: {job.label}: {record['error']}", file=sys.stderr)
+            tqdm.write(f"failed: {printable(job.label)}: {printable(record['error'])}", file=sys.stderr)
         if self.overall is not None:
             self._postfix()
             self.overall.update(1)
@@ -86,9 +87,9 @@ class LineObserver:
     def job_finished(self, job: Job, record: Record) -> None:
         self.position += 1
         seconds = (record.get("timings") or {}).get("job_s", 0.0)
-        line = f"{self.prefix}[{self.position}/{self.total}] {record['status']} {job.label} ({seconds:.1f}s)"
+        line = f"{self.prefix}[{self.position}/{self.total}] {record['status']} {printable(job.label)} ({seconds:.1f}s)"
         if record["status"] == "failed":
-            line += f": {record['error']}"
+            line += f": {printable(record['error'])}"
         click.echo(line, err=record["status"] == "failed")
 
     def finished(self, summary: Summary) -> None:
@@ -129,7 +130,9 @@ def batch(inputs: tuple[str, ...], prompt: tuple[str, ...], prompts_file: Path |
 
     A rerun skips jobs already done with the same settings and continues where a stopped
     run ended. Failed jobs are recorded in DIR/manifest.jsonl and the batch goes on; the exit
-    code is 8 if any failed. Under torchrun each rank takes its share of the jobs.
+    code is 8 if any failed. A job never writes over one of its inputs. One batch uses DIR at
+    a time (another exits with code 10), except the --shard processes of one batch. Under
+    torchrun each rank takes its share of the jobs.
     """
     level = verbosity(quiet, verbose)
     config, extra = split_config(params)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import types
 import typing
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 
-from ..config import StyleConfig, load_toml
+from ..config import StyleConfig
+from ..config_files import load_toml
 
 __all__ = ["style_options", "verbosity_options", "config_file_option", "split_config", "configure_logging"]
 
@@ -22,7 +24,9 @@ def _param_type(hint: Any, meta: typing.Mapping[str, Any]) -> click.ParamType:
         return click.Choice(meta["choices"])
     if meta.get("path"):
         return click.Path(path_type=Path)
-    return {int: click.INT, float: click.FLOAT}.get(hint, click.STRING)
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1 else hint
+    return {int: click.INT, float: click.FLOAT}.get(base, click.STRING)
 
 
 def style_options(func: F) -> F:
@@ -33,6 +37,11 @@ def style_options(func: F) -> F:
         help_text = f"[{f.metadata['group']}] {f.metadata['help']}"
         if hints[f.name] is bool:  # --x/--no-x, so that a config file's `x = true` can be undone
             option = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default, show_default=True,
+                                  help=help_text)
+        elif f.metadata.get("multiple"):
+            option = click.option(flag, f.name, multiple=True, type=_param_type(str, f.metadata),
+                                  metavar=f.metadata.get("metavar", "FILE" if f.metadata.get("path") else "SPEC"),
+                                  default=f.default,
                                   help=help_text)
         else:
             option = click.option(flag, f.name, type=_param_type(hints[f.name], f.metadata), default=f.default,

@@ -1,0 +1,24 @@
+"""`clipopt report DIR`: one HTML page with the images, metrics and loss curves of a result folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..report import REPORT_NAME, write_report
+
+__all__ = ["report"]
+
+
+@click.command()
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              help=f"Where to write the page [default: FOLDER/{REPORT_NAME}].")
+@click.option("--embed", is_flag=True,
+              help="Put the images inside the page (data URIs) instead of referring to them by relative path.")
+def report(folder: Path, output: Path | None, embed: bool) -> None:
+    """Write an HTML report of a result folder (from `clipopt batch` or `clipopt sweep`): the image grid,
+    the metrics of `eval.json`, a content-against-style trade-off plot and the loss curves."""
+    path = write_report(folder, output, embed=embed)
+    click.echo(f"wrote {path}")

@@ -1,0 +1,62 @@
+"""`clipopt study make|analyze`: a self-contained A/B study page, and the analysis of its answers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..outputs import refuse_overwriting_inputs, write_atomic
+from ..report import analyze_answers, format_analysis, write_study
+
+__all__ = ["study"]
+
+
+@click.group()
+def study() -> None:
+    """Subjective A/B comparison of the cells of a result folder."""
+
+
+@study.command()
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The study page to write (one HTML file to send to participants).")
+@click.option("--pairs", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Pairs of outputs to compare (each asked a style and a content question).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the pairs, their order and sides.")
+@click.option("--repeat-fraction", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="Share of pairs asked again with the sides swapped (at least one when above 0).")
+@click.option("--attention-checks", type=click.IntRange(min=0),
+              help="Output-against-grey attention checks [default: a tenth of the pairs, at least 2].")
+@click.option("--image-size", type=click.IntRange(min=64, max=4096), default=512, show_default=True,
+              help="Long side of the embedded JPEG images.")
+def make(folder: Path, output: Path, pairs: int, seed: int, repeat_fraction: float, attention_checks: int | None,
+         image_size: int) -> None:
+    """Write a study page comparing outputs of FOLDER's cells (two-alternative forced choice)."""
+    plan = write_study(folder, output, pairs=pairs, seed=seed, repeat_fraction=repeat_fraction,
+                       attention_checks=attention_checks, max_side=image_size)
+    for note in plan.notes:
+        click.echo(f"note: {note}", err=True)
+    repeats = sum(t.is_repeat for t in plan.trials)
+    checks = sum(t.is_attention_check for t in plan.trials)
+    click.echo(f"wrote {output}: study {plan.study_id}, {len(plan.trials)} questions "
+               f"({repeats} repeated, {checks} attention checks)")
+
+
+@study.command()
+@click.argument("answers", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the results as JSON here.")
+@click.option("--max-attention-failures", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Exclude participants who fail more attention checks than this.")
+def analyze(answers: tuple[Path, ...], json_path: Path | None, max_attention_failures: int) -> None:
+    """Preference rates (Wilson 95% CIs), Bradley-Terry strengths and repeat agreement per cell,
+    from the CSV files a study page saved."""
+    if json_path is not None:
+        refuse_overwriting_inputs(json_path, answers)
+    result = analyze_answers(list(answers), max_attention_failures=max_attention_failures)
+    click.echo(format_analysis(result))
+    if json_path is not None:
+        text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False)
+        write_atomic(json_path, lambda fh: fh.write(text.encode("utf-8")))

@@ -1,0 +1,188 @@
+"""One optimisation: a fresh U-Net trained on one content image towards one style target."""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+import time
+from typing import TYPE_CHECKING
+
+import torch
+from PIL import Image
+from .config import StyleConfig
+from .errors import InputImageError, OptimisationError
+from .imageio import LoadedImage, pil_to_tensor
+from .objective import Objective, build_objective
+from .precision import Runtime
+from .provenance import provenance
+from .render import finish_image
+from .results import FrameCallback, Progress, ProgressCallback, Result, RunInterrupted
+from .sizing import MIN_SIDE, pad_to_multiple, working_size
+from .targets import StyleTarget
+from .unet import UNet
+
+if TYPE_CHECKING:
+    from .engine import Stylizer
+
+__all__ = ["Optimisation", "MAX_CONSECUTIVE_NONFINITE"]
+
+log = logging.getLogger(__name__)
+MAX_CONSECUTIVE_NONFINITE = 10
+
+
+class Optimisation:
+    """One run: fixed content, prompt and seed. Kept separate so `Stylizer` stays stateless per call."""
+
+    def __init__(self, stylizer: "Stylizer", config: StyleConfig, runtime: Runtime, loaded: LoadedImage,
+                 prompt: str, target: StyleTarget, started: float) -> None:
+        self.stylizer, self.config, self.runtime = stylizer, config, runtime
+        self.loaded, self.prompt, self.target, self.started = loaded, prompt, target, started
+        self.warnings: list[str] = list(runtime.notes)
+
+    def _content(self) -> torch.Tensor:
+        w, h = working_size(*self.loaded.rgb.size, self.config.size)
+        if min(w, h) < MIN_SIDE:
+            raise InputImageError(f"{self.loaded.source}: at --size {self.config.size} the image would be "
+                                  f"{w}x{h}; the content network needs at least {MIN_SIDE} pixels a side")
+        resized = self.loaded.rgb.resize((w, h), Image.Resampling.BICUBIC) if (w, h) != self.loaded.rgb.size \
+            else self.loaded.rgb
+        return pil_to_tensor(resized).to(self.runtime.device)
+
+    def _crop_size(self, content: torch.Tensor) -> int:
+        short = min(content.shape[-2:])
+        if self.config.crop_size > short:
+            self.warnings.append(f"crop size {self.config.crop_size} exceeds the image's short side {short}; "
+                                 f"using {short}")
+            log.warning(self.warnings[-1])
+            return short
+        return self.config.crop_size
+
+    def run(self, progress: ProgressCallback | None, on_frame: FrameCallback | None) -> Result:
+        cfg, runtime, s = self.config, self.runtime, self.stylizer
+        content = self._content()
+        height, width = content.shape[-2:]
+        padded = pad_to_multiple(content)
+        devices = [runtime.device] if runtime.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(cfg.seed)
+            unet = UNet(cfg.unet_width).to(runtime.device)  # initialised on the CPU RNG: same on every device
+            with runtime.autocast():
+                objective = build_objective(cfg, s.members, s.vgg, content, self.target,
+                                            crop_size=self._crop_size(content))
+            self.objective = objective
+            self.setup_s = time.perf_counter() - self.started
+            history, skipped, step_times = self._optimise(unet, padded, objective, (height, width),
+                                                          progress, on_frame)
+            with torch.no_grad(), runtime.autocast():
+                output = unet(padded)[..., :height, :width].float()
+                final = dict(zip(objective.names, objective.stack(objective(output)).tolist()))
+        if not torch.isfinite(output).all():
+            raise OptimisationError(f"{self.loaded.source}: the optimised image is not finite")
+        self.unet, self.padded = unet, padded
+        return self._result(output, final, history, skipped, step_times)
+
+    def _result(self, output: torch.Tensor, losses: dict[str, float], history: list[dict[str, float]],
+                skipped: list[int], step_times: list[float], interrupted_at: int | None = None) -> Result:
+        cfg, runtime = self.config, self.runtime
+        timings = {"setup_s": self.setup_s, "optimise_s": sum(step_times),
+                   "total_s": time.perf_counter() - self.started,
+                   "step_median_s": statistics.median(step_times) if step_times else 0.0}
+        image = finish_image(output, self.loaded, cfg, unet=getattr(self, "unet", None),
+                             stats_from=getattr(self, "padded", None))
+        result = Result(
+            image=image, prompt=self.prompt, seed=cfg.seed, device=str(runtime.device),
+            precision=runtime.precision, losses=losses, history=history, timings=timings, config=cfg,
+            skipped_steps=skipped, warnings=self.warnings,
+        )
+        result.metadata = provenance(result, self.loaded, members=self.stylizer.members,
+                                     content_network=self.stylizer.vgg_provenance,
+                                     objective=self.objective.describe(), target=self.target.describe(),
+                                     interrupted_at_step=interrupted_at)
+        return result
+
+    def _optimise(self, unet: UNet, padded: torch.Tensor, objective: Objective, size: tuple[int, int],
+                  progress: ProgressCallback | None, on_frame: FrameCallback | None,
+                  ) -> tuple[list[dict[str, float]], list[int], list[float]]:
+        history: list[dict[str, float]] = []
+        skipped: list[int] = []
+        step_times: list[float] = []
+        try:
+            self._loop(unet, padded, objective, size, progress, on_frame, history, skipped, step_times)
+        except KeyboardInterrupt:
+            raise RunInterrupted(self._partial(unet, padded, size, history, skipped, step_times)) from None
+        return history, skipped, step_times
+
+    def _partial(self, unet: UNet, padded: torch.Tensor, size: tuple[int, int], history: list[dict[str, float]],
+                 skipped: list[int], step_times: list[float]) -> Result | None:
+        """The image after the last finished step, when there is one and it is finite."""
+        if not history:
+            return None
+        with torch.no_grad(), self.runtime.autocast():
+            output = unet(padded)[..., : size[0], : size[1]].float()
+        if not torch.isfinite(output).all():
+            return None
+        return self._result(output, history[-1], history, skipped, step_times, interrupted_at=len(history))
+
+    def _loop(self, unet: UNet, padded: torch.Tensor, objective: Objective, size: tuple[int, int],
+              progress: ProgressCallback | None, on_frame: FrameCallback | None, history: list[dict[str, float]],
+              skipped: list[int], step_times: list[float]) -> None:
+        cfg, runtime = self.config, self.runtime
+        height, width = size
+        optimizer = torch.optim.Adam(unet.parameters(), lr=cfg.lr)
+        # The loss is large (weights up to 9000), so the fp16 scale starts at 1 rather than 2**16, and
+        # may grow within a 200-step run (torch's default waits 2000 clean steps). Not yet tuned on a GPU.
+        scaler = torch.amp.GradScaler(runtime.device.type, init_scale=1.0, growth_interval=25,
+                                      enabled=runtime.uses_grad_scaler)
+        params = list(unet.parameters())
+        consecutive_nonfinite = 0
+        frame_every = cfg.frame_interval()
+        loop_start = time.perf_counter()
+        for step in range(1, cfg.steps + 1):
+            tick = time.perf_counter()
+            # Step decay as torch's StepLR: steps 1..100 at lr, 101..200 at lr/2 (by default).
+            lr = cfg.lr * cfg.lr_decay_factor ** ((step - 1) // cfg.lr_decay_every)
+            optimizer.param_groups[0]["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            with runtime.autocast():
+                output = unet(padded)[..., :height, :width]
+                terms = objective(output)
+            scaler.scale(terms["total"]).backward()
+            grads_finite = torch.isfinite(torch.stack(torch._foreach_norm([p.grad for p in params]))).all()
+            # One host sync per step: the loss terms and the gradient check together.
+            values = torch.cat([objective.stack(terms), grads_finite.float().view(1)]).tolist()
+            losses = dict(zip(objective.names, values[:-1]))
+            loss_finite = all(math.isfinite(v) for v in values[:-1])
+            updated = loss_finite and values[-1] == 1.0
+            if runtime.uses_grad_scaler:
+                scaler.step(optimizer)  # skips the update by itself when the scaled gradients overflowed
+                scaler.update()
+            elif updated:
+                optimizer.step()
+            if updated:
+                consecutive_nonfinite = 0
+            else:
+                skipped.append(step)
+                consecutive_nonfinite += 1  # a gradient that stays non-finite ends the run as a loss does
+                log.warning("step %d: non-finite %s; update skipped", step, "gradient" if loss_finite else "loss")
+            step_times.append(time.perf_counter() - tick)
+            history.append(losses)
+            if consecutive_nonfinite >= MAX_CONSECUTIVE_NONFINITE:
+                raise OptimisationError(f"{self.loaded.source}: the loss or its gradient was non-finite for "
+                                        f"{MAX_CONSECUTIVE_NONFINITE} steps in a row (last at step {step})")
+            if on_frame is not None and frame_every and step % frame_every == 0:
+                self._emit_frame(on_frame, step, unet, padded, size)
+            if progress is not None:
+                progress(Progress(step, cfg.steps, losses, time.perf_counter() - loop_start, lr,
+                                  skipped=not updated))
+        if len(skipped) == cfg.steps:
+            raise OptimisationError(f"{self.loaded.source}: every step was skipped (non-finite loss or gradient)")
+
+    @torch.no_grad()
+    def _emit_frame(self, on_frame: FrameCallback, step: int, unet: UNet, padded: torch.Tensor,
+                    size: tuple[int, int]) -> None:
+        """The image after `step` updates (one extra U-Net pass); a non-finite one is not offered."""
+        with self.runtime.autocast():
+            frame = unet(padded)[..., : size[0], : size[1]].float()
+        if torch.isfinite(frame).all():
+            on_frame(step, finish_image(frame, self.loaded, self.config, render_size=False))

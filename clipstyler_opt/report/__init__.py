@@ -1,0 +1,23 @@
+"""Looking at results: the HTML report of a result folder, and the subjective A/B study.
+
+`load` reads a folder (manifest, sidecars, eval.json); `html`, `sections` and `svg` build the
+report; `study` plans the study, `study_page` writes its page; `analyze` and `stats` turn the
+answers into preference rates, Bradley–Terry strengths and agreement.
+"""
+
+from __future__ import annotations
+
+from .analyze import StudyAnalysis, analyze, analyze_answers, format_analysis, read_answers
+from .html import REPORT_NAME, render_report, write_report
+from .load import Cell, Evaluation, ResultFolder, RunOutput, load_results
+from .stats import bradley_terry, wilson_interval
+from .study import CSV_COLUMNS, GREY_CELL, StudyPlan, Trial, plan_study
+from .study_page import render_study, write_study
+
+__all__ = [
+    "Cell", "Evaluation", "ResultFolder", "RunOutput", "load_results",
+    "REPORT_NAME", "render_report", "write_report",
+    "CSV_COLUMNS", "GREY_CELL", "StudyPlan", "Trial", "plan_study", "render_study", "write_study",
+    "StudyAnalysis", "analyze", "analyze_answers", "format_analysis", "read_answers",
+    "bradley_terry", "wilson_interval",
+]

@@ -1,0 +1,208 @@
+"""Reading a result folder written by `clipopt batch` or `clipopt sweep`: outputs, cells, metrics.
+
+A *cell* is one combination of settings. Sweep sidecars name their cell (`sweep.cell`) and its
+values (`sweep.values`); without them, the varied settings are the settings keys whose values
+differ between outputs of the same content image and prompt, and a cell is one combination of
+their values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Mapping
+
+from ..batch.manifest import MANIFEST_NAME, read_records
+from ..errors import ConfigError
+from ..outputs import sidecar_path
+from .markup import clean_text, format_value
+
+__all__ = ["Cell", "RunOutput", "Evaluation", "ResultFolder", "load_results", "EVAL_NAME", "DEFAULT_CELL"]
+
+EVAL_NAME = "eval.json"
+DEFAULT_CELL = "default"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of the varied settings."""
+
+    id: str
+    values: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def label(self) -> str:
+        if not self.values:
+            return self.id
+        return ", ".join(f"{key}={format_value(value)}" for key, value in self.values)
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    image: Path  # absolute
+    relative: str  # below the result folder, with "/" separators
+    content: Path  # the content image the output was made from
+    prompt: str
+    seed: int | None
+    settings: Mapping[str, Any]
+    losses: Mapping[str, float]
+    history: tuple[Mapping[str, float], ...]
+    cell: Cell
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    metrics: tuple[str, ...]  # column order
+    directions: Mapping[str, str]  # metric -> "higher" | "lower"
+    rows: Mapping[str, Mapping[str, float | None]]  # output path below the folder -> metric -> value
+
+    def value(self, output: RunOutput, metric: str) -> float | None:
+        value = self.rows.get(output.relative, {}).get(metric)
+        return value if value is not None and math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class ResultFolder:
+    root: Path
+    outputs: tuple[RunOutput, ...]
+    cells: tuple[Cell, ...]  # sorted by their values
+    evaluation: Evaluation | None
+    notes: tuple[str, ...] = field(default=())  # what was skipped and why
+
+    @property
+    def prompts(self) -> list[str]:
+        return list(dict.fromkeys(o.prompt for o in self.outputs))
+
+    def input_files(self) -> list[Path]:
+        """Every file the folder was read from (a page written over one of them is refused)."""
+        files = [self.root / MANIFEST_NAME, self.root / EVAL_NAME]
+        for output in self.outputs:
+            files += [output.image, sidecar_path(output.image), output.content]
+        return files
+
+    def groups(self) -> dict[tuple[Path, str], list[RunOutput]]:
+        """Outputs per (content image, prompt), in first-seen order."""
+        grouped: dict[tuple[Path, str], list[RunOutput]] = defaultdict(list)
+        for output in self.outputs:
+            grouped[(output.content, output.prompt)].append(output)
+        return dict(grouped)
+
+
+def load_results(root: Path) -> ResultFolder:
+    """Every finished output listed in `root/manifest.jsonl`, with its sidecar and `eval.json` rows."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: not a folder")
+    manifest = root / MANIFEST_NAME
+    if not manifest.is_file():
+        raise ConfigError(f"{root}: no {MANIFEST_NAME} (write the folder with clipopt batch or clipopt sweep)")
+    notes: list[str] = []
+    latest: dict[str, dict[str, Any]] = {}
+    for record in read_records(manifest):
+        if record.get("record") == "job" and record.get("status") in ("done", "skipped"):
+            if isinstance(record.get("output"), str):
+                latest[PurePosixPath(record["output"]).as_posix()] = record
+    raw = [item for item in (_read_output(root, rel, rec, notes) for rel, rec in latest.items()) if item]
+    if not raw:
+        raise ConfigError(f"{root}: {MANIFEST_NAME} lists no finished output that exists")
+    outputs = _assign_cells(raw)
+    cells = sorted({o.cell for o in outputs}, key=_cell_order)
+    return ResultFolder(root=root, outputs=tuple(outputs), cells=tuple(cells),
+                        evaluation=_read_evaluation(root / EVAL_NAME), notes=tuple(notes))
+
+
+def _read_output(root: Path, relative: str, record: Mapping[str, Any], notes: list[str]) -> dict[str, Any] | None:
+    image = (root / relative).resolve()
+    if not image.is_relative_to(root.resolve()):
+        notes.append(f"{relative}: outside the folder; left out")
+        return None
+    if not image.is_file():
+        notes.append(f"{relative}: listed in the manifest but missing; left out")
+        return None
+    try:
+        sidecar = json.loads(sidecar_path(image).read_text(encoding="utf-8", errors="surrogateescape"))
+    except (OSError, ValueError) as exc:
+        notes.append(f"{relative}: sidecar missing or unreadable ({type(exc).__name__}); left out")
+        return None
+    if not isinstance(sidecar, dict):
+        notes.append(f"{relative}: sidecar is not a JSON object; left out")
+        return None
+    source = record.get("input") or (sidecar.get("input") or {}).get("source") or ""
+    return {"image": image, "relative": relative, "content": Path(source), "record": record, "sidecar": sidecar}
+
+
+def _numbers(mapping: Any) -> dict[str, float]:
+    if not isinstance(mapping, dict):
+        return {}
+    return {str(k): float(v) for k, v in mapping.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _varied_keys(raw: Iterable[Mapping[str, Any]]) -> list[str]:
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for item in raw:
+        sidecar = item["sidecar"]
+        groups[(str(item["content"]), str(sidecar.get("prompt", item["record"].get("prompt"))))].append(
+            sidecar.get("settings") if isinstance(sidecar.get("settings"), dict) else {})
+    varied: set[str] = set()
+    for settings in groups.values():
+        keys = set().union(*settings)
+        varied |= {k for k in keys if len({json.dumps(s.get(k), sort_keys=True) for s in settings}) > 1}
+    return sorted(varied)
+
+
+def _assign_cells(raw: list[dict[str, Any]]) -> list[RunOutput]:
+    varied = _varied_keys(item for item in raw if not isinstance(item["sidecar"].get("sweep"), dict))
+    outputs = []
+    for item in raw:
+        sidecar, record = item["sidecar"], item["record"]
+        settings = sidecar.get("settings") if isinstance(sidecar.get("settings"), dict) else {}
+        sweep = sidecar.get("sweep")
+        if isinstance(sweep, dict) and isinstance(sweep.get("values"), dict):
+            values = tuple((str(k), _hashable(v)) for k, v in sweep["values"].items())
+            cell = Cell(clean_text(sweep.get("cell") or Cell("", values).label), values)
+        else:
+            values = tuple((key, _hashable(settings.get(key))) for key in varied)
+            cell = Cell(clean_text(Cell("", values).label) if values else DEFAULT_CELL, values)
+        seed = sidecar.get("seed", record.get("seed"))
+        history = sidecar.get("history") if isinstance(sidecar.get("history"), list) else []
+        outputs.append(RunOutput(
+            image=item["image"], relative=item["relative"], content=item["content"],
+            prompt=str(sidecar.get("prompt", record.get("prompt", ""))),
+            seed=seed if isinstance(seed, int) else None, settings=settings,
+            losses=_numbers(sidecar.get("losses")), history=tuple(_numbers(step) for step in history),
+            cell=cell))
+    return outputs
+
+
+def _hashable(value: Any) -> Any:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
+
+
+def _cell_order(cell: Cell) -> tuple[Any, ...]:
+    """Numbers numerically, then everything else as text."""
+    return tuple((0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool)
+                 else (1, 0, format_value(value)) for _, value in cell.values) + ((2, 0, cell.id),)
+
+
+def _read_evaluation(path: Path) -> Evaluation | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows_in = data["rows"]
+        directions = {str(k): str(v) for k, v in (data.get("directions") or {}).items()}
+        rows: dict[str, dict[str, float | None]] = {}
+        for row in rows_in:
+            metrics = {str(k): (float(v) if isinstance(v, (int, float)) else None)
+                       for k, v in (row.get("metrics") or {}).items()}
+            rows[PurePosixPath(str(row["output"])).as_posix()] = metrics
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path}: not a readable {EVAL_NAME} ({type(exc).__name__}: {exc}); "
+                          f"rewrite it with clipopt eval") from None
+    order = list(directions)
+    for metrics in rows.values():
+        order.extend(k for k in metrics if k not in order)
+    return Evaluation(metrics=tuple(order), directions=directions, rows=rows)

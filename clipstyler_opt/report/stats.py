@@ -1,0 +1,84 @@
+"""The study's statistics: Wilson score intervals and Bradley–Terry strengths (numpy only)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["Z_95", "wilson_interval", "bradley_terry", "connected_components"]
+
+Z_95 = 1.959963984540054  # the 97.5th percentile of the standard normal distribution
+
+
+def wilson_interval(successes: float, trials: float, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; (nan, nan) when there are no trials.
+
+    centre = (p + z²/2n) / (1 + z²/n),  half-width = z / (1 + z²/n) · sqrt(p(1−p)/n + z²/4n²)
+    """
+    if trials <= 0:
+        return (math.nan, math.nan)
+    if not 0 <= successes <= trials:
+        raise ValueError(f"successes must lie in [0, {trials}], got {successes}")
+    p, z2 = successes / trials, z * z
+    denominator = 1 + z2 / trials
+    centre = (p + z2 / (2 * trials)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials))
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def bradley_terry(wins: np.ndarray, *, prior: float = 0.5, tolerance: float = 1e-10,
+                  max_iterations: int = 10_000) -> np.ndarray:
+    """Bradley–Terry strengths p (summing to 1; P(i beats j) = p_i / (p_i + p_j)) from a matrix
+    `wins[i, j]` = times i was preferred to j (a tie counts 0.5 to each side).
+
+    Fitted by Hunter's (2004) MM algorithm: p_i ← W_i / Σ_j N_ij / (p_i + p_j), with W_i the wins
+    of i and N_ij the comparisons of i and j. Zero handling: `prior` wins are added to each side
+    of every pair that was compared at least once, so a cell that never won (or never lost) gets
+    a finite strength instead of 0 (or everything else 0). Items never compared get NaN.
+    Strengths of items in different connected groups of comparisons are not comparable.
+    """
+    wins = np.asarray(wins, dtype=float)
+    if wins.ndim != 2 or wins.shape[0] != wins.shape[1] or (wins < 0).any():
+        raise ValueError("wins must be a square matrix of non-negative counts")
+    wins = wins.copy()
+    np.fill_diagonal(wins, 0.0)
+    compared = (wins + wins.T) > 0
+    wins = wins + prior * compared
+    games = wins + wins.T
+    total_wins = wins.sum(axis=1)
+    active = games.sum(axis=1) > 0
+    strength = np.where(active, 1.0, np.nan)
+    if not active.any():
+        return strength
+    sub_games, sub_wins = games[np.ix_(active, active)], total_wins[active]
+    p = np.full(int(active.sum()), 1.0 / active.sum())
+    for _ in range(max_iterations):
+        denominator = (sub_games / (p[:, None] + p[None, :])).sum(axis=1)
+        updated = sub_wins / denominator
+        updated /= updated.sum()
+        if np.abs(updated - p).max() < tolerance:
+            p = updated
+            break
+        p = updated
+    strength[active] = p
+    return strength
+
+
+def connected_components(compared: np.ndarray) -> list[list[int]]:
+    """Groups of items linked by comparisons (`compared[i, j]` true when i and j met)."""
+    compared = np.asarray(compared, dtype=bool)
+    linked = compared | compared.T
+    unseen, groups = set(range(len(linked))), []
+    while unseen:
+        stack, group = [min(unseen)], []
+        unseen.discard(stack[0])
+        while stack:
+            item = stack.pop()
+            group.append(item)
+            for other in np.flatnonzero(linked[item]):
+                if int(other) in unseen:
+                    unseen.discard(int(other))
+                    stack.append(int(other))
+        groups.append(sorted(group))
+    return groups

@@ -1,0 +1,126 @@
+"""The report and the study page in a real (headless) browser, opened from disk."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from PIL import Image
+
+from browser import launched_browser, watch
+from clipstyler_opt.report import GREY_CELL, analyze_answers, write_report, write_study
+from test_report import ODD_PROMPT, make_result_folder, rename_to_undecodable
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with launched_browser() as launched:
+        yield launched
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(accept_downloads=True)
+    yield context
+    context.close()
+
+
+def image_states(page: Any) -> list[list[Any]]:
+    return page.evaluate("Array.from(document.images).map(i => [i.getAttribute('src').slice(0, 60), i.complete,"
+                         " i.naturalWidth])")
+
+
+@pytest.mark.parametrize("embed", [False, True])
+def test_report_loads_every_image_without_errors(context: Any, tmp_path: Path, embed: bool) -> None:
+    root = make_result_folder(tmp_path)
+    rename_to_undecodable(root, "prompt-1/lam-50/red.png")
+    report = write_report(root, embed=embed)
+    page = context.new_page()
+    problems = watch(page)
+    page.goto(report.as_uri(), wait_until="load")
+    states = image_states(page)
+    assert len(states) == 12 and all(complete and width > 0 for _, complete, width in states), states
+    assert not problems, problems
+    assert page.locator("h3.prompt").first.text_content() == ODD_PROMPT  # escaped text reads back exactly
+    assert page.locator("svg.chart").count() == 2 + 12  # trade-off per prompt, loss charts
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(shot) as image:
+        assert image.width > 300 and image.height > 300
+
+
+def _preferred(trial: dict[str, Any], careless: bool) -> str:
+    """The side to choose. Careful: the output in attention checks, else the cell sorting last
+    (a consistent rule, so repeats agree). Careless: the grey image, else always left."""
+    cells = {"left": trial["left"]["cell"], "right": trial["right"]["cell"]}
+    if trial["is_attention_check"]:
+        wanted = GREY_CELL if careless else trial["expected_cell"]
+        return next(side for side, cell in cells.items() if cell == wanted)
+    if careless:
+        return "left"
+    return max(cells, key=cells.__getitem__)
+
+
+def take_study(context: Any, page_path: Path, participant: str, careless: bool, download_dir: Path) -> tuple[
+        Path, list[dict[str, Any]]]:
+    page = context.new_page()
+    problems = watch(page)
+    page.set_viewport_size(PHONE)
+    page.goto(page_path.as_uri(), wait_until="load")
+    data = page.evaluate("JSON.parse(document.getElementById('study-data').textContent)")
+    trials = data["trials"]
+    page.fill("#participant", participant)
+    page.keyboard.press("Enter")
+    for index, trial in enumerate(trials):
+        assert page.locator("#progress-text").text_content() == f"Question {index + 1} of {len(trials)}"
+        assert page.locator("#reference").is_visible() == (trial["question"] == "content")
+        if index == 0:  # phone layout: both images side by side inside the screen
+            left, right = page.locator("#left").bounding_box(), page.locator("#right").bounding_box()
+            assert left["x"] >= 0 and right["x"] + right["width"] <= PHONE["width"]
+            assert abs(left["y"] - right["y"]) < 1 and right["y"] + right["height"] <= PHONE["height"]
+        side = _preferred(trial, careless)
+        answer = [lambda: page.click(f"#{side}"),
+                  lambda: page.keyboard.press("ArrowLeft" if side == "left" else "ArrowRight"),
+                  lambda: page.keyboard.press("a" if side == "left" else "l")][index % 3]
+        if index == len(trials) - 1:
+            with page.expect_download() as download:
+                answer()
+            target = download_dir / download.value.suggested_filename
+            download.value.save_as(target)
+        else:
+            answer()
+    assert page.locator("#done").is_visible() and not problems, problems
+    page.close()
+    return target, trials
+
+
+def test_study_can_be_completed_and_its_answers_analysed(context: Any, tmp_path: Path) -> None:
+    root = make_result_folder(tmp_path, prompts=('neon "</script>" & co', "pencil sketch"),
+                              lambdas=(50.0, 150.0, 300.0), evaluation=False)
+    study_page = tmp_path / "study.html"
+    write_study(root, study_page, pairs=6, seed=1)
+    careful, trials = take_study(context, study_page, 'ann, "one"', careless=False, download_dir=tmp_path)
+    careless, _ = take_study(context, study_page, "bob", careless=True, download_dir=tmp_path)
+
+    with open(careful, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(trials) and {r["participant"] for r in rows} == {'ann, "one"'}
+    assert all(int(r["response_ms"]) >= 0 for r in rows)
+
+    result = analyze_answers([careful, careless])
+    assert result.participants == 2 and list(result.excluded) == ["bob"]
+    main = [t for t in trials if not t["is_repeat"] and not t["is_attention_check"]]
+    for question in result.questions:
+        asked = [t for t in main if t["question"] == question.question]
+        for cell in question.cells:
+            met = [t for t in asked if cell.cell in (t["left"]["cell"], t["right"]["cell"])]
+            won = [t for t in met if max(t["left"]["cell"], t["right"]["cell"]) == cell.cell]
+            assert (cell.comparisons, cell.wins) == (len(met), len(won)), cell
+    repeated = sum(bool(t["is_repeat"]) for t in trials)
+    assert repeated > 0 and (result.repeat_agree, result.repeat_total) == (repeated, repeated)
+    assert sum(q.answers for q in result.questions) == len(main)
