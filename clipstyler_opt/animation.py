@@ -18,7 +18,7 @@ from PIL import Image
 from .errors import ConfigError, OutputError
 from .outputs import write_atomic
 
-__all__ = ["AnimationWriter", "check_animation_path", "ANIMATION_FORMATS", "MAX_FRAME_SIDE", "MAX_FPS"]
+__all__ = ["animation_path", "FrameSink", "AnimationWriter", "check_animation_path", "ANIMATION_FORMATS", "MAX_FRAME_SIDE", "MAX_FPS"]
 
 ANIMATION_FORMATS = {".gif": "GIF", ".webp": "WEBP", ".mp4": "MP4"}
 MAX_FRAME_SIDE = 512
@@ -145,3 +145,41 @@ class AnimationWriter:
                     from None
             with open(encoded, "rb") as source:
                 write_atomic(self.path, lambda fh: shutil.copyfileobj(source, fh))
+
+
+def animation_path(output: str | Path, animation: str) -> Path:
+    """Where --animation goes: its own file name, or `<output stem>.<ext>` when it names only a format."""
+    given = Path(animation)
+    if given.suffix:
+        return given
+    output = Path(output)
+    return output.with_name(f"{output.stem}.{animation.lower()}")
+
+
+class FrameSink:
+    """Where a run's frames go: numbered files (--save-every) and/or an animation (--animation).
+    `callback` is None when neither is asked for; `finish()` writes the animation."""
+
+    def __init__(self, output: Path, animation: str | None, frames: Any = None, *, one_output: bool = True) -> None:
+        if animation and not one_output:
+            animation = Path(animation).suffix[1:] or animation  # a batch writes one beside each output
+        self.animation = AnimationWriter(animation_path(output, animation)) if animation else None
+        self.frames = frames
+
+    @property
+    def callback(self) -> Any:
+        if self.frames is None and self.animation is None:
+            return None
+        return self._on_frame
+
+    def _on_frame(self, step: int, image: Image.Image) -> None:
+        if self.frames is not None:
+            self.frames(step, image)
+        if self.animation is not None:
+            self.animation.add(image)
+
+    def finish(self) -> str | None:
+        """Write the animation; a note for the user, or None."""
+        if self.animation is None or not len(self.animation):
+            return None
+        return f"animation: {self.animation.write()} ({len(self.animation)} frames)"

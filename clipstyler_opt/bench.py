@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from .backbones.random_init import randomised, write_random_vgg
-from .backbones.spec import BackboneSpec
 from .config import StyleConfig
 from .engine import Progress, Stylizer, pad_to_multiple, working_size
 from .imageio import load_image, pil_to_tensor

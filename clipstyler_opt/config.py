@@ -149,7 +149,7 @@ class StyleConfig:
         for name in ("lambda_patch", "lambda_dir", "lambda_content", "lambda_tv"):
             if getattr(self, name) < 0:
                 fail(name, "0 or more")
-        for name in ("templates", "precision"):
+        for name in ("templates", "precision", "fusion"):
             choices = self.field_meta(name)["choices"]
             if getattr(self, name) not in choices:
                 fail(name, f"one of {', '.join(choices)}")
@@ -163,6 +163,13 @@ class StyleConfig:
 
     def style_images(self) -> list[StyleImage]:
         return [StyleImage.parse(text) for text in self.style_image]
+
+    def files_read(self) -> list[Path]:
+        """Every file besides the content image that a run reads (never to be overwritten)."""
+        specs = self.backbone_specs()
+        files = [self.vgg_checkpoint, *self.clip_model_config, *(s.file for s in specs),
+                 *(image.path for image in self.style_images())]
+        return [Path(f) for f in files if f is not None]
 
     def frame_interval(self) -> int:
         """Steps between frames for --save-every and --animation (0: none)."""
@@ -178,8 +185,7 @@ class StyleConfig:
         if not self.backbone:
             return [legacy]
         defaults = StyleConfig.__dataclass_fields__
-        changed = [name for name in ("clip_model", "clip_pretrained", "clip_checkpoint")
-                   if getattr(self, name) != defaults[name].default]
+        changed = [name for name in LEGACY_BACKBONE_FIELDS if getattr(self, name) != defaults[name].default]
         if changed:
             raise ConfigError(f"--backbone and --{changed[0].replace('_', '-')} both name a backbone; "
                               "use --backbone MODEL:file=PATH instead")
@@ -222,8 +228,10 @@ class StyleConfig:
         values = self.to_dict()
         settings: dict[str, Any] = {}
         for f in dataclasses.fields(self):
+            if f.name in LEGACY_BACKBONE_FIELDS:
+                continue  # part of "backbone": --clip-model X --clip-checkpoint F is --backbone X:file=F
             if f.name == "backbone":
-                settings[f.name] = [_spec_identity(spec) for spec in self.backbone_specs()] if self.backbone else []
+                settings[f.name] = [_spec_identity(spec) for spec in self.backbone_specs()]
             elif f.name == "style_image":
                 settings[f.name] = [[_file_identity(image.path), image.weight] for image in self.style_images()]
             elif f.metadata["output"] == "file" and f.metadata.get("multiple"):
@@ -240,6 +248,7 @@ class StyleConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+LEGACY_BACKBONE_FIELDS = ("clip_model", "clip_pretrained", "clip_checkpoint")
 CONTENT_SCALE_BASE = 8.0  # --style-strength 0 / 1 multiply the content weight by 8 / 1/8
 ANIMATION_FRAMES = 50  # frames of an --animation when --save-every is not given
 MAX_OUTPUT_SIZE = 32768

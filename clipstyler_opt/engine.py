@@ -10,7 +10,6 @@ import logging
 import time
 from typing import Any
 
-import torch
 from PIL import Image
 
 from .backbones import create_content_network, resolve_content_weights
@@ -22,7 +21,6 @@ from .optimise import Optimisation
 from .precision import resolve_runtime
 from .results import FrameCallback, Progress, ProgressCallback, Result, RunInterrupted
 from .sizing import pad_to_multiple, working_size
-from .styles import StyleSpec
 from .targets import StyleTarget
 
 __all__ = ["Stylizer", "stylize", "Progress", "Result", "ProgressCallback", "FrameCallback", "RunInterrupted",

@@ -79,7 +79,7 @@ class Optimisation:
                 final = dict(zip(objective.names, objective.stack(objective(output)).tolist()))
         if not torch.isfinite(output).all():
             raise OptimisationError(f"{self.loaded.source}: the optimised image is not finite")
-        self.unet, self.padded = unet, padded
+        self.unet = unet
         return self._result(output, final, history, skipped, step_times)
 
     def _result(self, output: torch.Tensor, losses: dict[str, float], history: list[dict[str, float]],
@@ -88,8 +88,7 @@ class Optimisation:
         timings = {"setup_s": self.setup_s, "optimise_s": sum(step_times),
                    "total_s": time.perf_counter() - self.started,
                    "step_median_s": statistics.median(step_times) if step_times else 0.0}
-        image = finish_image(output, self.loaded, cfg, unet=getattr(self, "unet", None),
-                             stats_from=getattr(self, "padded", None))
+        image = finish_image(output, self.loaded, cfg, unet=getattr(self, "unet", None))
         result = Result(
             image=image, prompt=self.prompt, seed=cfg.seed, device=str(runtime.device),
             precision=runtime.precision, losses=losses, history=history, timings=timings, config=cfg,

@@ -68,6 +68,7 @@ def provenance(result: "Result", loaded: "LoadedImage", *, members: "list[Member
         "input": {"source": loaded.source, "sha256": loaded.sha256, "size": list(loaded.rgb.size)},
         "output_size": list(result.image.size),
         "settings": config.output_settings(),
+        "config": config.to_dict(),  # every option as given, paths included: what `run --from` starts from
         "settings_hash": config.settings_hash(result.prompt, loaded.sha256 or ""),
         "device": result.device,
         "precision": result.precision,

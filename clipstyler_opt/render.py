@@ -1,14 +1,14 @@
 """Running an optimised U-Net at any size: whole-image or in overlapping tiles, with frozen statistics.
 
-The U-Net normalises with InstanceNorm2d, whose statistics depend on the whole input. Rendered at
-a new size, or tile by tile, plain instance norm would give every tile its own brightness and
-contrast (visible seams) and a full-size image other statistics than the ones the U-Net was
-optimised with. So `render` measures each InstanceNorm2d layer's per-channel mean and variance
-once, in one pass over the working-size content the U-Net was optimised on, and normalises every
-tile with those frozen values. The network is then a local operator: an output pixel depends only
-on inputs within `CONTEXT_MARGIN` pixels, so tiles that see that much context and start on the
-8-pixel grid of the three stride-2 downsamplings agree with the whole-image render up to
-floating-point rounding; a short ramp in the overlap hides even that.
+The U-Net normalises with InstanceNorm2d, whose statistics depend on the whole input. Tile by
+tile, plain instance norm would give every tile its own brightness and contrast (visible seams).
+So `render` measures each InstanceNorm2d layer's per-channel mean and variance once, in one pass
+over a statistics image, and normalises every tile with those frozen values. `finish_image` takes
+the statistics from the content at the output size itself when one pass fits in memory (the render
+then equals a plain whole-image pass), else from the largest copy that fits. The network is then
+a local operator: an output pixel depends only on inputs within `CONTEXT_MARGIN` pixels, so tiles
+that see that much context and start on the 8-pixel grid of the three stride-2 downsamplings agree
+with the whole-image render up to floating-point rounding; a short ramp in the overlap hides even that.
 """
 
 from __future__ import annotations
@@ -249,11 +249,26 @@ def output_dimensions(input_size: tuple[int, int], working: tuple[int, int], out
     return working_size(*input_size, int(output_size))
 
 
+def _statistics_source(loaded: "LoadedImage", size: tuple[int, int], unet_width: int) -> torch.Tensor:
+    """The image whose instance-norm statistics a render at `size` uses: the content at that size
+    when one pass over it fits the budget (then the render equals a plain whole-image pass), else
+    the largest copy that fits. Statistics of a 2000-px copy describe a 4000-px image far better
+    than those of the working size do: at the working size the U-Net's features see a coarser image."""
+    from PIL import Image
+
+    from .imageio import pil_to_tensor
+
+    pixels = RENDER_BUDGET_BYTES / (ACTIVATION_BYTES_PER_PIXEL_PER_WIDTH * unet_width)
+    scale = min(1.0, math.sqrt(pixels / (size[0] * size[1])))
+    fitting = (max(SIDE_MULTIPLE, int(size[0] * scale)), max(SIDE_MULTIPLE, int(size[1] * scale)))
+    return pil_to_tensor(loaded.rgb.resize(fitting, Image.Resampling.BICUBIC))
+
+
 def finish_image(output: torch.Tensor, loaded: "LoadedImage", config: StyleConfig, *, unet: nn.Module | None = None,
-                 stats_from: torch.Tensor | None = None, render_size: bool = True) -> "Image.Image":
+                 render_size: bool = True) -> "Image.Image":
     """The saved image from the optimised working-size `output`: rendered at --output-size (the
-    U-Net on the content at that size, its statistics frozen from the working-size pass `stats_from`),
-    then CLIPstyler's contrast (--contrast), then the photo's colours (--keep-colors), then alpha."""
+    U-Net run on the content at that size, see `_statistics_source`), then CLIPstyler's contrast
+    (--contrast), then the photo's colours (--keep-colors), then alpha."""
     from PIL import Image
 
     from .colors import keep_colors
@@ -266,7 +281,7 @@ def finish_image(output: torch.Tensor, loaded: "LoadedImage", config: StyleConfi
     if size != (width, height) and unet is not None:
         content = pil_to_tensor(loaded.rgb.resize(size, Image.Resampling.BICUBIC))
         tile = choose_tile(size[1], size[0], RENDER_BUDGET_BYTES, unet_width=config.unet_width)
-        image = render(unet, content, stats_from=stats_from, tile=tile)
+        image = render(unet, content, stats_from=_statistics_source(loaded, size, config.unet_width), tile=tile)
     if config.contrast:
         image = clipstyler_contrast(image)
     if config.keep_colors:

@@ -9,23 +9,28 @@ with `torch.autograd.graph.saved_tensors_hooks` (frozen weights excluded):
 - VGG19 up to relu5_2: ~1,540 bytes per pixel;
 - CLIP image tower, per view (the whole image plus each crop, all in one batch): ~26 MB for
   ViT-B/32 at 224 px, modelled as 10 MB x (input/224)^2 + 35.2 bytes x layers x tokens x width
-  (which also gives the measured ~74 MB of ViT-B/16); architectures not named ViT-{S,M,B,L,H,g,
-  bigG}-PATCH[-SIZE] are counted as ViT-B/32;
+  (which also gives the measured ~74 MB of ViT-B/16). Dimensions come from open_clip's JSON
+  config of the model (read, not imported); timm towers from a ViT-{S,M,B,L,H,g,bigG}-PATCH name;
+  anything else is counted as ViT-B/32;
 - fp16/bf16 autocast halves the activations (measured 0.5-0.58) but adds half-precision copies
   of the weights.
 
-peak = weights + 2 x activations (the backward pass holds gradients of similar size). It is an
-estimate: it errs high, and only a run whose estimate exceeds the available memory is refused.
+peak = weights + 2 x activations (the backward pass holds gradients of similar size). It errs
+high: on a CPU in fp32, random-weight ViT-B/32 + VGG19 + U-Net steps peaked at 3.0 GiB for the whole
+process at 512 px with 16 crops (estimate 3.3 GiB) and 3.7 GiB at 256 px with 64 crops (estimate
+4.3 GiB). Only a run whose estimate exceeds the available memory is refused.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, NamedTuple
 
 import torch
 
@@ -52,24 +57,60 @@ _VIT_SHAPES = {"S": (384, 12, 384, 12), "M": (512, 12, 512, 12), "B": (768, 12, 
                "L": (1024, 24, 768, 12), "H": (1280, 32, 1024, 24), "g": (1408, 40, 1024, 24),
                "bigG": (1664, 48, 1280, 32)}
 _VIT_NAME = re.compile(r"ViT-(S|M|B|L|H|g|bigG)-(\d+)(?:-(\d+))?")
-_VOCABULARY = 49408
 
 
-def _clip_shape(model: str) -> tuple[int, int, int, int, int, int]:
-    """(vision width, layers, patch, input size, text width, text layers) of a ViT name."""
+class _Shape(NamedTuple):
+    width: int
+    layers: int
+    patch: int
+    size: int
+    text_width: int
+    text_layers: int
+    vocabulary: int = 49408
+
+
+def _architecture(model: str, registered: tuple[Path, ...]) -> dict[str, Any]:
+    """open_clip's JSON config for `model` (a registered file, or one bundled with open_clip),
+    read without importing open_clip (which takes seconds); {} when there is none."""
+    candidates = [Path(path) for path in registered if Path(path).stem == model]
+    spec = importlib.util.find_spec("open_clip")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidates.append(Path(folder) / "model_configs" / f"{model}.json")
+    for path in candidates:
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(config, dict):
+            return config
+    return {}
+
+
+def _clip_shape(model: str, registered: tuple[Path, ...]) -> _Shape:
+    """The tower's dimensions from its config; a timm tower from its ViT-X-PATCH name; else ViT-B/32."""
+    config = _architecture(model, registered)
+    vision, text = config.get("vision_cfg") or {}, config.get("text_cfg") or {}
+    size = vision.get("image_size", 224)
+    size = size if isinstance(size, int) else int(size[0])
     match = _VIT_NAME.match(model)
-    if match is None:
-        return (*_VIT_SHAPES["B"][:2], 32, 224, *_VIT_SHAPES["B"][2:])
-    width, layers, text_width, text_layers = _VIT_SHAPES[match.group(1)]
-    return width, layers, int(match.group(2)), int(match.group(3) or 224), text_width, text_layers
+    width, layers, text_width, text_layers = _VIT_SHAPES[match.group(1) if match else "B"]
+    patch = int(match.group(2)) if match else 32
+    if all(isinstance(vision.get(key), int) for key in ("width", "layers", "patch_size")):
+        width, layers, patch = vision["width"], vision["layers"], vision["patch_size"]
+    elif match and match.group(3):
+        size = int(match.group(3))
+    if isinstance(text.get("width"), int) and isinstance(text.get("layers"), int):
+        text_width, text_layers = text["width"], text["layers"]
+    return _Shape(width, layers, patch, size, text_width, text_layers, int(text.get("vocab_size", 49408)))
 
 
-def _clip_bytes(model: str, views: int) -> tuple[float, float]:
+def _clip_bytes(shape: _Shape, views: int) -> tuple[float, float]:
     """(weight bytes, fp32 activation bytes for `views` views) of one CLIP model."""
-    width, layers, patch, size, text_width, text_layers = _clip_shape(model)
-    tokens = (size // patch) ** 2 + 1
-    per_view = VIEW_BYTES_BASE * (size / 224) ** 2 + VIEW_BYTES_PER_TOKEN_CHANNEL * layers * tokens * width
-    parameters = 12 * layers * width**2 + 12 * text_layers * text_width**2 + _VOCABULARY * text_width
+    tokens = (shape.size // shape.patch) ** 2 + 1
+    per_view = (VIEW_BYTES_BASE * (shape.size / 224) ** 2
+                + VIEW_BYTES_PER_TOKEN_CHANNEL * shape.layers * tokens * shape.width)
+    parameters = (12 * shape.layers * shape.width**2 + 12 * shape.text_layers * shape.text_width**2
+                  + shape.vocabulary * shape.text_width)
     return 4.0 * parameters, per_view * views
 
 
@@ -82,7 +123,8 @@ def estimate_peak_bytes(config: StyleConfig, width: int, height: int, precision:
     activations = pixels * (UNET_BYTES_PER_PIXEL * config.unet_width / 16 + VGG_BYTES_PER_PIXEL)
     weights = 4.0 * VGG_PARAMETERS
     for spec in config.backbone_specs():
-        clip_weights, clip_activations = _clip_bytes(spec.model, 1 + config.crops)
+        shape = _clip_shape(spec.model, tuple(config.clip_model_config))
+        clip_weights, clip_activations = _clip_bytes(shape, 1 + config.crops)
         weights += clip_weights
         activations += clip_activations
     if (precision or config.precision) in ("fp16", "bf16"):

@@ -46,7 +46,7 @@ class Result:
     def save(self, path: Any, *, sidecar: bool = True) -> list[str]:
         from .imageio import save_image
 
-        return save_image(self.image, path, self.metadata, sidecar=sidecar)
+        return save_image(self.image, path, self.metadata, sidecar=sidecar, portable=self.config.portable_metadata)
 
 
 class RunInterrupted(KeyboardInterrupt):

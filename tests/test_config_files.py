@@ -119,8 +119,11 @@ def test_the_settings_record_the_file_name_and_its_sha256(tmp_path: Path) -> Non
     digest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert hashlib.sha256(b"abc").hexdigest() == digest
     settings = StyleConfig(clip_checkpoint=path).output_settings()
-    assert settings["clip_checkpoint"] == f"clip.safetensors (sha256 {digest})"
-    assert settings["vgg_checkpoint"] is None
+    # --clip-checkpoint is the default backbone's file= (the two spellings hash alike)
+    assert settings["backbone"][0]["file"] == f"clip.safetensors (sha256 {digest})"
+    assert "clip_checkpoint" not in settings and settings["vgg_checkpoint"] is None
+    spelled_as_spec = StyleConfig(backbone=f"ViT-B-32-quickgelu/openai:file={path}")
+    assert spelled_as_spec.settings_hash() == StyleConfig(clip_checkpoint=path).settings_hash()
 
 
 def test_an_unreadable_file_never_matches_a_recorded_hash(tmp_path: Path) -> None:

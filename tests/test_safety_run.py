@@ -186,6 +186,15 @@ def test_the_memory_estimate_follows_its_documented_model() -> None:
     assert estimate_peak_bytes(StyleConfig(), 512, 512, "bf16") < estimate_peak_bytes(StyleConfig(), 512, 512, "fp32")
 
 
+def test_the_estimate_reads_a_registered_architecture(tiny_config: StyleConfig) -> None:
+    # tests/tiny.py: vision width 64, 2 layers, patch 8, 32 px (17 tokens); text width 32, 1 layer.
+    per_view = 10e6 * (32 / 224) ** 2 + 35.2 * 2 * 17 * 64
+    activations = 64 * 64 * (2300 + 1540) + 5 * per_view
+    weights = 4 * (20_024_384 + 12 * 2 * 64**2 + 12 * 1 * 32**2 + 49408 * 32)
+    estimate = estimate_peak_bytes(tiny_config, 64, 64, "fp32")
+    assert estimate == pytest.approx(weights + 2 * activations, rel=1e-6)
+
+
 def test_a_run_too_big_for_memory_exits_9_before_weights_load(tmp_path: Path, photo: Path) -> None:
     code, output = invoke(["run", str(photo), "x", "-o", str(tmp_path / "o.png"), "--offline", "--device", "cpu",
                            "--precision", "fp32", "--size", "8192", "--crops", "100000"])

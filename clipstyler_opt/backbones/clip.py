@@ -48,8 +48,42 @@ class OpenClipBackbone(nn.Module):
         return self.model.encode_image((pixels - self.mean.to(pixels.dtype)) / self.std.to(pixels.dtype))
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """Raw text embeddings. A causal tower pooling at the EOT token runs on the tokens up to the
+        batch's last pooled position only (exactly equal, and ~4x faster than 77 tokens for CLIP's
+        prompt templates); other towers (SigLIP: not causal) see the whole padded sequence."""
         tokens = self.tokenizer(texts).to(self.mean.device)
-        return self.model.encode_text(tokens)
+        trimmed = _encode_text_trimmed(self.model, tokens)
+        return trimmed if trimmed is not None else self.model.encode_text(tokens)
+
+
+def _encode_text_trimmed(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor | None:
+    """open_clip's text forward on `tokens[:, :L]`, L = 1 + the batch's last pooled position, or
+    None where that would not be exact. With a causal mask, position i only sees positions <= i,
+    so nothing after the pooled token (the EOT: the highest id for `argmax` pooling, the first
+    `eos_id` for `eos`) can change the output; positional embeddings and the mask are cut to L."""
+    from open_clip.transformer import TextTransformer
+
+    tower: Any = getattr(model, "text", model)  # CustomTextCLIP keeps a TextTransformer; CLIP inlines its parts
+    if tower is model:
+        pool_type, eos_id = getattr(model, "text_pool_type", None), getattr(model, "text_eos_id", None)
+    elif isinstance(tower, TextTransformer) and tower.cls_emb is None and not tower.use_pad_mask:
+        pool_type, eos_id = tower.pool_type, tower.eos_id
+    else:
+        return None
+    mask = getattr(tower, "attn_mask", None)
+    parts = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection")
+    if mask is None or pool_type not in ("argmax", "eos") or not all(hasattr(tower, name) for name in parts):
+        return None
+    pooled_at = tokens.argmax(dim=-1) if pool_type == "argmax" else (tokens == eos_id).int().argmax(dim=-1)
+    length = int(pooled_at.max()) + 1
+    cast_dtype = tower.transformer.get_cast_dtype()
+    x = tower.token_embedding(tokens[:, :length]).to(cast_dtype) + tower.positional_embedding[:length].to(cast_dtype)
+    x = tower.transformer(x, attn_mask=mask[:length, :length])
+    x = tower.ln_final(x[torch.arange(x.shape[0], device=x.device), pooled_at])
+    projection = tower.text_projection
+    if projection is None:
+        return x
+    return projection(x) if isinstance(projection, nn.Linear) else x @ projection
 
 
 _CONFIG_PREPROCESS: dict[str, dict[str, Any]] = {}  # preprocess_cfg given in registered JSON files

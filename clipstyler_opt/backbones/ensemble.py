@@ -27,7 +27,9 @@ class Member:
     texts: TextEmbeddings = field(init=False)
 
     def __post_init__(self) -> None:
-        self.texts = TextEmbeddings(self.backbone)
+        from ..textcache import backbone_identity
+
+        self.texts = TextEmbeddings(self.backbone, backbone_identity(self.backbone))
 
     @property
     def weight(self) -> float:

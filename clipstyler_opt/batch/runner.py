@@ -8,10 +8,11 @@ import time
 from typing import Any, Callable, Protocol
 
 import torch
-from PIL import Image
 
 from ..engine import ProgressCallback, Result, Stylizer
 from ..errors import ClipoptError, OutputError
+from ..animation import FrameSink
+from ..resources import is_out_of_memory
 from ..imageio import frame_writer, load_image, sidecar_path
 from ..naming import printable
 from .jobs import Job
@@ -113,28 +114,30 @@ class JobRunner:
             self._digest = InputDigest(loaded.sha256, info.st_size, info.st_mtime_ns)
             self.digests.remember(job.input, self._digest)
         progress = self.observer.job_started(job)
-        return stylizer.stylize(loaded, job.prompt, seed=job.seed, progress=progress,
-                                on_frame=self._frame_writer(job, stylizer))
+        self._frames = self._frame_sink(job, stylizer)
+        return stylizer.stylize(loaded, job.prompt, seed=job.seed, progress=progress, on_frame=self._frames.callback)
 
     def _save(self, job: Job, result: Result) -> list[str]:
         refusal = self.guard.refusal(job)  # checked again: links can appear while a job runs
         if refusal is not None:
             raise OutputError(refusal)
         sidecar_path(job.output).unlink(missing_ok=True)  # never leave a stale sidecar beside a new image
-        return result.save(job.output)
+        notes = result.save(job.output)
+        animation = self._frames.finish()
+        return notes + ([animation] if animation else [])
 
     def _failed(self, job: Job, exc: BaseException, started: float) -> Record:
-        if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc):
+        if is_out_of_memory(exc):
             torch.cuda.empty_cache()
         log.debug("job %s failed", printable(job.label), exc_info=True)
         device = str(self._stylizer.runtime.device) if self._stylizer is not None else self.device
         return job_record(job, FAILED, run=self.run_id, rank=self.rank, device=device, digest=self._digest,
                           error=_error_message(exc), timings={"job_s": time.perf_counter() - started})
 
-    def _frame_writer(self, job: Job, stylizer: Stylizer) -> Callable[[int, Image.Image], None] | None:
-        if not stylizer.config.save_every:
-            return None
-        return frame_writer(job.output, {"prompt": job.prompt, "seed": job.seed})
+    def _frame_sink(self, job: Job, stylizer: Stylizer) -> FrameSink:
+        config = stylizer.config
+        frames = frame_writer(job.output, {"prompt": job.prompt, "seed": job.seed}) if config.save_every else None
+        return FrameSink(job.output, config.animation, frames, one_output=False)
 
     def _warn_once(self, notes: list[str]) -> None:
         for note in notes:

@@ -65,12 +65,14 @@ def cli() -> None:
 def _register_commands() -> None:
     from .batch import batch
     from .bench import bench
+    from .eval import eval_command
     from .info import info
     from .report import report
     from .run import run
     from .study import study
+    from .weights import weights
 
-    for command in (run, batch, bench, info, report, study):
+    for command in (run, batch, bench, eval_command, info, report, study, weights):
         cli.add_command(command)
 
 

@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from ..batch.signals import interrupts_deferred, terminate_as_interrupt
 from ..config import StyleConfig
-from ..engine import Result, RunInterrupted, Stylizer, working_size
+from ..animation import FrameSink
+from ..engine import Result, RunInterrupted, Stylizer, style_target, working_size
+from ..rerun import rerun_from_record
+from .info import read_record
 from ..errors import EXIT_INTERRUPTED, OutputError
 from ..imageio import (LoadedImage, check_writable, frame_writer, load_image, refuse_overwriting_inputs,
                        save_image, save_image_exclusive)
@@ -33,8 +37,7 @@ log = logging.getLogger("clipstyler_opt")
 
 def input_files(image: Path, config: StyleConfig) -> list[Path | None]:
     """Every file a run reads, none of which an output may overwrite."""
-    specs = config.backbone_specs()
-    return [image, config.vgg_checkpoint, *config.clip_model_config, *(spec.file for spec in specs)]
+    return [image, *config.files_read()]
 
 
 def _preflight(image: Path, loaded: LoadedImage, output: Path, explicit: bool, config: StyleConfig) -> None:
@@ -71,38 +74,67 @@ def _save_partial(stop: RunInterrupted, output: Path, explicit: bool, portable: 
     click.get_current_context().exit(EXIT_INTERRUPTED)
 
 
+def _from_output(ctx: click.Context, source: Path, image: Path | None, prompt: str | None,
+                 params: dict[str, Any]) -> tuple[Path, str, StyleConfig]:
+    """`--from OUT`: the recorded run, with every option given on the command line (or in
+    --config) overriding it."""
+    rerun = rerun_from_record(read_record(source)[0])
+    given = {name: value for name, value in params.items()
+             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
+    if given.keys() & {"backbone", "clip_model", "clip_pretrained", "clip_checkpoint"}:
+        rerun.values.pop("backbone")  # the user names the backbone anew
+    values = {**rerun.values, **given}
+    return image or rerun.image, prompt if prompt is not None else rerun.prompt, StyleConfig(**values)
+
+
 @click.command()
-@click.argument("image", type=click.Path(path_type=Path))
-@click.argument("prompt")
+@click.argument("image", type=click.Path(path_type=Path), required=False)
+@click.argument("prompt", required=False)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
               help="Output file (.png, .jpg, .webp). Default: <image>-<prompt>.png in the current folder, "
                    "numbered rather than overwriting.")
+@click.option("--from", "from_output", type=click.Path(path_type=Path, dir_okay=False), metavar="OUT",
+              help="Re-run with exactly the settings, prompt, seed and weights recorded in OUT (found by "
+                   "sha256); IMAGE, PROMPT and any option given here override them.")
 @config_file_option
 @style_options
 @verbosity_options
-def run(image: Path, prompt: str, output: Path | None, quiet: bool, verbose: bool, **params: Any) -> None:
-    """Stylise IMAGE so that it looks like PROMPT (e.g. "starry night by Vincent van Gogh")."""
+@click.pass_context
+def run(ctx: click.Context, image: Path | None, prompt: str | None, output: Path | None, from_output: Path | None,
+        quiet: bool, verbose: bool, **params: Any) -> None:
+    """Stylise IMAGE so that it looks like PROMPT (e.g. "starry night by Vincent van Gogh").
+
+    PROMPT may mix styles with weights: "starry night:0.7 | ukiyo-e woodblock print:0.3"."""
     level = verbosity(quiet, verbose)
-    config, _ = split_config(params)
+    if from_output is not None:
+        image, prompt, config = _from_output(ctx, from_output, image, prompt, params)
+    else:
+        if image is None or prompt is None:
+            raise click.UsageError("give IMAGE and PROMPT (or --from OUT to re-run a recorded output)")
+        config, _ = split_config(params)
+    style_target(prompt, config)  # a bad style spec or style image fails here, before any weights load
     explicit = output is not None
     output = output if output is not None else default_output_path(image, prompt)
     portable = config.portable_metadata
     with terminate_as_interrupt():  # SIGTERM (schedulers) behaves like Ctrl-C
         loaded = load_image(image)  # bad input fails here, before any weights are loaded
         _preflight(image, loaded, output, explicit, config)
-        frames = (frame_writer(output, {"prompt": prompt, "seed": config.seed}, exclusive=not explicit)
-                  if config.save_every else None)
+        sink = FrameSink(output, config.animation, frame_writer(output, {"prompt": prompt, "seed": config.seed},
+                                                                exclusive=not explicit) if config.save_every else None)
         try:
             with out_of_memory_as_error(config):
                 stylizer = Stylizer(config)
                 bar = StepBar(config.steps, printable(image.name), disable=level == 0)
                 try:
-                    result = stylizer.stylize(loaded, prompt, progress=bar, on_frame=frames)
+                    result = stylizer.stylize(loaded, prompt, progress=bar, on_frame=sink.callback)
                 finally:
                     bar.close()
         except RunInterrupted as stop:
             _save_partial(stop, output, explicit, portable)
         written, notes = _save(result, output, explicit, portable)
+        animation = sink.finish()
+        if animation:
+            notes.append(printable(animation))
     for note in notes:  # the engine has already logged result.warnings
         log.warning(note)
     if level:

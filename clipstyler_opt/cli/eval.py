@@ -1,0 +1,119 @@
+"""`clipopt eval OUTPUT...`: objective metrics of outputs, scored by a backbone that did not optimise them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+from tqdm.auto import tqdm
+
+from ..config import StyleConfig
+from ..errors import ConfigError
+from ..metrics import (EvalOptions, EvalReport, EvalRow, Evaluator, Overrides, PatchProtocol, collect_targets,
+                       evaluate_targets)
+from ..metrics.scorer import DEFAULT_SCORERS
+from ..metrics.table import format_rows, format_summary, format_unavailable, write_csv, write_json
+from ..metrics.targets import EvalTarget
+from ..naming import printable
+from ..outputs import refuse_overwriting_inputs, sidecar_path
+from ..report.load import EVAL_NAME
+from ..styles import StyleImage
+from .options import verbosity, verbosity_options
+
+__all__ = ["eval_command"]
+
+log = logging.getLogger("clipstyler_opt")
+
+
+def _help(field: str) -> str:
+    return str(StyleConfig.field_meta(field)["help"])
+
+
+def _inputs(targets: list[EvalTarget], options: EvalOptions) -> list[Path | None]:
+    """Every file eval reads; none of them may be written over."""
+    files: list[Path | None] = [options.vgg_checkpoint, options.lpips_checkpoint, *options.clip_model_config]
+    for target in targets:
+        files += [target.image, sidecar_path(target.image), target.content,
+                  *(image.path for image in target.style_images)]
+    return files
+
+
+def _destinations(targets: list[EvalTarget], json_path: Path | None) -> dict[Path, Path | None]:
+    """JSON file -> the result folder whose rows it holds (None: all rows)."""
+    if json_path is not None:
+        return {json_path: None}
+    roots = dict.fromkeys(t.root for t in targets if t.root is not None)
+    return {root / EVAL_NAME: root for root in roots}
+
+
+def _rows_of(report: EvalReport, root: Path | None) -> list[EvalRow]:
+    return report.rows if root is None else [row for row in report.rows if row.root == root]
+
+
+@click.command("eval")
+@click.argument("outputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--content", type=click.Path(path_type=Path, dir_okay=False),
+              help="Content image to compare with [default: the one in each output's metadata].")
+@click.option("--prompt", help="Style prompt to score against [default: each output's recorded prompt].")
+@click.option("--source-text", help="Source text of the direction [default: the recorded one, else 'a Photo'].")
+@click.option("--style-image", "style_images", multiple=True, metavar="FILE[:W]",
+              help="Style image for gram_distance; repeatable [default: the style images that guided the output].")
+@click.option("--scorer", metavar="SPEC",
+              help=f"Scoring backbone, a --backbone SPEC (e.g. MODEL:file=PATH) [default: {DEFAULT_SCORERS[0]}, "
+                   f"or {DEFAULT_SCORERS[1]} for outputs that {DEFAULT_SCORERS[0]} optimised].")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
+              help=f"Write the results as JSON here [default for a result folder: DIR/{EVAL_NAME}].")
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write one row per output as CSV here.")
+@click.option("--patch-crops", type=click.IntRange(1, 1024), default=PatchProtocol.crops, show_default=True,
+              help="Random crops for patch_clip_score.")
+@click.option("--patch-size", type=click.IntRange(8, 4096), default=PatchProtocol.crop_size, show_default=True,
+              help="Crop side for patch_clip_score (clipped to the image's short side).")
+@click.option("--clip-model-config", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help=_help("clip_model_config"))
+@click.option("--vgg-checkpoint", type=click.Path(path_type=Path), help=_help("vgg_checkpoint"))
+@click.option("--lpips-checkpoint", type=click.Path(path_type=Path),
+              help="Local torchvision AlexNet weights for LPIPS (needs the lpips extra); skips the cache and "
+                   "download.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), help=_help("cache_dir"))
+@click.option("--offline", is_flag=True, help=_help("offline"))
+@click.option("--device", default="auto", show_default=True, help=_help("device"))
+@verbosity_options
+def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | None, source_text: str | None,
+                 style_images: tuple[str, ...], scorer: str | None, json_path: Path | None, csv_path: Path | None,
+                 patch_crops: int, patch_size: int, quiet: bool, verbose: bool, **weights: Any) -> None:
+    """Score OUTPUT images (or result folders with a manifest.jsonl) for style and content.
+
+    Style (↑): clip_score, directional_similarity, patch_clip_score, with the scorer backbone.
+    Content: ssim ↑, vgg_content_distance ↓, lpips ↓, edge_correlation ↑ against the content image;
+    gram_distance ↓ against style images. Content image and prompt come from each output's
+    metadata unless given. Prints a table; writes DIR/eval.json for a folder (or --json F).
+    """
+    level = verbosity(quiet, verbose)
+    if json_path is not None and csv_path is not None and json_path.absolute() == csv_path.absolute():
+        raise ConfigError("--json and --csv name the same file")
+    overrides = Overrides(content, prompt, source_text, tuple(StyleImage.parse(text) for text in style_images))
+    options = EvalOptions(scorer=scorer, patch=PatchProtocol(patch_crops, patch_size),
+                          clip_model_config=tuple(weights["clip_model_config"]),
+                          vgg_checkpoint=weights["vgg_checkpoint"], lpips_checkpoint=weights["lpips_checkpoint"],
+                          cache_dir=weights["cache_dir"], offline=weights["offline"], device=weights["device"])
+    targets, notes = collect_targets(outputs, overrides)  # every input is checked before any weights load
+    destinations = _destinations(targets, json_path)
+    for path in [*destinations, *([csv_path] if csv_path else [])]:
+        refuse_overwriting_inputs(path, _inputs(targets, options))
+    evaluator = Evaluator.for_targets(options, targets)
+    with tqdm(total=len(targets), desc="eval", unit="image", disable=level == 0, leave=False) as bar:
+        report = evaluate_targets(targets, evaluator, notes, on_row=lambda row: bar.update(1))
+    for path, root in destinations.items():
+        write_json(path, report.to_json(_rows_of(report, root)))
+    if csv_path is not None:
+        write_csv(csv_path, [row.to_dict() for row in report.rows])
+    if level:
+        document = report.to_json()
+        lines = [f"scorer: {report.scorer.get('spec')}", *format_rows(document["rows"]),
+                 *format_unavailable(document["rows"]), "", *format_summary(document["summary"])]
+        lines += [f"wrote {path}" for path in [*destinations, *([csv_path] if csv_path else [])]]
+        for line in lines:
+            click.echo(printable(line))
