@@ -2,9 +2,10 @@ PYTHON ?= python3
 
 .PHONY: install browser test bench clean
 
-# The Python package with its dev extra (pytest, Playwright), and Chromium for the browser tests.
+# The Python package with its extras (siglip, video, lpips) and dev tools (pytest, Playwright), and
+# Chromium for the browser tests.
 install: browser
-	$(PYTHON) -m pip install -q -e '.[dev]'
+	$(PYTHON) -m pip install -q -e '.[dev,siglip,video,lpips]'
 
 # Playwright drives the system Chromium (its own browser download needs the internet).
 # As root on Debian/Ubuntu it is installed with apt-get; otherwise this says what to install.

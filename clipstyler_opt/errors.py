@@ -88,7 +88,7 @@ EXIT_CODES: dict[int, str] = {
     EXIT_USAGE: "invalid command line, option or config file, or an output that would overwrite an input",
     InputImageError.exit_code: "input image missing, unreadable, not a regular file, over the size limit, "
                                "not in an accepted format, corrupt, a decompression bomb, or of an absurd size",
-    WeightsError.exit_code: "backbone weights not found locally and not downloadable (offline or no network)",
+    WeightsError.exit_code: "backbone weights missing and not downloadable (offline or no network), or corrupt",
     OutputError.exit_code: "output cannot be written (folder not writable, disk full, name too long, unknown extension)",
     DeviceError.exit_code: "requested device is not available",
     OptimisationError.exit_code: "optimisation failed (non-finite loss on every step)",

@@ -26,7 +26,7 @@ def slugify(text: str, max_length: int = MAX_SLUG) -> str:
 
 def prompt_slug(prompt: str) -> str:
     """A folder name for a prompt: readable, and unique per prompt thanks to a short hash."""
-    digest = hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:8]
+    digest = hashlib.sha256(prompt.encode("utf-8", "surrogateescape")).hexdigest()[:8]
     return f"{slugify(prompt)}-{digest}"
 
 

@@ -21,7 +21,7 @@ import tiny
 from clipstyler_opt.backbones import catalog
 from clipstyler_opt.backbones.catalog import CATALOG
 from clipstyler_opt.backbones.inspect import infer_architecture, open_clip_candidates, tensor_table
-from clipstyler_opt.backbones.weights import VGG19_FILENAME, download_file
+from clipstyler_opt.backbones.download import VGG19_FILENAME, download_file
 from clipstyler_opt.cli import cli
 from clipstyler_opt.errors import WeightsError
 from test_weights import OPENAI_REPO, fill_hf_cache

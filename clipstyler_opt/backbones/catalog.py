@@ -22,15 +22,15 @@ from ..filehash import sha256_of_file
 from .inspect import check_integrity
 from .spec import DEFAULT_BACKBONE, BackboneSpec
 from .tokenizers import resolve_tokenizer_folder
-from .weights import (VGG19_FILENAME, WeightsFile, _hf_candidates, _hub_caches, _torchvision_sha256_prefix,
-                      _vgg19_cache_files, resolve_hub_file, resolve_vgg_weights)
+from .weights import (VGG19_FILENAME, WeightsFile, _hf_candidates, _hub_caches, torchvision_sha256_prefix,
+                      vgg19_cache_files, resolve_hub_file, resolve_vgg_weights)
 
 __all__ = ["KnownBackbone", "CATALOG", "CONTENT_NETWORK", "VGG19_SHA256_PREFIX", "HubSource", "hub_source",
            "is_content_network", "tokenizer_repo_of", "CacheStatus", "cache_status", "Finding",
            "check_cached_file", "verify_caches"]
 
 CONTENT_NETWORK = "vgg19"
-VGG19_SHA256_PREFIX = _torchvision_sha256_prefix(VGG19_FILENAME)
+VGG19_SHA256_PREFIX = torchvision_sha256_prefix(VGG19_FILENAME)
 BYTES_PER_PARAMETER = 4  # fp32
 _WEIGHTS_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -216,7 +216,7 @@ def _hub_findings(repo_dir: Path) -> Iterable[Finding]:
 
 
 def _vgg_findings(cache_dir: Path | None) -> Iterable[Finding]:
-    for path in _vgg19_cache_files(cache_dir):
+    for path in vgg19_cache_files(cache_dir):
         if path.is_file():
             yield check_cached_file(path)
         if path.parent.is_dir():  # ours: NAME.part; torch hub's: NAME.<hex>.partial

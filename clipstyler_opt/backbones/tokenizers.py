@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError, WeightsError
-from .weights import WeightsFile, _hub_caches, _one_line, check_reachable, resolve_weights
+from .download import check_reachable, one_line
+from .weights import WeightsFile, _hub_caches, resolve_weights
 
 __all__ = ["EXTRA_HINT", "require_extra_for", "resolve_tokenizer_folder", "build_tokenizer", "TOKENIZER_FILES"]
 
@@ -86,9 +87,9 @@ def resolve_tokenizer_folder(repo_id: str, *, explicit: Path | None, bundled: Pa
             return Path(snapshot_download(repo_id, allow_patterns=TOKENIZER_FILES, cache_dir=caches[0],
                                           etag_timeout=10))
         except Exception as exc:
-            raise WeightsError(f"{repo_id}: {_one_line(exc)}") from exc
+            raise WeightsError(f"{repo_id}: {one_line(exc)}") from exc
 
-    return resolve_weights(f"tokenizer {repo_id}", explicit=None, explicit_flag="tokenizer=FOLDER in the backbone spec",
+    return resolve_weights(f"tokenizer {repo_id}", explicit=None, explicit_flag="tokenizer=FOLDER",
                            cached=cached(), download=download, offline=offline,
                            looked_in=" and ".join(f"{c} ({repo_id})" for c in caches))
 
@@ -108,4 +109,4 @@ def build_tokenizer(model_name: str, model_cfg: Mapping[str, Any], folder: Path 
         return HFTokenizer(str(folder), context_length=context_length,
                            tokenizer_mode=text_cfg.get("tokenizer_mode"), **kwargs)
     except Exception as exc:  # transformers raises OSError/ValueError for broken folders
-        raise WeightsError(f"cannot load the tokenizer in {folder}: {_one_line(exc)}") from exc
+        raise WeightsError(f"cannot load the tokenizer in {folder}: {one_line(exc)}") from exc

@@ -10,14 +10,18 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
+from ..config import StyleConfig
+from ..engine import BACKBONE_FIELDS
 from ..errors import ConfigError, OutputError
 from ..naming import prompt_slug
 from .discovery import InputFile
+from .grid import SweepCell
 from .names import fs_bytes, output_names
 
-__all__ = ["Job", "Shard", "derive_seed", "output_names", "build_jobs", "read_prompts_file", "unique_prompts"]
+__all__ = ["Job", "Shard", "derive_seed", "output_names", "build_jobs", "build_sweep_jobs", "backbone_key",
+           "read_prompts_file", "unique_prompts"]
 
 SEED_LIMIT = 2**31
 
@@ -30,15 +34,29 @@ class Job:
     output_name: str  # output path below the output folder (POSIX form)
     output: Path
     seed: int
+    cell: SweepCell | None = None  # a sweep's cell: settings applied on top of the batch's
 
     @property
     def key(self) -> tuple[str, str]:
-        """Unique within a batch; also the sort order that shards are cut from."""
+        """Unique within a batch; also the sort order of a batch's jobs (a sweep's come grouped by cell)."""
         return (self.prompt, self.output_name)
 
     @property
     def label(self) -> str:
-        return f"{self.relative} | {self.prompt}"
+        return f"{self.relative} | {self.prompt}" + (f" | {self.cell.id}" if self.cell else "")
+
+    def config(self, base: StyleConfig) -> StyleConfig:
+        """The settings of this job (its cell's values on top of `base`), without its seed."""
+        return self.cell.apply(base) if self.cell else base
+
+    def extra_metadata(self) -> dict[str, Any]:
+        """Entries added to the output's metadata: the cell of a sweep job."""
+        return {"sweep": self.cell.record()} if self.cell else {}
+
+
+def backbone_key(config: StyleConfig) -> tuple[Any, ...]:
+    """Settings that decide which backbones a Stylizer loads: equal keys can share one."""
+    return tuple(getattr(config, name) for name in BACKBONE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -96,15 +114,33 @@ def read_prompts_file(path: Path) -> list[str]:
 
 
 def build_jobs(inputs: Sequence[InputFile], prompts: Sequence[str], output_dir: Path, *,
-               suffix: str = ".png", base_seed: int = 0) -> list[Job]:
-    """Every input x every prompt, sorted by (prompt, output name)."""
+               suffix: str = ".png", base_seed: int = 0, cell: SweepCell | None = None) -> list[Job]:
+    """Every input x every prompt, sorted by (prompt, output name); with `cell`, below a
+    folder named after the cell."""
     names = output_names(inputs, suffix)
+    top = PurePosixPath(cell.id) if cell else PurePosixPath()
     jobs = []
     for prompt in unique_prompts(prompts):
         slug = prompt_slug(prompt)
         for item in inputs:
-            name = PurePosixPath(slug) / names[item]
+            name = top / slug / names[item]
             relative = item.relative.as_posix()
             jobs.append(Job(input=item.path, relative=relative, prompt=prompt, output_name=name.as_posix(),
-                            output=_safe_output(output_dir, name), seed=derive_seed(base_seed, relative, prompt)))
+                            output=_safe_output(output_dir, name), seed=derive_seed(base_seed, relative, prompt),
+                            cell=cell))
     return sorted(jobs, key=lambda job: job.key)
+
+
+def build_sweep_jobs(inputs: Sequence[InputFile], prompts: Sequence[str], output_dir: Path,
+                     cells: Sequence[SweepCell], base: StyleConfig, *, suffix: str = ".png") -> list[Job]:
+    """Every cell x input x prompt. Cells that load the same backbones come together, in grid
+    order otherwise, so a process loads each set of backbones once. A job's seed comes from the
+    cell's base seed, the input and the prompt: cells differ only in the varied settings."""
+    configs = [cell.apply(base) for cell in cells]
+    groups: dict[tuple[Any, ...], int] = {}
+    for config in configs:
+        groups.setdefault(backbone_key(config), len(groups))
+    order = sorted(range(len(cells)), key=lambda i: (groups[backbone_key(configs[i])], i))
+    return [job for i in order
+            for job in build_jobs(inputs, prompts, output_dir, suffix=suffix, base_seed=configs[i].seed,
+                                  cell=cells[i])]

@@ -2,7 +2,7 @@
 
 A job is skipped when its output and sidecar exist and the sidecar's `settings_hash` equals
 the hash the engine would record now: `config.settings_hash(prompt, input sha256)` with the
-job's own seed. Input digests are reused from earlier manifest records while the file's
+job's own seed (and its sweep cell's settings). Input digests are reused from earlier manifest records while the file's
 size and modification time are unchanged, so a rescan reads sidecars but no images.
 """
 
@@ -78,8 +78,9 @@ class DigestCache:
 
 
 def expected_settings_hash(config: StyleConfig, job: Job, input_sha256: str) -> str:
-    """The `settings_hash` the engine records for this job (see provenance)."""
-    return config.replace(seed=job.seed).settings_hash(job.prompt, input_sha256)
+    """The `settings_hash` the engine records for this job (see provenance); `config` is the
+    batch's, to which the job's sweep cell, if any, is applied."""
+    return job.config(config).replace(seed=job.seed).settings_hash(job.prompt, input_sha256)
 
 
 def _recorded_hash(output: Path) -> str | None:

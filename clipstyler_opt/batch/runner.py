@@ -1,7 +1,12 @@
-"""Running jobs one by one: a failure is recorded and the batch goes on; Ctrl-C is not a failure."""
+"""Running jobs one by one: a failure is recorded and the batch goes on; Ctrl-C is not a failure.
+
+A runner keeps one `Stylizer` at a time: jobs whose settings need other backbones (the cells
+of a sweep) get a new one, and the previous one is released first.
+"""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -9,20 +14,20 @@ from typing import Any, Callable, Protocol
 
 import torch
 
+from ..config import StyleConfig
 from ..engine import ProgressCallback, Result, Stylizer
 from ..errors import ClipoptError, OutputError
 from ..animation import FrameSink
 from ..resources import is_out_of_memory
 from ..imageio import frame_writer, load_image, sidecar_path
 from ..naming import printable
-from .jobs import Job
-from .manifest import ManifestWriter
+from .jobs import Job, backbone_key
 from .records import DONE, FAILED, Summary, job_record
 from .resume import DigestCache, InputDigest
 from .safety import InputGuard
 from .signals import interrupts_deferred
 
-__all__ = ["BatchObserver", "SilentObserver", "JobRunner"]
+__all__ = ["BatchObserver", "SilentObserver", "RecordSink", "JobRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,12 @@ class BatchObserver(Protocol):
     def job_finished(self, job: Job, record: Record) -> None: ...
 
     def finished(self, summary: Summary) -> None: ...
+
+
+class RecordSink(Protocol):
+    """Where job records go: the manifest, a rank's journal, or a worker's pipe to its parent."""
+
+    def append(self, record: Record) -> None: ...
 
 
 class SilentObserver:
@@ -60,27 +71,38 @@ def _error_message(exc: BaseException) -> str:
 
 
 class JobRunner:
-    """Runs jobs on one lazily created `Stylizer` and appends one record per job."""
+    """Runs jobs on a lazily created `Stylizer` and appends one record per job. `config` is the
+    batch's settings; a job's sweep cell is applied on top of them."""
 
-    def __init__(self, make_stylizer: Callable[[], Stylizer], writer: ManifestWriter, digests: DigestCache,
-                 observer: BatchObserver, guard: InputGuard, *, run: str, rank: int, device: str) -> None:
+    def __init__(self, config: StyleConfig, make_stylizer: Callable[[StyleConfig], Stylizer], writer: RecordSink,
+                 digests: DigestCache, observer: BatchObserver, guard: InputGuard, *, run: str, rank: int,
+                 device: str) -> None:
+        self.config = config
         self._make_stylizer = make_stylizer
         self._stylizer: Stylizer | None = None
+        self._loaded_for: tuple[object, ...] | None = None  # backbone_key of the Stylizer's settings
         self._digest: InputDigest | None = None  # the current job's input, once read
         self.writer, self.digests, self.observer, self.guard = writer, digests, observer, guard
         self.run_id, self.rank, self.device = run, rank, device
         self._warned: set[str] = set()
 
-    @property
-    def stylizer(self) -> Stylizer:
-        if self._stylizer is None:
-            self._stylizer = self._make_stylizer()  # backbones load here, once, and only if a job needs them
+    def stylizer_for(self, config: StyleConfig) -> Stylizer:
+        """A Stylizer with the backbones `config` needs: the current one when it has them."""
+        key = backbone_key(config)
+        if self._stylizer is None or key != self._loaded_for:
+            if self._stylizer is not None:  # one set of backbones in memory at a time
+                self._stylizer = self._loaded_for = None
+                gc.collect()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            self._stylizer = self._make_stylizer(config)  # backbones load here, only if a job needs them
+            self._loaded_for = key
         return self._stylizer
 
     def run(self, job: Job) -> Record:
         """Run one job and append its record. A job counts as done exactly when its image and
         sidecar are saved; a manifest that cannot be written stops the batch (ManifestWriteError)."""
-        stylizer = self.stylizer  # a failure to load weights ends the batch; it is not a job failure
+        stylizer = self.stylizer_for(job.config(self.config))  # a failure to load weights ends the batch
         started = time.perf_counter()
         self._digest = None
         notes: list[str] = []
@@ -115,13 +137,16 @@ class JobRunner:
             self.digests.remember(job.input, self._digest)
         progress = self.observer.job_started(job)
         self._frames = self._frame_sink(job, stylizer)
-        return stylizer.stylize(loaded, job.prompt, seed=job.seed, progress=progress, on_frame=self._frames.callback)
+        cell_values = dict(job.cell.values) if job.cell else {}
+        return stylizer.stylize(loaded, job.prompt, seed=job.seed, progress=progress, on_frame=self._frames.callback,
+                                **cell_values)
 
     def _save(self, job: Job, result: Result) -> list[str]:
         refusal = self.guard.refusal(job)  # checked again: links can appear while a job runs
         if refusal is not None:
             raise OutputError(refusal)
         sidecar_path(job.output).unlink(missing_ok=True)  # never leave a stale sidecar beside a new image
+        result.metadata.update(job.extra_metadata())
         notes = result.save(job.output)
         animation = self._frames.finish()
         return notes + ([animation] if animation else [])

@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..config import StyleConfig
 from ..errors import InputImageError
+from ..imageio import INPUT_FORMATS
 from ..outputs import sidecar_path
 
 __all__ = ["info", "read_record", "describe_record", "RECORD_KEY"]
@@ -61,7 +62,7 @@ def _embedded(path: Path) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
+            with Image.open(path, formats=list(INPUT_FORMATS)) as image:
                 if image.format == "PNG":
                     value = image.info.get(RECORD_KEY)
                 else:

@@ -19,8 +19,8 @@ from ..backbones.catalog import (CATALOG, CacheStatus, HubSource, cache_status, 
 from ..backbones.inspect import CheckpointReport, inspect_checkpoint
 from ..backbones.spec import BackboneSpec
 from ..backbones.tokenizers import TOKENIZER_FILES, resolve_tokenizer_folder
-from ..backbones.weights import (VGG19_FILENAME, _one_line, _vgg19_url, check_reachable, download_file,
-                                 offline_requested, resolve_hub_file, resolve_vgg_weights)
+from ..backbones.download import VGG19_FILENAME, check_reachable, download_file, one_line, vgg19_url
+from ..backbones.weights import offline_requested, resolve_hub_file, resolve_vgg_weights
 from ..errors import OutputError, WeightsError
 from ..filehash import file_sha256, sha256_of_file
 
@@ -114,7 +114,7 @@ def _hub_to_folder(repo_id: str, filenames: list[str], folder: Path) -> Path:
             raise WeightsError(f"{repo_id}/{filename}: the downloaded file's SHA-256 differs from the hub's "
                                f"{announced[:16]}...; it was deleted")
         return path
-    raise WeightsError(f"{repo_id}: {_one_line(last or Exception())}")
+    raise WeightsError(f"{repo_id}: {one_line(last or Exception())}")
 
 
 def _config_and_weights(source: HubSource, fetch: Callable[[list[str]], Path], fetched: _Fetched
@@ -162,7 +162,7 @@ def _hub_into_folder(spec: BackboneSpec, source: HubSource, folder: Path) -> _Fe
         try:
             snapshot_download(tokenizer_repo, allow_patterns=TOKENIZER_FILES, local_dir=tokenizer, etag_timeout=10)
         except Exception as exc:  # huggingface_hub and requests raise many types
-            raise WeightsError(f"tokenizer {tokenizer_repo}: {_one_line(exc)}") from None
+            raise WeightsError(f"tokenizer {tokenizer_repo}: {one_line(exc)}") from None
         for path in sorted(tokenizer.iterdir()):
             if path.is_file():
                 fetched.files.setdefault(path, None)
@@ -179,7 +179,7 @@ def _fetch_vgg(folder: Path | None, cache_dir: Path | None) -> _Fetched:
     else:
         path = folder / VGG19_FILENAME
         if not (path.is_file() and not check_cached_file(path).problem):
-            url = _vgg19_url()
+            url = vgg19_url()
             check_reachable(url)
             download_file(url, path, sha256_prefix=catalog.VGG19_SHA256_PREFIX)
         fetched.options.append(f"--vgg-checkpoint {shlex.quote(str(path))}")

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from ..backbones.checkpoints import load_state_dict, weights_error
-from ..backbones.weights import (WeightsFile, check_reachable, download_file, resolve_weights,
-                                 torch_hub_checkpoints)
+from ..backbones.download import check_reachable, download_file, torch_hub_checkpoints
+from ..backbones.weights import WeightsFile, resolve_weights
 from ..errors import ConfigError, WeightsError
 from ..provenance import weights_record
 from .names import MetricUnavailable

@@ -1,0 +1,188 @@
+"""The grid of a sweep: `--vary FIELD=V1,V2,...` options -> cells, one per combination.
+
+Values are read with their `StyleConfig` field's type: int, float, bool (true/false, yes/no,
+on/off, 1/0), text, a path, or a tuple (`backbone`, `style_image`, `clip_model_config`; one
+value per cell, members joined with `+`: `backbone=A+B` is a two-member ensemble). For an
+optional field, `none` is the default (unset). A value that holds a comma is written as a
+JSON list: `--vary 'backbone=["a,b","c"]'`; there strings are taken literally and a nested
+list is a tuple (`[["A","B"],"C"]`: an ensemble A+B, then C).
+
+A cell's id names its values, `lambda_content=50,backbone=ViT-B-16-openai~3f2a9c1e`: the
+value text with every character outside `A-Z a-z 0-9 . _ + -` replaced by `-`; when that
+changed anything, or the id is longer than 96 characters, it is cut and ends in `~` and a
+hash of the values, so ids are unique, safe as one folder name, and depend on nothing but
+their own values (adding a value to a grid renames no existing cell).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..config import StyleConfig, unknown_setting_message
+from ..errors import ClipoptError, ConfigError
+
+__all__ = ["SweepCell", "Variation", "parse_vary", "expand_grid", "cell_id", "plain_value", "MAX_CELL_ID"]
+
+MAX_CELL_ID = 96
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+Variation = tuple[str, tuple[Any, ...]]  # (field name, its values in the order given)
+
+
+@dataclass(frozen=True)
+class SweepCell:
+    """One combination of the varied settings, applied on top of a base configuration."""
+
+    id: str
+    values: tuple[tuple[str, Any], ...]  # (field, value) in --vary order
+
+    def apply(self, base: StyleConfig) -> StyleConfig:
+        """`base` with this cell's values; ConfigError naming the cell when they are invalid."""
+        try:
+            return base.replace(**dict(self.values))
+        except ClipoptError as exc:
+            raise ConfigError(f"sweep cell {self.id}: {exc}") from None
+
+    def record(self) -> dict[str, Any]:
+        """What the sidecar's `sweep` entry holds."""
+        return {"cell": self.id, "values": {name: plain_value(value) for name, value in self.values}}
+
+
+def plain_value(value: Any) -> Any:
+    """A value as JSON holds it: tuples as lists, paths as text."""
+    if isinstance(value, tuple):
+        return [plain_value(item) for item in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(StyleConfig)
+
+
+def _varying_field(text: str) -> str:
+    name = text.strip().replace("-", "_")
+    if name not in StyleConfig.field_names():
+        raise ConfigError(f"--vary {text.strip()}: {unknown_setting_message(name, StyleConfig.field_names())}")
+    if not StyleConfig.field_meta(name)["output"]:
+        raise ConfigError(f"--vary {name}: this setting does not change the image; give it once as "
+                          f"--{name.replace('_', '-')}")
+    return name
+
+
+def _convert(name: str, raw: Any, hint: Any) -> Any:
+    """`raw` (command-line text, or a JSON value) as a value of the field's type `hint`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if raw is None or (isinstance(raw, str) and raw.strip().lower() == "none"):
+            return None
+        options = [a for a in args if a is not type(None)]
+        if str in options and int in options:  # output_size: 'full' or a number of pixels
+            return raw if isinstance(raw, (str, int)) and not isinstance(raw, bool) else _refuse(name, raw, "text")
+        return _convert(name, raw, options[0])
+    if origin is tuple:
+        members = raw if isinstance(raw, list) else [raw] if not isinstance(raw, str) else \
+            [part for part in raw.split("+") if part.strip()]
+        return tuple(_convert(name, member, args[0]) for member in members)
+    if hint is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower() if isinstance(raw, (str, int)) else ""
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        return _refuse(name, raw, "true or false")
+    if hint is int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d+\s*", raw):
+            return int(raw)
+        return _refuse(name, raw, "an integer")
+    if hint is float:
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return float(raw)
+        try:
+            return float(raw) if isinstance(raw, str) else _refuse(name, raw, "a number")
+        except ValueError:
+            return _refuse(name, raw, "a number")
+    if hint is Path:
+        return Path(raw) if isinstance(raw, str) and raw.strip() else _refuse(name, raw, "a file name")
+    return raw if isinstance(raw, str) else _refuse(name, raw, "text")
+
+
+def _refuse(name: str, raw: Any, wanted: str) -> Any:
+    raise ConfigError(f"--vary {name}: {raw!r} is not {wanted}")
+
+
+def parse_vary(text: str) -> Variation:
+    """`FIELD=V1,V2,...` (or `FIELD=[JSON list]`) -> (field name, parsed values)."""
+    name_text, equals, values_text = text.partition("=")
+    if not equals or not name_text.strip():
+        raise ConfigError(f"--vary must look like FIELD=V1,V2 (e.g. lambda_content=50,150), got {text!r}")
+    name = _varying_field(name_text)
+    if values_text.strip().startswith("["):
+        try:
+            raw_values = json.loads(values_text)
+        except ValueError as exc:
+            raise ConfigError(f"--vary {name}: not a JSON list ({exc})") from None
+        if not isinstance(raw_values, list):
+            raise ConfigError(f"--vary {name}: not a JSON list")
+    else:
+        raw_values = values_text.split(",")
+    if not raw_values:
+        raise ConfigError(f"--vary {name}: no values")
+    hint = _field_types()[name]
+    values = tuple(_convert(name, raw, hint) for raw in raw_values)
+    duplicated = [plain_value(v) for i, v in enumerate(values) if v in values[:i]]
+    if duplicated:
+        raise ConfigError(f"--vary {name}: the value {duplicated[0]!r} is given twice")
+    return name, values
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    if isinstance(value, tuple):
+        return "+".join(_value_text(item) for item in value)
+    return str(value)
+
+
+def cell_id(values: Sequence[tuple[str, Any]]) -> str:
+    """A readable folder name for one cell, unique per combination of values (see the module docstring)."""
+    parts = [(name, _value_text(value)) for name, value in values]
+    readable = ",".join(f"{name}={_UNSAFE.sub('-', text)}" for name, text in parts)
+    exact = ",".join(f"{name}={text}" for name, text in parts)
+    if readable == exact and len(readable) <= MAX_CELL_ID:
+        return readable
+    digest = hashlib.sha256(json.dumps([[n, plain_value(v)] for n, v in values]).encode()).hexdigest()[:8]
+    return f"{readable[:MAX_CELL_ID - 9].rstrip('-,=')}~{digest}"
+
+
+def expand_grid(base: StyleConfig, variations: Sequence[Variation]) -> list[SweepCell]:
+    """The cartesian product of the variations, in the order given (the last varies fastest).
+    Every cell is checked against `base` here; ConfigError names the first bad one."""
+    names = [name for name, _ in variations]
+    repeated = [name for i, name in enumerate(names) if name in names[:i]]
+    if repeated:
+        raise ConfigError(f"--vary {repeated[0]} is given twice; list all its values in one --vary")
+    if not variations:
+        raise ConfigError("nothing to sweep: give --vary FIELD=V1,V2 (repeatable)")
+    cells = []
+    for combination in itertools.product(*(values for _, values in variations)):
+        values = tuple(zip(names, combination))
+        cell = SweepCell(cell_id(values), values)
+        cell.apply(base)
+        cells.append(cell)
+    return cells
