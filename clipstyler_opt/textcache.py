@@ -80,7 +80,7 @@ def backbone_identity(backbone: Any) -> dict[str, Any] | None:
     except OSError:
         return None
     family = provenance.get("family")
-    versions = {"torch": torch.__version__}
+    versions: dict[str, str] = {"torch": str(torch.__version__)}
     module = sys.modules.get(str(family))
     if module is not None:
         versions[str(family)] = str(getattr(module, "__version__", "unknown"))

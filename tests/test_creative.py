@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import toy
@@ -18,13 +17,7 @@ from test_toy_end_to_end import colour_bias, structure
 
 @pytest.fixture(scope="module")
 def stylizer(tmp_path_factory: pytest.TempPathFactory, tiny_paths: dict[str, Path]) -> Stylizer:
-    toy.register_toy()
-    vgg = tmp_path_factory.mktemp("identity-vgg") / "identity-vgg19.pth"
-    torch.save(toy.identity_vgg_state_dict(), vgg)
-    config = toy.toy_config(StyleConfig(**tiny_paths), vgg_checkpoint=vgg, size=64, steps=25, lr=5e-3,
-                            crops=6, crop_size=32, lambda_patch=20, lambda_dir=1, threshold=0.0,
-                            device="cpu", precision="fp32")
-    return Stylizer(config)
+    return toy.toy_stylizer(tmp_path_factory.mktemp("identity-vgg"), tiny_paths, size=64, steps=25, crops=6)
 
 
 @pytest.fixture(scope="module")

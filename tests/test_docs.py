@@ -37,3 +37,12 @@ def test_readme_shows_the_setup_and_test_commands() -> None:
     assert "make install" in README and "make test" in README
     ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
     assert "make install" in ci and "make test" in ci
+
+
+def test_the_layout_map_names_every_module() -> None:
+    """The README's layout map stays true: every module of the package is named in it."""
+    block = README[README.index("## Project layout"):README.index("## Development")]
+    package = Path(__file__).parents[1] / "clipstyler_opt"
+    missing = [str(path.relative_to(package)) for path in package.rglob("*.py")
+               if path.name not in ("__main__.py",) and path.stem != "__init__" and path.name not in block]
+    assert not missing, f"modules missing from the README's layout map: {missing}"

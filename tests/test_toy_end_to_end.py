@@ -7,24 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import toy
-from clipstyler_opt import StyleConfig, Stylizer
+from clipstyler_opt import Stylizer
 
 
 @pytest.fixture(scope="module")
 def toy_stylizer(tmp_path_factory: pytest.TempPathFactory, tiny_paths: dict[str, Path]) -> Stylizer:
-    toy.register_toy()
-    vgg = tmp_path_factory.mktemp("identity-vgg") / "identity-vgg19.pth"
-    torch.save(toy.identity_vgg_state_dict(), vgg)
-    # The toy's colour direction is far easier to satisfy than a real CLIP's, so its weights are
-    # scaled down until content and style compete, as they do with real backbones.
-    config = toy.toy_config(StyleConfig(**tiny_paths), vgg_checkpoint=vgg, size=96, steps=40, lr=5e-3,
-                            crops=8, crop_size=32, lambda_patch=20, lambda_dir=1, threshold=0.0,
-                            device="cpu", precision="fp32")
-    return Stylizer(config)
+    return toy.toy_stylizer(tmp_path_factory.mktemp("identity-vgg"), tiny_paths)
 
 
 def colour_bias(image: Image.Image, channel: int) -> float:

@@ -4,11 +4,17 @@ right way without any pretrained weights."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from clipstyler_opt.backbones import register_backbone
 from clipstyler_opt.config import StyleConfig
+
+if TYPE_CHECKING:
+    from clipstyler_opt import Stylizer
 
 COLOURS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 NEUTRAL = (1.0, 1.0, 1.0)  # anything without a colour word, e.g. "a Photo", is grey
@@ -66,3 +72,17 @@ def identity_vgg_state_dict(width: int = 8) -> dict[str, torch.Tensor]:
         state[f"features.{index}.bias"] = torch.zeros(width)
         channels, index = width, index + 2
     return state
+
+
+def toy_stylizer(folder: Path, tiny_paths: dict[str, Path], **changes: object) -> "Stylizer":
+    """A Stylizer on the toy colour embedding and the structure-preserving VGG. The toy's colour
+    direction is far easier to satisfy than a real CLIP's, so its weights are scaled down until
+    content and style compete, as they do with real backbones."""
+    from clipstyler_opt import Stylizer
+
+    register_toy()
+    vgg = folder / "identity-vgg19.pth"
+    torch.save(identity_vgg_state_dict(), vgg)
+    settings = dict(vgg_checkpoint=vgg, size=96, steps=40, lr=5e-3, crops=8, crop_size=32, lambda_patch=20,
+                    lambda_dir=1, threshold=0.0, device="cpu", precision="fp32")
+    return Stylizer(toy_config(StyleConfig(**tiny_paths), **{**settings, **changes}))

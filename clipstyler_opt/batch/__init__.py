@@ -1,13 +1,16 @@
-"""`clipopt batch`: every image of some folders x every prompt, resumable and shardable.
+"""`clipopt batch` and `clipopt sweep`: every image of some folders x every prompt (x every
+cell of a settings grid), resumable and shardable.
 
 `run_batch(BatchSettings(...), StyleConfig(...))` is the programmatic entry point; the
-modules split the work into discovery, the job list and its output names, the folder lock,
-the input guard, the manifest, the resume scan, the job runner and the torchrun plumbing.
+modules split the work into discovery, the job list and its output names, the sweep grid,
+the folder lock, the input guard, the manifest, the resume scan, the job runner, worker
+processes and the torchrun plumbing.
 """
 
 from .discovery import Discovery, InputFile, SkippedInput, discover_inputs, looks_like_image, scan_inputs
 from .distributed import Distributed, launched_by_torchrun
-from .jobs import Job, Shard, build_jobs, derive_seed, read_prompts_file, unique_prompts
+from .grid import SweepCell, cell_id, expand_grid, parse_vary
+from .jobs import Job, Shard, build_jobs, build_sweep_jobs, derive_seed, read_prompts_file, unique_prompts
 from .lock import LOCK_NAME, BatchLock, BatchLocked
 from .manifest import MANIFEST_NAME, ManifestWriter, ManifestWriteError, read_records
 from .records import Summary
@@ -15,6 +18,7 @@ from .resume import DigestCache, expected_settings_hash, scan_jobs
 from .runner import BatchObserver, SilentObserver
 from .safety import InputGuard
 from .session import BatchPlan, BatchSettings, plan_batch, plan_jobs, run_batch
+from .workers import run_in_workers
 
 __all__ = [
     "BatchSettings",
@@ -39,6 +43,12 @@ __all__ = [
     "Job",
     "Shard",
     "build_jobs",
+    "build_sweep_jobs",
+    "SweepCell",
+    "parse_vary",
+    "expand_grid",
+    "cell_id",
+    "run_in_workers",
     "derive_seed",
     "read_prompts_file",
     "unique_prompts",

@@ -1,4 +1,4 @@
-"""One batch from start to summary: lock, plan, shard, resume scan, run, gather."""
+"""One batch (or sweep) from start to summary: lock, plan, shard, resume scan, run, gather."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Any
 
 from ..config import StyleConfig
 from ..engine import Stylizer
-from ..errors import ClipoptError, InputImageError, OutputError
+from ..errors import ClipoptError, ConfigError, InputImageError, OutputError
 from ..naming import printable
 from .discovery import SkippedInput, scan_inputs
 from .distributed import Distributed
-from .jobs import Job, Shard, build_jobs
+from .grid import SweepCell
+from .jobs import Job, Shard, build_jobs, build_sweep_jobs
 from .lock import BatchLock
 from .manifest import (MANIFEST_NAME, ManifestWriter, ManifestWriteError, journal_path, merge_stale_journals,
                        read_records)
@@ -23,6 +24,7 @@ from .resume import DigestCache, scan_jobs
 from .runner import BatchObserver, JobRunner, SilentObserver
 from .safety import InputGuard
 from .signals import interrupts_deferred, terminate_as_interrupt
+from .workers import WorkerTask, run_in_workers
 
 __all__ = ["BatchSettings", "BatchPlan", "run_batch", "plan_batch", "plan_jobs"]
 
@@ -38,6 +40,12 @@ class BatchSettings:
     output_format: str = "png"
     overwrite: bool = False
     shard: Shard | None = None
+    cells: tuple[SweepCell, ...] = ()  # a sweep's grid: every cell x every image x every prompt
+    workers_per_device: int = 1  # jobs run at once by this process, each in a worker process
+
+    def __post_init__(self) -> None:
+        if self.workers_per_device < 1:
+            raise ConfigError(f"--workers-per-device must be at least 1, got {self.workers_per_device}")
 
 
 @dataclass(frozen=True)
@@ -46,20 +54,27 @@ class BatchPlan:
     skipped_inputs: list[SkippedInput]  # what discovery passed over, and why
 
 
-def plan_batch(settings: BatchSettings, base_seed: int) -> BatchPlan:
-    """Discover the inputs and build the job list; InputImageError when there is no image."""
+def plan_batch(settings: BatchSettings, config: StyleConfig) -> BatchPlan:
+    """Discover the inputs and build the job list; InputImageError when there is no image, and
+    ConfigError naming the cell when a sweep cell's settings are invalid."""
+    for cell in settings.cells:
+        cell.apply(config)  # every cell is checked before any input is read
     found = scan_inputs(settings.inputs, recursive=settings.recursive, exclude=settings.output_dir)
     if not found.inputs:
         hint = "" if settings.recursive else " (add --recursive to search subfolders)"
         raise InputImageError(f"no image files found in {printable(', '.join(settings.inputs))}{hint}")
-    jobs = build_jobs(found.inputs, settings.prompts, settings.output_dir,
-                      suffix="." + settings.output_format.lower(), base_seed=base_seed)
+    suffix = "." + settings.output_format.lower()
+    if settings.cells:
+        jobs = build_sweep_jobs(found.inputs, settings.prompts, settings.output_dir, settings.cells, config,
+                                suffix=suffix)
+    else:
+        jobs = build_jobs(found.inputs, settings.prompts, settings.output_dir, suffix=suffix, base_seed=config.seed)
     return BatchPlan(jobs, found.skipped)
 
 
-def plan_jobs(settings: BatchSettings, base_seed: int) -> list[Job]:
+def plan_jobs(settings: BatchSettings, config: StyleConfig) -> list[Job]:
     """The whole batch's job list (before sharding), in its canonical order."""
-    return plan_batch(settings, base_seed).jobs
+    return plan_batch(settings, config).jobs
 
 
 def run_batch(settings: BatchSettings, config: StyleConfig, observer: BatchObserver | None = None) -> Summary:
@@ -89,7 +104,7 @@ class _Batch:
             self.settings.output_dir.mkdir(parents=True, exist_ok=True)
             self.lock = BatchLock(self.settings.output_dir, self.settings.shard)  # for every rank
             merge_stale_journals(self.settings.output_dir)
-            return new_run_id(), plan_batch(self.settings, self.config.seed)
+            return new_run_id(), plan_batch(self.settings, self.config)
         except ClipoptError as exc:
             return exc
         except OSError as exc:
@@ -135,11 +150,16 @@ class _Batch:
                 self.observer.started(len(mine), len(scan.skipped))
                 for job, record in refused:  # before any weights load
                     self.observer.job_finished(job, record)
-                runner = JobRunner(lambda: Stylizer(self.config), writer, digests, self.observer, guard,
-                                   run=run_id, rank=self.dist.rank, device=self.config.device)
                 refused_jobs = {job for job, _ in refused}
-                for job in scan.todo:
-                    if job not in refused_jobs:
+                todo = [job for job in scan.todo if job not in refused_jobs]
+                workers = min(self.settings.workers_per_device, len(todo))
+                if workers > 1:
+                    task = WorkerTask(self.config, guard, digests, run_id, self.dist.rank)
+                    run_in_workers(task, todo, workers, sink=writer, observer=self.observer, records=records)
+                else:
+                    runner = JobRunner(self.config, lambda config: Stylizer(config), writer, digests, self.observer,
+                                       guard, run=run_id, rank=self.dist.rank, device=self.config.device)
+                    for job in todo:
                         records.append(runner.run(job))
                 return self._finish(writer, run_id, group_jobs, len(mine), records, shard)
             except KeyboardInterrupt:
@@ -153,7 +173,9 @@ class _Batch:
         return f"rank {self.dist.rank} of {self.dist.world_size}" if self.dist.active else ""
 
     def _details(self, shard: Shard) -> dict[str, Any]:
-        return {"shard": str(shard), "world_size": self.dist.world_size, "skipped_inputs": self.skipped_inputs}
+        return {"shard": str(shard), "world_size": self.dist.world_size,
+                "workers_per_device": self.settings.workers_per_device, "cells": len(self.settings.cells),
+                "skipped_inputs": self.skipped_inputs}
 
     def _report_stopped(self, writer: ManifestWriter | None, run_id: str, jobs: int, records: list[Record],
                         shard: Shard) -> None:

@@ -70,9 +70,10 @@ def _register_commands() -> None:
     from .report import report
     from .run import run
     from .study import study
+    from .sweep import sweep
     from .weights import weights
 
-    for command in (run, batch, bench, eval_command, info, report, study, weights):
+    for command in (run, batch, sweep, bench, eval_command, info, report, study, weights):
         cli.add_command(command)
 
 

@@ -1,4 +1,7 @@
-"""`clipopt batch INPUT... -p PROMPT -o DIR`: stylise every image with every prompt."""
+"""`clipopt batch INPUT... -p PROMPT -o DIR`: stylise every image with every prompt.
+
+The options and the run of a batch are shared with `clipopt sweep` (`batch_options`,
+`run_batch_command`)."""
 
 from __future__ import annotations
 
@@ -6,23 +9,26 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 from tqdm.auto import tqdm
 
-from ..batch import BatchSettings, Job, Shard, Summary, launched_by_torchrun, read_prompts_file, run_batch
+from ..batch import (BatchSettings, Job, Shard, Summary, SweepCell, launched_by_torchrun, read_prompts_file,
+                     run_batch)
 from ..batch.jobs import unique_prompts
+from ..config import StyleConfig
 from ..engine import ProgressCallback
 from ..errors import BatchFailures
 from ..naming import printable
 from .options import config_file_option, split_config, style_options, verbosity, verbosity_options
 from .progress import StepBar
 
-__all__ = ["batch", "BarObserver", "LineObserver"]
+__all__ = ["batch", "batch_options", "run_batch_command", "BarObserver", "LineObserver"]
 
 OUTPUT_CHOICES = ("png", "jpg", "webp")
 Record = dict[str, Any]
+F = Callable[..., Any]
 
 
 class BarObserver:
@@ -105,45 +111,54 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-@click.command()
-@click.argument("inputs", nargs=-1, metavar="INPUT...", type=click.Path())
-@click.option("-p", "--prompt", "prompt", multiple=True, metavar="TEXT",
-              help="Style prompt; repeat for several. Every image is stylised with every prompt.")
-@click.option("--prompts-file", type=click.Path(path_type=Path, dir_okay=False),
-              help="Text file with one prompt per line (blank lines and #-comments ignored).")
-@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Output folder: DIR/<prompt-slug>/<input path below its INPUT>.<format>, plus "
-                   "DIR/manifest.jsonl.")
-@click.option("-r", "--recursive/--no-recursive", default=False, help="Search INPUT folders' subfolders too.")
-@click.option("--format", "format", type=click.Choice(OUTPUT_CHOICES), default="png", show_default=True,
-              help="Output image format.")
-@click.option("--overwrite/--no-overwrite", default=False, help="Redo jobs whose output already exists with the same settings.")
-@click.option("--shard", metavar="I/N",
-              help="Do only shard I of N (0 <= I < N) of the job list, e.g. one per SLURM array task. "
-                   "Under torchrun the shard is split again between the ranks.")
-@config_file_option
-@style_options
-@verbosity_options
-def batch(inputs: tuple[str, ...], prompt: tuple[str, ...], prompts_file: Path | None, output: Path,
-          recursive: bool, overwrite: bool, shard: str | None, quiet: bool, verbose: bool, **params: Any) -> None:
-    """Stylise every image in INPUT (folders, files or globs) with every prompt, into DIR.
+def batch_options(layout: str) -> Callable[[F], F]:
+    """The options of `batch` and `sweep`; `layout` describes the output folder in --help."""
+    def decorate(func: F) -> F:
+        for option in reversed((
+            click.argument("inputs", nargs=-1, metavar="INPUT...", type=click.Path()),
+            click.option("-p", "--prompt", "prompt", multiple=True, metavar="TEXT",
+                         help="Style prompt; repeat for several. Every image is stylised with every prompt."),
+            click.option("--prompts-file", type=click.Path(path_type=Path, dir_okay=False),
+                         help="Text file with one prompt per line (blank lines and #-comments ignored)."),
+            click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), required=True,
+                         help=f"Output folder: {layout}, plus DIR/manifest.jsonl."),
+            click.option("-r", "--recursive/--no-recursive", default=False,
+                         help="Search INPUT folders' subfolders too."),
+            click.option("--format", "format", type=click.Choice(OUTPUT_CHOICES), default="png", show_default=True,
+                         help="Output image format."),
+            click.option("--overwrite/--no-overwrite", default=False,
+                         help="Redo jobs whose output already exists with the same settings."),
+            click.option("--shard", metavar="I/N",
+                         help="Do only shard I of N (0 <= I < N) of the job list, e.g. one per SLURM array task. "
+                              "Under torchrun the shard is split again between the ranks."),
+            click.option("--workers-per-device", type=click.IntRange(1, 64), default=1, show_default=True,
+                         metavar="K", help="Run K jobs at once on the device, in K worker processes with their "
+                                           "own backbones (K times the memory; CPU threads are split)."),
+            config_file_option,
+            style_options,
+            verbosity_options,
+        )):
+            func = option(func)
+        return func
 
-    A rerun skips jobs already done with the same settings and continues where a stopped
-    run ended. Failed jobs are recorded in DIR/manifest.jsonl and the batch goes on; the exit
-    code is 8 if any failed. A job never writes over one of its inputs. One batch uses DIR at
-    a time (another exits with code 10), except the --shard processes of one batch. Under
-    torchrun each rank takes its share of the jobs.
-    """
-    level = verbosity(quiet, verbose)
+    return decorate
+
+
+def run_batch_command(params: dict[str, Any], cells: Callable[[StyleConfig], tuple[SweepCell, ...]] | None = None
+                      ) -> None:
+    """Run a batch from the parameters of `batch_options`; `cells` makes it a sweep."""
+    level = verbosity(params.pop("quiet"), params.pop("verbose"))
+    inputs, prompt_file = params.pop("inputs"), params.pop("prompts_file")
     config, extra = split_config(params)
     if not inputs:
         raise click.UsageError("missing INPUT: a folder, an image file or a glob pattern")
-    prompts = unique_prompts(list(prompt) + (read_prompts_file(prompts_file) if prompts_file else []))
+    prompts = unique_prompts(list(extra["prompt"]) + (read_prompts_file(prompt_file) if prompt_file else []))
     if not prompts:
         raise click.UsageError("no prompt: give -p TEXT (repeatable) or --prompts-file FILE")
-    settings = BatchSettings(inputs=tuple(inputs), prompts=tuple(prompts), output_dir=output, recursive=recursive,
-                             output_format=extra["format"], overwrite=overwrite,
-                             shard=Shard.parse(shard) if shard else None)
+    settings = BatchSettings(inputs=tuple(inputs), prompts=tuple(prompts), output_dir=extra["output"],
+                             recursive=extra["recursive"], output_format=extra["format"],
+                             overwrite=extra["overwrite"], shard=Shard.parse(extra["shard"]) if extra["shard"] else None,
+                             cells=cells(config) if cells else (), workers_per_device=extra["workers_per_device"])
     observer: BarObserver | LineObserver
     if launched_by_torchrun():
         observer = LineObserver(prefix=f"[rank {os.environ.get('RANK', '0')}] ")
@@ -154,3 +169,17 @@ def batch(inputs: tuple[str, ...], prompt: tuple[str, ...], prompts_file: Path |
     summary = run_batch(settings, config, observer)
     if summary.final and summary.failed:
         raise BatchFailures(f"{summary.failed} of {summary.jobs} jobs failed (listed in {summary.manifest})")
+
+
+@click.command()
+@batch_options("DIR/<prompt-slug>/<input path below its INPUT>.<format>")
+def batch(**params: Any) -> None:
+    """Stylise every image in INPUT (folders, files or globs) with every prompt, into DIR.
+
+    A rerun skips jobs already done with the same settings and continues where a stopped
+    run ended. Failed jobs are recorded in DIR/manifest.jsonl and the batch goes on; the exit
+    code is 8 if any failed. A job never writes over one of its inputs. One batch uses DIR at
+    a time (another exits with code 10), except the --shard processes of one batch. Under
+    torchrun each rank takes its share of the jobs.
+    """
+    run_batch_command(params)

@@ -1,0 +1,53 @@
+"""`clipopt sweep INPUT... -p PROMPT --vary FIELD=V1,V2 -o DIR`: a batch over a grid of settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..backbones.ensemble import check_members
+from ..batch import SweepCell, expand_grid, parse_vary
+from ..batch.jobs import backbone_key
+from ..config import StyleConfig
+from ..errors import ClipoptError
+from .batch import batch_options, run_batch_command
+
+__all__ = ["sweep", "grid_cells"]
+
+
+def grid_cells(varies: tuple[str, ...], base: StyleConfig) -> tuple[SweepCell, ...]:
+    """The cells of `--vary` options on top of `base`, each checked before any work: its
+    settings, and the extra packages its backbones need (once per set of backbones)."""
+    cells = expand_grid(base, [parse_vary(text) for text in varies])
+    checked: set[tuple[Any, ...]] = set()
+    for cell in cells:
+        config = cell.apply(base)
+        if backbone_key(config) not in checked and backbone_key(config) != backbone_key(base):
+            try:
+                check_members(config)
+            except ClipoptError as exc:
+                raise type(exc)(f"sweep cell {cell.id}: {exc}") from None
+            checked.add(backbone_key(config))
+    return tuple(cells)
+
+
+@click.command()
+@click.option("--vary", "vary", multiple=True, metavar="FIELD=V1,V2,...",
+              help="A setting and its values, e.g. lambda_content=50,150 or backbone=A,B+C (+ joins an ensemble); "
+                   "a value holding a comma goes in a JSON list: 'backbone=[\"a,b\",\"c\"]'. Repeat for a grid: "
+                   "every combination is one cell.")
+@batch_options("DIR/<cell>/<prompt-slug>/<input path below its INPUT>.<format>")
+def sweep(vary: tuple[str, ...], **params: Any) -> None:
+    """Stylise every image in INPUT with every prompt, once per cell of a grid of settings.
+
+    Each --vary FIELD=V1,V2 names a setting (any option of `clipopt run`, with - or _)
+    and its values; the grid is every combination. Outputs go to DIR/<cell>/<prompt-slug>/..., each
+    sidecar names its cell and values (`sweep`), and a job's seed is the same in every cell,
+    so cells differ only in the varied settings. Every cell is checked before any work (a bad
+    value exits 2 naming the cell). Resume, --shard, torchrun and --workers-per-device work
+    as in `clipopt batch`.
+    """
+    if not vary:
+        raise click.UsageError("nothing to sweep: give --vary FIELD=V1,V2 (repeatable)")
+    run_batch_command(params, lambda base: grid_cells(vary, base))
