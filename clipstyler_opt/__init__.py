@@ -1,8 +1,26 @@
-"""clipstyler_opt: text-driven image style transfer by per-image optimisation (CLIPstyler)."""
+"""clipstyler_opt: text-driven image style transfer by per-image optimisation (CLIPstyler).
 
-from .config import StyleConfig
-from .engine import Progress, Result, Stylizer, stylize
-from .errors import ClipoptError
+The API is imported on first use, so that `clipopt` can check a command line (and `import
+clipstyler_opt.config` stays light) without loading torch.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import StyleConfig
+    from .engine import Progress, Result, Stylizer, stylize
+    from .errors import ClipoptError
 
 __all__ = ["stylize", "Stylizer", "StyleConfig", "Result", "Progress", "ClipoptError"]
 __version__ = "0.1.0"
+_HOMES = {"stylize": "engine", "Stylizer": "engine", "Result": "engine", "Progress": "engine",
+          "StyleConfig": "config", "ClipoptError": "errors"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -114,45 +114,34 @@ class StyleConfig:
     save_every: int = _opt(0, "Save a numbered frame every N steps into a folder next to the output "
                               "(0: off).", group="runtime", output=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, explicit_fields: Collection[str] | None) -> None:
         if isinstance(self.backbone, str):  # StyleConfig(backbone="SPEC") for one member
             object.__setattr__(self, "backbone", (self.backbone,))
         object.__setattr__(self, "backbone", tuple(self.backbone))
         configs = self.clip_model_config
         configs = (configs,) if isinstance(configs, (str, Path)) else tuple(configs or ())
         object.__setattr__(self, "clip_model_config", tuple(Path(c) for c in configs))
-        def fail(name: str, rule: str) -> None:
-            raise ConfigError(f"{name.replace('_', '-')} must be {rule}, got {getattr(self, name)!r}")
+        check_choice(self, "preset")
+        self._apply_preset(explicit_fields)
+        check_config(self)
 
-        for name in ("size", "steps", "crops", "crop_size", "unet_width", "lr_decay_every"):
-            if getattr(self, name) < 1:
-                fail(name, "at least 1")
-        if self.size > MAX_SIZE:
-            raise ConfigError(f"size {self.size} is absurd (the limit is {MAX_SIZE} pixels on the long side)")
-        if self.save_every < 0:
-            fail("save_every", "0 (off) or positive")
-        if not 0 <= self.seed < 2**63:
-            fail("seed", "in [0, 2**63)")
-        if self.threshold is not None and not (math.isfinite(self.threshold) and -1.0 <= self.threshold <= 3.0):
-            fail("threshold", "in [-1, 3] (a directional loss lies in [0, 2])")
-        self.backbone_specs()  # a bad spec fails here, before any weights load
-        _check_style_options(self, fail)
-        for name in ("lr", "lr_decay_factor", "distortion", "lambda_patch", "lambda_dir",
-                     "lambda_content", "lambda_tv"):
-            if not math.isfinite(getattr(self, name)):
-                fail(name, "a finite number")
-        for name in ("lr", "lr_decay_factor"):
-            if getattr(self, name) <= 0:
-                fail(name, "positive")
-        if not 0.0 <= self.distortion <= 1.0:
-            fail("distortion", "in [0, 1]")
-        for name in ("lambda_patch", "lambda_dir", "lambda_content", "lambda_tv"):
-            if getattr(self, name) < 0:
-                fail(name, "0 or more")
-        for name in ("templates", "precision", "fusion"):
-            choices = self.field_meta(name)["choices"]
-            if getattr(self, name) not in choices:
-                fail(name, f"one of {', '.join(choices)}")
+    def _apply_preset(self, explicit_fields: Collection[str] | None) -> None:
+        """The one place presets are resolved (rule: see presets.py). Without `explicit_fields`,
+        the fields whose value differs from their default count as given."""
+        defaults = _field_defaults()
+        current = {name: getattr(self, name) for name in defaults}
+        explicit = frozenset(name for name in defaults if current[name] != defaults[name]) \
+            if explicit_fields is None else frozenset(explicit_fields)
+        applied = preset_values(self.preset, current, defaults, explicit)
+        for name, value in applied.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_explicit_fields", explicit)
+        object.__setattr__(self, "_preset_applied", applied)
+
+    @property
+    def preset_applied(self) -> dict[str, Any]:
+        """The values the preset set (the fields it did not set keep what was given)."""
+        return dict(self._preset_applied)
 
     def term_weight(self, name: str) -> float:
         """λ for the loss term `name`: the `lambda_<name>` field, with --style-strength applied."""
@@ -212,7 +201,11 @@ class StyleConfig:
         unknown = sorted(set(changes) - set(self.field_names()))
         if unknown:
             raise ConfigError(unknown_setting_message(unknown[0], self.field_names()))
-        return dataclasses.replace(self, **changes)
+        # Fields the preset set go back to their defaults, so that a new preset (or the same one) sets them again.
+        values = {name: getattr(self, name) for name in self.field_names()}
+        defaults = _field_defaults()
+        values.update({name: defaults[name] for name in self._preset_applied if name not in changes})
+        return StyleConfig(**{**values, **changes}, explicit_fields=self._explicit_fields | set(changes))
 
     def to_dict(self) -> dict[str, Any]:
         def plain(value: Any) -> Any:
@@ -251,25 +244,6 @@ class StyleConfig:
 LEGACY_BACKBONE_FIELDS = ("clip_model", "clip_pretrained", "clip_checkpoint")
 CONTENT_SCALE_BASE = 8.0  # --style-strength 0 / 1 multiply the content weight by 8 / 1/8
 ANIMATION_FRAMES = 50  # frames of an --animation when --save-every is not given
-MAX_OUTPUT_SIZE = 32768
-
-
-def _check_style_options(config: "StyleConfig", fail: Any) -> None:
-    if config.style_strength is not None and not (math.isfinite(config.style_strength)
-                                                  and 0.0 <= config.style_strength <= 1.0):
-        fail("style_strength", "in [0, 1]")
-    size = config.output_size
-    if size is not None:
-        text = str(size).strip().lower()
-        if text != "full" and not (text.isdigit() and 16 <= int(text) <= MAX_OUTPUT_SIZE):
-            fail("output_size", f"'full' or a long side between 16 and {MAX_OUTPUT_SIZE} pixels")
-        object.__setattr__(config, "output_size", text)
-    if config.animation is not None:
-        from .animation import check_animation_path
-
-        target = config.animation
-        check_animation_path(target if "." in Path(target).name else f"x.{target}")
-    config.style_images()  # a missing file or a bad weight fails here, before any weights load
 
 
 def _spec_identity(spec: BackboneSpec) -> dict[str, Any]:

@@ -91,7 +91,7 @@ EXIT_CODES: dict[int, str] = {
     WeightsError.exit_code: "backbone weights missing and not downloadable (offline or no network), or corrupt",
     OutputError.exit_code: "output cannot be written (folder not writable, disk full, name too long, unknown extension)",
     DeviceError.exit_code: "requested device is not available",
-    OptimisationError.exit_code: "optimisation failed (non-finite loss on every step)",
+    OptimisationError.exit_code: "optimisation failed (loss or gradient non-finite for 10 steps in a row, or on every step)",
     BatchFailures.exit_code: "batch finished but some jobs failed (see the manifest)",
     ResourceError.exit_code: "not enough memory for this run (the message names a smaller --size/--crops)",
     10: "another batch is using the output folder (or the same shard is running)",  # batch.lock.BatchLocked

@@ -25,10 +25,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    import torch
 
 from .errors import ConfigError, InputImageError
 
@@ -201,6 +201,9 @@ def fuse_directions(style_embeddings: torch.Tensor, weights: Sequence[float],
     Returns:
         The (D,) unit direction.
     """
+    import torch
+    import torch.nn.functional as F
+
     if style_embeddings.dim() != 2 or style_embeddings.shape[0] != len(weights):
         raise ValueError(f"expected ({len(weights)}, D) style embeddings, got {tuple(style_embeddings.shape)}")
     if source_embedding.shape != style_embeddings.shape[1:]:

@@ -7,14 +7,16 @@ other source, which open_clip builds (CLIP, SigLIP, SigLIP2, hf-hub:, local-dir:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol, runtime_checkable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from ..errors import ConfigError
 from .spec import DEFAULT_BACKBONE, BackboneSpec, LoadContext
-from .vgg import VGGFeatures, load_vgg_features
 from .weights import WeightsFile, offline_requested, resolve_vgg_weights
+
+if TYPE_CHECKING:  # torch is imported where a backbone is built, not when options are checked
+    import torch
+
+    from .vgg import VGGFeatures
 
 __all__ = [
     "VisionLanguageBackbone",
@@ -48,7 +50,7 @@ class VisionLanguageBackbone(Protocol):
         ...
 
 
-BackboneFactory = Callable[[BackboneSpec, LoadContext, torch.device], VisionLanguageBackbone]
+BackboneFactory = Callable[[BackboneSpec, LoadContext, "torch.device"], VisionLanguageBackbone]
 _REGISTRY: dict[str, BackboneFactory] = {}
 OPEN_CLIP = "open_clip"
 
@@ -78,6 +80,8 @@ def resolve_content_weights(vgg_checkpoint: Any, context: LoadContext) -> Weight
 
 
 def create_content_network(weights: WeightsFile, device: torch.device) -> VGGFeatures:
+    from .vgg import load_vgg_features
+
     return load_vgg_features(weights.path).to(device)
 
 

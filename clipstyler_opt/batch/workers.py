@@ -220,7 +220,7 @@ class _Pool:
         if worker.closing is not None:
             return
         code = worker.process.exitcode
-        log.warning("worker %d ended unexpectedly (exit code %s); its remaining jobs were not run (a rerun does "
+        log.error("worker %d ended unexpectedly (exit code %s); its remaining jobs were not run (a rerun does "
                     "them)", worker.index, code)
         if worker.running is not None:  # it died while running this job
             self._add(job_record(self.jobs[worker.running], FAILED, run=self.task.run_id, rank=self.task.rank,

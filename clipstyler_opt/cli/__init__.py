@@ -11,7 +11,6 @@ import click
 
 from ..errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, ClipoptError
 from ..naming import printable
-from ..resources import is_out_of_memory, out_of_memory_error
 
 __all__ = ["main", "cli"]
 
@@ -38,6 +37,8 @@ class _ErrorMappingGroup(click.Group):
             _report(f"error: {exc}", exc)
             ctx.exit(exc.exit_code)
         except Exception as exc:
+            from ..resources import is_out_of_memory, out_of_memory_error
+
             if is_out_of_memory(exc):  # e.g. CUDA out of memory: a resource limit, not a bug
                 error = out_of_memory_error()
                 _report(f"error: {error}", exc)
@@ -62,22 +63,28 @@ def cli() -> None:
     """Text-driven image style transfer (CLIPstyler): a fresh U-Net is optimised for each image."""
 
 
-def _register_commands() -> None:
-    from .batch import batch
-    from .bench import bench
-    from .eval import eval_command
-    from .info import info
-    from .report import report
-    from .run import run
-    from .study import study
-    from .sweep import sweep
-    from .weights import weights
-
-    for command in (run, batch, sweep, bench, eval_command, info, report, study, weights):
-        cli.add_command(command)
+# Each command's module is imported when that command runs (or --help lists it), so checking a
+# command line does not wait for torch and open_clip to load.
+_COMMANDS = {"run": "run:run", "batch": "batch:batch", "sweep": "sweep:sweep", "bench": "bench:bench",
+             "eval": "eval:eval_command", "info": "info:info", "report": "report:report", "study": "study:study",
+             "weights": "weights:weights"}
 
 
-_register_commands()
+def _list_commands(ctx: click.Context) -> list[str]:
+    return list(_COMMANDS)
+
+
+def _get_command(ctx: click.Context, name: str) -> click.Command | None:
+    if name not in _COMMANDS:
+        return None
+    from importlib import import_module
+
+    module, attribute = _COMMANDS[name].split(":")
+    return getattr(import_module(f".{module}", __name__), attribute)
+
+
+cli.list_commands = _list_commands  # type: ignore[method-assign]
+cli.get_command = _get_command  # type: ignore[method-assign]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

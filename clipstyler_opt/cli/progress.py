@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from ..engine import Progress
+from ..results import Progress
 
 __all__ = ["StepBar"]
 

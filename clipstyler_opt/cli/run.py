@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from click.core import ParameterSource
 
-from ..batch.signals import interrupts_deferred, terminate_as_interrupt
 from ..config import StyleConfig
-from ..animation import FrameSink
-from ..engine import Result, RunInterrupted, Stylizer, style_target, working_size
-from ..rerun import rerun_from_record
-from .info import read_record
 from ..errors import EXIT_INTERRUPTED, OutputError
-from ..imageio import (LoadedImage, check_writable, frame_writer, load_image, refuse_overwriting_inputs,
-                       save_image, save_image_exclusive)
 from ..naming import default_output_path, partial_output_path, printable
-from ..precision import resolve_runtime
-from ..resources import check_free_space, check_memory, out_of_memory_as_error, output_bytes_estimate
+from ..styles import StyleSpec
+
+if TYPE_CHECKING:
+    from ..engine import Result, RunInterrupted
+    from ..imageio import LoadedImage
 from .options import config_file_option, split_config, style_options, verbosity, verbosity_options
 from .progress import StepBar
 
@@ -41,6 +37,11 @@ def input_files(image: Path, config: StyleConfig) -> list[Path | None]:
 
 
 def _preflight(image: Path, loaded: LoadedImage, output: Path, explicit: bool, config: StyleConfig) -> None:
+    from ..imageio import check_writable, refuse_overwriting_inputs
+    from ..precision import resolve_runtime
+    from ..resources import check_free_space, check_memory, output_bytes_estimate
+    from ..sizing import working_size
+
     check_writable(output)
     if explicit:  # default names are claimed without ever replacing a file, so they cannot hit an input
         for target in (output, partial_output_path(output)):
@@ -54,6 +55,9 @@ def _preflight(image: Path, loaded: LoadedImage, output: Path, explicit: bool, c
 
 def _save(result: Result, path: Path, explicit: bool, portable: bool) -> tuple[Path, list[str]]:
     """Save image and sidecar together; a signal arriving meanwhile is handled afterwards."""
+    from ..batch.signals import interrupts_deferred
+    from ..imageio import save_image, save_image_exclusive
+
     with interrupts_deferred():
         if explicit:
             return path, save_image(result.image, path, result.metadata, portable=portable)
@@ -78,6 +82,9 @@ def _from_output(ctx: click.Context, source: Path, image: Path | None, prompt: s
                  params: dict[str, Any]) -> tuple[Path, str, StyleConfig]:
     """`--from OUT`: the recorded run, with every option given on the command line (or in
     --config) overriding it."""
+    from ..rerun import rerun_from_record
+    from .info import read_record
+
     rerun = rerun_from_record(read_record(source)[0])
     given = {name: value for name, value in params.items()
              if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
@@ -112,7 +119,15 @@ def run(ctx: click.Context, image: Path | None, prompt: str | None, output: Path
         if image is None or prompt is None:
             raise click.UsageError("give IMAGE and PROMPT (or --from OUT to re-run a recorded output)")
         config, _ = split_config(params)
-    style_target(prompt, config)  # a bad style spec or style image fails here, before any weights load
+    # Checked before torch is even imported: a bad option or style spec fails in a fraction of a second.
+    StyleSpec.parse(prompt) if prompt.strip() else None
+    from ..animation import FrameSink
+    from ..batch.signals import terminate_as_interrupt
+    from ..engine import RunInterrupted, Stylizer, style_target
+    from ..imageio import frame_writer, load_image
+    from ..resources import out_of_memory_as_error
+
+    style_target(prompt, config)  # style images are loaded (and checked) here, before any weights load
     explicit = output is not None
     output = output if output is not None else default_output_path(image, prompt)
     portable = config.portable_metadata
