@@ -10,24 +10,26 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import functools
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Collection, Mapping
 
 from .backbones.spec import DEFAULT_BACKBONE, BackboneSpec, LoadContext
+from .config_checks import MAX_SIZE, check_choice, check_config
 from .errors import ConfigError
 from .filehash import file_sha256
+from .presets import DEFAULT_PRESET, PRESET_NAMES, preset_values
 from .styles import FUSION_MODES, StyleImage
 from .templates import TEMPLATE_SETS
 
 
-__all__ = ["StyleConfig", "MAX_SIZE", "TEMPLATE_CHOICES", "DEVICES", "PRECISIONS"]
+__all__ = ["StyleConfig", "MAX_SIZE", "TEMPLATE_CHOICES", "DEVICES", "PRECISIONS", "COMPILE_MODES"]
 
-MAX_SIZE = 8192
 TEMPLATE_CHOICES = ("auto", *TEMPLATE_SETS)
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+COMPILE_MODES = ("off", "default", "reduce-overhead")
 DEVICES = "auto|cpu|cuda[:N]|mps"
 
 
@@ -65,6 +67,16 @@ class StyleConfig:
     contrast: bool = _opt(False, "Apply CLIPstyler's contrast 1.5 + min-max stretch to the saved image.",
                           group="method")
     seed: int = _opt(0, "Random seed (U-Net init and crops); recorded in every output.", group="method")
+    preset: str = _opt(DEFAULT_PRESET, "Named settings: default (the paper's), fast (100 steps, lr decay at 50, "
+                                       "32 crops) or quality (128 crops). Options given explicitly override it.",
+                       group="method", choices=PRESET_NAMES, output=False)  # its values are in the settings
+    early_stop: bool = _opt(False, "End the run when the total loss stops improving: when its moving average "
+                                   "(beta 0.9) improved by less than --early-stop-threshold (relative) over the "
+                                   "last --early-stop-patience steps, never before twice the patience.",
+                            group="method")
+    early_stop_patience: int = _opt(20, "Steps over which --early-stop measures the improvement.", group="method")
+    early_stop_threshold: float = _opt(1e-3, "Relative improvement below which --early-stop ends the run.",
+                                       group="method")
 
     # --- creative control (off by default: the paper's method) ---
     fusion: str = _opt("directions", "How a multi-style prompt 'A:0.7 | B:0.3' is combined: directions (one "
@@ -113,11 +125,21 @@ class StyleConfig:
                                   "native bf16, else fp32.", group="runtime", choices=PRECISIONS)
     save_every: int = _opt(0, "Save a numbered frame every N steps into a folder next to the output "
                               "(0: off).", group="runtime", output=False)
+    compile: str = _opt("off", "torch.compile each step's U-Net and losses: off, default, or reduce-overhead "
+                               "(CUDA graphs, CUDA only). Where compiling fails the run continues uncompiled "
+                               "and says so.", group="runtime", output=False, choices=COMPILE_MODES)
+    bf16_weights: bool = _opt(False, "Keep the frozen backbones' layer weights in bf16 (bf16 precision only): "
+                                     "autocast no longer casts them every step; results are unchanged.",
+                              group="runtime", output=False)
+    explicit_fields: InitVar[Collection[str] | None] = None  # the fields given explicitly; see presets.py
+    # Set per instance by __post_init__ (not fields: they never reach the CLI, TOML or the settings).
+    _explicit_fields: ClassVar[frozenset[str]]
+    _preset_applied: ClassVar[dict[str, Any]]
 
     def __post_init__(self, explicit_fields: Collection[str] | None) -> None:
-        if isinstance(self.backbone, str):  # StyleConfig(backbone="SPEC") for one member
-            object.__setattr__(self, "backbone", (self.backbone,))
-        object.__setattr__(self, "backbone", tuple(self.backbone))
+        for name in ("backbone", "style_image"):  # StyleConfig(backbone="SPEC") for one item; lists as tuples
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         configs = self.clip_model_config
         configs = (configs,) if isinstance(configs, (str, Path)) else tuple(configs or ())
         object.__setattr__(self, "clip_model_config", tuple(Path(c) for c in configs))
@@ -242,6 +264,13 @@ class StyleConfig:
 
 
 LEGACY_BACKBONE_FIELDS = ("clip_model", "clip_pretrained", "clip_checkpoint")
+
+
+@functools.cache
+def _field_defaults() -> dict[str, Any]:
+    return {f.name: f.default for f in dataclasses.fields(StyleConfig)}
+
+
 CONTENT_SCALE_BASE = 8.0  # --style-strength 0 / 1 multiply the content weight by 8 / 1/8
 ANIMATION_FRAMES = 50  # frames of an --animation when --save-every is not given
 

@@ -8,13 +8,18 @@ import statistics
 import time
 from typing import TYPE_CHECKING
 
+from typing import Any, Callable
+
 import torch
 from PIL import Image
+
 from .config import StyleConfig
-from .errors import InputImageError, OptimisationError
+from .early_stop import EarlyStopper
+from .errors import ConfigError, InputImageError, OptimisationError
 from .imageio import LoadedImage, pil_to_tensor
-from .objective import Objective, build_objective
-from .precision import Runtime
+from .objective import LossDict, Objective, build_objective
+from .precision import (Runtime, compile_step, frozen_weights_dtype, is_compile_failure, resolve_compile,
+                        store_weights_as)
 from .provenance import provenance
 from .render import finish_image
 from .results import FrameCallback, Progress, ProgressCallback, Result, RunInterrupted
@@ -39,6 +44,30 @@ class Optimisation:
         self.stylizer, self.config, self.runtime = stylizer, config, runtime
         self.loaded, self.prompt, self.target, self.started = loaded, prompt, target, started
         self.warnings: list[str] = list(runtime.notes)
+        self.early_stopped_at: int | None = None
+        self.compile_record: dict[str, Any] = {"requested": config.compile, "mode": "off"}
+        self.frozen_weights = self._store_frozen_weights()
+
+    def _warn(self, note: str) -> None:
+        self.warnings.append(note)
+        log.warning(note)
+
+    def _store_frozen_weights(self) -> dict[str, Any]:
+        """--bf16-weights: the image towers' and VGG's layer weights stored in bf16, once per Stylizer
+        (its text towers stay fp32: text directions are computed in fp32)."""
+        cfg, runtime = self.config, self.runtime
+        towers = [getattr(getattr(m.backbone, "model", None), "visual", None) for m in self.stylizer.members]
+        modules = [t for t in towers if isinstance(t, torch.nn.Module)] + [self.stylizer.vgg]
+        stored = frozen_weights_dtype(modules)
+        wanted = cfg.bf16_weights and runtime.precision == "bf16"
+        if stored == torch.bfloat16 and not wanted:
+            raise ConfigError("bf16-weights (or a precision other than bf16) cannot change per call once the "
+                              "weights are stored in bf16; create a new Stylizer")
+        if cfg.bf16_weights and not wanted:
+            self._warn(f"bf16-weights needs bf16 precision, but this run is {runtime.precision}: weights kept in fp32")
+        changed = store_weights_as(modules, torch.bfloat16) if wanted else 0
+        return {"requested": cfg.bf16_weights, "dtype": "bf16" if wanted else "fp32", "tensors_cast": changed,
+                "image_towers": sum(t is not None for t in towers), "members": len(towers)}
 
     def _content(self) -> torch.Tensor:
         w, h = working_size(*self.loaded.rgb.size, self.config.size)
@@ -94,11 +123,22 @@ class Optimisation:
             precision=runtime.precision, losses=losses, history=history, timings=timings, config=cfg,
             skipped_steps=skipped, warnings=self.warnings,
         )
-        result.metadata = provenance(result, self.loaded, members=self.stylizer.members,
-                                     content_network=self.stylizer.vgg_provenance,
-                                     objective=self.objective.describe(), target=self.target.describe(),
-                                     interrupted_at_step=interrupted_at)
+        metadata = provenance(result, self.loaded, members=self.stylizer.members,
+                              content_network=self.stylizer.vgg_provenance,
+                              objective=self.objective.describe(), target=self.target.describe(),
+                              interrupted_at_step=interrupted_at)
+        result.metadata = {**metadata, **self._run_record(step_times)}
         return result
+
+    def _run_record(self, step_times: list[float]) -> dict[str, Any]:
+        """What decided how this run ran: the preset's values, early stopping, compiling, weight storage."""
+        cfg = self.config
+        early_stop = EarlyStopper(cfg.early_stop_patience, cfg.early_stop_threshold).describe() \
+            if cfg.early_stop else None
+        compiled = {**self.compile_record, "first_step_s": step_times[0] if step_times else None}
+        return {"preset": {"name": cfg.preset, "applied": cfg.preset_applied}, "early_stop": early_stop,
+                "early_stopped_at": self.early_stopped_at, "compile": compiled,
+                "frozen_weights": self.frozen_weights}
 
     def _optimise(self, unet: UNet, padded: torch.Tensor, objective: Objective, size: tuple[int, int],
                   progress: ProgressCallback | None, on_frame: FrameCallback | None,
@@ -136,17 +176,19 @@ class Optimisation:
         params = list(unet.parameters())
         consecutive_nonfinite = 0
         frame_every = cfg.frame_interval()
+        stopper = EarlyStopper(cfg.early_stop_patience, cfg.early_stop_threshold) if cfg.early_stop else None
+
+        def forward() -> LossDict:
+            return objective(unet(padded)[..., :height, :width])
+
+        step_forward = self._compiled(forward)
         loop_start = time.perf_counter()
         for step in range(1, cfg.steps + 1):
             tick = time.perf_counter()
             # Step decay as torch's StepLR: steps 1..100 at lr, 101..200 at lr/2 (by default).
             lr = cfg.lr * cfg.lr_decay_factor ** ((step - 1) // cfg.lr_decay_every)
             optimizer.param_groups[0]["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            with runtime.autocast():
-                output = unet(padded)[..., :height, :width]
-                terms = objective(output)
-            scaler.scale(terms["total"]).backward()
+            terms, step_forward = self._forward_backward(step_forward, forward, optimizer, scaler)
             grads_finite = torch.isfinite(torch.stack(torch._foreach_norm([p.grad for p in params]))).all()
             # One host sync per step: the loss terms and the gradient check together.
             values = torch.cat([objective.stack(terms), grads_finite.float().view(1)]).tolist()
@@ -171,11 +213,46 @@ class Optimisation:
                                         f"{MAX_CONSECUTIVE_NONFINITE} steps in a row (last at step {step})")
             if on_frame is not None and frame_every and step % frame_every == 0:
                 self._emit_frame(on_frame, step, unet, padded, size)
-            if progress is not None:
-                progress(Progress(step, cfg.steps, losses, time.perf_counter() - loop_start, lr,
+            stop = stopper is not None and stopper.update(losses["total"]) and step < cfg.steps
+            if progress is not None:  # the last event of an early stop carries the new total
+                progress(Progress(step, step if stop else cfg.steps, losses, time.perf_counter() - loop_start, lr,
                                   skipped=not updated))
-        if len(skipped) == cfg.steps:
+            if stop:
+                self.early_stopped_at = step
+                log.info("early stop at step %d of %d: the loss stopped improving", step, cfg.steps)
+                break
+        if len(skipped) == len(history):
             raise OptimisationError(f"{self.loaded.source}: every step was skipped (non-finite loss or gradient)")
+
+    def _compiled(self, forward: Callable[[], LossDict]) -> Callable[[], LossDict]:
+        if self.config.compile == "off":
+            return forward
+        mode, notes = resolve_compile(self.config.compile, self.runtime.device)
+        for note in notes:
+            self._warn(note)
+        self.compile_record.update(mode=mode, notes=list(notes))
+        return compile_step(forward, mode)
+
+    def _forward_backward(self, step_forward: Callable[[], LossDict], eager: Callable[[], LossDict],
+                          optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                          ) -> tuple[LossDict, Callable[[], LossDict]]:
+        """One forward and backward pass; (the losses, the forward to use from now on). When
+        compiling fails, the step is redone uncompiled from the same random state, and so is the run."""
+        rng = _rng_state(self.runtime.device) if step_forward is not eager else None
+        try:
+            optimizer.zero_grad(set_to_none=True)
+            with self.runtime.autocast():
+                terms = step_forward()
+            scaler.scale(terms["total"]).backward()
+            return terms, step_forward
+        except Exception as exc:
+            if rng is None or not is_compile_failure(exc):
+                raise
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self._warn(f"torch.compile failed ({type(exc).__name__}: {first_line[:200]}); running uncompiled")
+            self.compile_record.update(mode="off", failed=f"{type(exc).__name__}: {first_line[:200]}")
+            _restore_rng_state(self.runtime.device, rng)
+            return self._forward_backward(eager, eager, optimizer, scaler)
 
     @torch.no_grad()
     def _emit_frame(self, on_frame: FrameCallback, step: int, unet: UNet, padded: torch.Tensor,
@@ -185,3 +262,13 @@ class Optimisation:
             frame = unet(padded)[..., : size[0], : size[1]].float()
         if torch.isfinite(frame).all():
             on_frame(step, finish_image(frame, self.loaded, self.config, render_size=False))
+
+
+def _rng_state(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return torch.random.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+
+def _restore_rng_state(device: torch.device, state: tuple[torch.Tensor, torch.Tensor | None]) -> None:
+    torch.random.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)

@@ -1,17 +1,20 @@
-"""Device and mixed-precision resolution. Every fallback is reported, never silent."""
+"""How the maths runs: device and mixed precision, frozen weights stored in bf16, and
+torch.compile. Every fallback is reported, never silent."""
 
 from __future__ import annotations
 
 import contextlib
 import re
 from dataclasses import dataclass, field
-from typing import ContextManager
+from typing import Any, Callable, ContextManager, Iterable, TypeVar
 
 import torch
+from torch import nn
 
 from .errors import ConfigError, DeviceError
 
-__all__ = ["Runtime", "resolve_device", "resolve_runtime", "cpu_has_native_bf16"]
+__all__ = ["Runtime", "resolve_device", "resolve_runtime", "cpu_has_native_bf16", "store_weights_as",
+           "frozen_weights_dtype", "resolve_compile", "compile_step", "is_compile_failure"]
 
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -119,3 +122,72 @@ def resolve_runtime(device_spec: str, precision: str) -> Runtime:
         return Runtime(device, precision)
     note = f"precision {precision} requested, but {reason}: running in fp32 instead"
     return Runtime(device, "fp32", (note,))
+
+
+# --- frozen weights in the compute dtype ---
+# Autocast runs these layers in bf16/fp16 and casts their fp32 weights and biases on every call
+# (its cast cache only keeps weights that require gradients). Stored in that dtype already, the
+# cast is skipped and the values are the same: rounding fp32 to bf16 gives the same bits whether
+# autocast does it or we do. Norms, embeddings and other parameters keep fp32.
+_LOWERED_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _lowered_tensors(modules: Iterable[nn.Module]) -> Iterable[torch.Tensor]:
+    for module in modules:
+        for layer in module.modules():
+            names = ("weight", "bias") if isinstance(layer, _LOWERED_LAYERS) else \
+                ("in_proj_weight", "in_proj_bias") if isinstance(layer, nn.MultiheadAttention) else ()
+            for name in names:
+                tensor = getattr(layer, name, None)
+                if isinstance(tensor, torch.Tensor) and tensor.is_floating_point():
+                    yield tensor
+
+
+def store_weights_as(modules: Iterable[nn.Module], dtype: torch.dtype) -> int:
+    """Cast, in place, the weights and biases of the layers autocast lowers (Linear, Conv,
+    MultiheadAttention's input projection) to `dtype`. Returns how many tensors changed."""
+    changed = 0
+    for tensor in _lowered_tensors(modules):
+        if tensor.dtype != dtype:
+            tensor.data = tensor.data.to(dtype)
+            changed += 1
+    return changed
+
+
+def frozen_weights_dtype(modules: Iterable[nn.Module]) -> torch.dtype | None:
+    """The dtype of the first lowered layer's weight (None when there is none)."""
+    return next((tensor.dtype for tensor in _lowered_tensors(modules)), None)
+
+
+# --- torch.compile ---
+def resolve_compile(mode: str, device: torch.device) -> tuple[str, tuple[str, ...]]:
+    """(the mode to compile with, notes). CUDA graphs (reduce-overhead) exist only on CUDA."""
+    if mode == "reduce-overhead" and device.type != "cuda":
+        return "default", (f"compile reduce-overhead uses CUDA graphs, which need a CUDA device: compiling "
+                           f"with mode default on {device.type} instead",)
+    return mode, ()
+
+
+Step = TypeVar("Step", bound=Callable[..., Any])
+
+
+def compile_step(step: Step, mode: str) -> Step:
+    """`step` compiled in `mode`. Random numbers drawn inside it (the crops) come from torch's own
+    generator as in eager mode (inductor's `fallback_random`), so a seed draws the same crops
+    compiled or not."""
+    from torch._inductor import list_mode_options
+
+    options = {**list_mode_options(mode), "fallback_random": True}
+    return torch.compile(step, options=options)  # type: ignore[return-value]
+
+
+def is_compile_failure(exc: BaseException) -> bool:
+    """Did compiling fail (no C++ compiler, no Triton, a backend error), as opposed to the step itself?"""
+    import torch._dynamo.exc as dynamo_exc
+    import torch._inductor.exc as inductor_exc
+
+    kinds = [getattr(dynamo_exc, name, None) for name in ("BackendCompilerFailed", "TritonUnavailableError",
+                                                          "InternalTorchDynamoError")]
+    kinds += [getattr(inductor_exc, name, None) for name in ("InductorError", "CppCompileError",
+                                                             "CUDACompileError")]
+    return isinstance(exc, tuple(kind for kind in kinds if isinstance(kind, type)))

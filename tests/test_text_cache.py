@@ -78,8 +78,9 @@ def test_other_weights_under_the_same_name_do_not_share_entries(
     assert other.spec.model == first.spec.model == tiny.TINY_CLIP_NAME
     assert not torch.equal(other.texts(STYLE, "imagenet"), original)
     assert calls.calls == 1 and len(entries()) == 2
-    assert backbone_identity(first.backbone)["weights_sha256"] == \
-        hashlib.sha256(Path(tiny_config.clip_checkpoint).read_bytes()).hexdigest()  # type: ignore[index, arg-type]
+    identity = backbone_identity(first.backbone)
+    assert identity is not None and identity["weights_sha256"] == \
+        hashlib.sha256(Path(str(tiny_config.clip_checkpoint)).read_bytes()).hexdigest()
 
 
 def test_the_cache_can_be_turned_off(tiny_config: StyleConfig, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,6 +93,15 @@ def test_the_cache_can_be_turned_off(tiny_config: StyleConfig, monkeypatch: pyte
     monkeypatch.setenv("CLIPOPT_TEXT_CACHE", "maybe")
     with pytest.raises(ConfigError, match=r"^CLIPOPT_TEXT_CACHE='maybe': use 0 .*, 1 .*$"):
         load_members(tiny_config, CPU)
+
+
+def test_the_cache_folder_follows_the_user_cache_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CLIPOPT_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert text_cache_dir() == tmp_path / "xdg" / "clipstyler_opt" / "text"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert text_cache_dir() == tmp_path / "home" / ".cache" / "clipstyler_opt" / "text"
 
 
 def test_backbones_without_a_weights_file_are_cached_in_memory_only() -> None:
@@ -145,7 +155,8 @@ def test_non_finite_values_are_neither_stored_nor_read(tmp_path: Path) -> None:
     header, _, _ = _valid_entry(cache.path_for(key))
     finite = struct.pack("<3f", 1.5, 2.5, -0.5)
     cache.path_for(key).write_bytes(_rebuilt(header, finite))
-    assert torch.equal(cache.load(key), torch.tensor([1.5, 2.5, -0.5]))  # a rebuilt entry is accepted...
+    rebuilt = cache.load(key)
+    assert rebuilt is not None and torch.equal(rebuilt, torch.tensor([1.5, 2.5, -0.5]))  # a rebuilt entry passes...
     cache.path_for(key).write_bytes(_rebuilt(header, struct.pack("<3f", 1.5, float("inf"), -0.5)))
     assert cache.load(key) is None  # ...unless a value is not finite
 
@@ -188,7 +199,8 @@ def test_eviction_keeps_the_most_recently_used_entries_within_the_count(tmp_path
     for i, key in enumerate(keys[:4]):
         cache.save(key, torch.full((8,), float(i)))
         os.utime(cache.path_for(key), (past + i, past + i))
-    assert torch.equal(cache.load(keys[0]), torch.zeros(8))  # a hit: e0 becomes the most recently used
+    hit = cache.load(keys[0])  # a hit: e0 becomes the most recently used
+    assert hit is not None and torch.equal(hit, torch.zeros(8))
     cache.save(keys[4], torch.ones(8))
     cache.save(keys[5], torch.ones(8))
     kept = {p.name for p in tmp_path.iterdir()}
@@ -228,13 +240,13 @@ def _sequence_lengths(module: torch.nn.Module) -> list[int]:
 TEXTS = template_texts(SOURCE, "imagenet") + template_texts(STYLE, "imagenet")
 
 
-def _assert_trimmed_equals_padded(backbone: OpenClipBackbone, tower: torch.nn.Module) -> None:
+def _assert_trimmed_equals_padded(backbone: OpenClipBackbone, tower: Any) -> None:
     tokens = backbone.tokenizer(TEXTS)
     real_length = int((tokens != 0).sum(dim=-1).max())  # start, BPE tokens and end; padding is 0
     assert real_length < tokens.shape[1]
     seen = _sequence_lengths(tower.transformer)
     with torch.no_grad():
-        padded = backbone.model.encode_text(tokens)  # open_clip's own forward on all 77 positions
+        padded = backbone.model.encode_text(tokens)  # type: ignore[operator]  # open_clip's forward, 77 positions
         trimmed = backbone.encode_text(TEXTS)
     assert seen == [tokens.shape[1], real_length]
     assert (trimmed - padded).abs().max() <= 1e-6 * padded.abs().max()
@@ -258,7 +270,7 @@ def test_trimmed_encoding_equals_padded_on_the_tiny_clip(variant: str, tmp_path:
     import open_clip
 
     name = f"clipopt-trim-{variant.replace(' ', '').replace(',', '-')}"
-    text_cfg = dict(tiny.TINY_CLIP_CONFIG["text_cfg"])  # type: ignore[arg-type]
+    text_cfg: dict[str, Any] = {**tiny.TINY_CLIP_CONFIG["text_cfg"]}  # type: ignore[dict-item]
     if variant.endswith("eos"):
         text_cfg.update(pool_type="eos", eos_id=49407)  # CLIP's end-of-text id
     config = {**tiny.TINY_CLIP_CONFIG, "text_cfg": text_cfg, "custom_text": variant != "clip"}
@@ -287,11 +299,13 @@ def test_a_tower_without_a_causal_mask_is_not_trimmed(tmp_path: Path, tiny_paths
                          device="cpu", precision="fp32")
     (loaded,) = load_members(config, CPU)
     backbone = loaded.backbone
-    assert isinstance(backbone, OpenClipBackbone) and backbone.model.text.attn_mask is None
+    assert isinstance(backbone, OpenClipBackbone)
+    model: Any = backbone.model
+    assert model.text.attn_mask is None
     texts = ["red", "a photo of a cat", "oil painting"]
     tokens = backbone.tokenizer(texts)
     assert int((tokens != 0).sum(dim=-1).max()) < tokens.shape[1]  # there is padding that trimming would cut
-    seen = _sequence_lengths(backbone.model.text.transformer)
+    seen = _sequence_lengths(model.text.transformer)
     with torch.no_grad():
-        assert torch.equal(backbone.encode_text(texts), backbone.model.encode_text(tokens))
+        assert torch.equal(backbone.encode_text(texts), model.encode_text(tokens))
     assert seen == [tokens.shape[1]] * 2

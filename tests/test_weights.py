@@ -146,24 +146,31 @@ def test_clip_backbone_reads_preprocessing_from_open_clip(tiny_config: StyleConf
     assert not any(p.requires_grad for p in backbone.parameters())  # type: ignore[attr-defined]
 
 
-def test_plain_vit_b_32_with_openai_tag_is_built_with_quickgelu(tmp_path: Path) -> None:
-    """The openai weights were trained with QuickGELU; plain ViT-B-32 would silently use GELU."""
+def test_plain_vit_b_32_with_openai_tag_is_built_with_quickgelu(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The openai weights were trained with QuickGELU; plain ViT-B-32 would silently use GELU.
+    The checkpoint is a file called `openai` in the current folder, as the tag is: it must be
+    loaded as that file, offline, and never looked up on the hub (the network is blocked, so a
+    lookup would fail the test)."""
     import open_clip
     from safetensors.torch import save_file
 
     from clipstyler_opt.backbones.clip import create_open_clip
 
     model = open_clip.create_model("ViT-B-32")
-    checkpoint = tmp_path / "vit-b-32.safetensors"
+    monkeypatch.chdir(tmp_path)
+    checkpoint = Path("openai")
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
     del model
-    config = StyleConfig(clip_model="ViT-B-32", clip_pretrained="openai", clip_checkpoint=checkpoint)
+    config = StyleConfig(clip_model="ViT-B-32", clip_pretrained="openai", clip_checkpoint=checkpoint, offline=True)
     backbone = create_open_clip(config.backbone_specs()[0], config.load_context(), torch.device("cpu"))
     activation = backbone.model.visual.transformer.resblocks[0].mlp.gelu
     assert type(activation).__name__ == "QuickGELU"
     assert backbone.provenance["quick_gelu"] is True
     assert backbone.input_size == (224, 224)
     assert torch.allclose(backbone.mean.flatten(), torch.tensor(open_clip.OPENAI_DATASET_MEAN))
+    assert backbone.provenance["weights"] == str(tmp_path / "openai")
+    assert backbone.provenance["weights_origin"] == "explicit"
 
 
 # --- weights identified by content: the persistent sha256 cache ---

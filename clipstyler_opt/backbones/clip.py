@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
-from .checkpoints import describe_load_error
+from .checkpoints import checkpoint_format, describe_load_error
 from .fast_vit import speed_up_vision_tower
 from .spec import BackboneSpec, LoadContext
 from .tokenizers import build_tokenizer, require_extra_for, resolve_tokenizer_folder
@@ -228,7 +229,10 @@ def create_open_clip(spec: BackboneSpec, context: LoadContext, device: torch.dev
         options = dict(pretrained=str(weights.path.absolute()), force_quick_gelu=quick_gelu,
                        force_preprocess_cfg=tag_settings)
     try:
-        model = open_clip.create_model(name, device=device, weights_only=True, **options)
+        with _suffixed_for_open_clip(weights.path, options) as options:
+            model = open_clip.create_model(name, device=device, weights_only=True, **options)
+    except WeightsError:
+        raise
     except Exception as exc:  # open_clip raises RuntimeError/KeyError/pickle errors for bad files
         raise WeightsError(describe_load_error(weights.path, exc)) from exc
     preprocess = dict(open_clip.get_model_preprocess_cfg(model))
@@ -245,6 +249,24 @@ def create_open_clip(spec: BackboneSpec, context: LoadContext, device: torch.dev
         "fast_vit": fast,
     }
     return OpenClipBackbone(model, tokenizer, preprocess, provenance).to(device)
+
+
+@contextmanager
+def _suffixed_for_open_clip(path: Path, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """open_clip picks the loader by file suffix; ours reads the format from the bytes. A file
+    whose name does not say its format (a safetensors file called `openai`, say) is handed to
+    open_clip through a link whose suffix does."""
+    if "pretrained" not in options:
+        yield options
+        return
+    wanted = ".safetensors" if checkpoint_format(path) == "safetensors" else ".pt"
+    if (path.suffix == ".safetensors") == (wanted == ".safetensors"):
+        yield options
+        return
+    with tempfile.TemporaryDirectory(prefix="clipopt-weights-") as folder:
+        link = Path(folder) / f"weights{wanted}"
+        link.symlink_to(path.absolute())
+        yield {**options, "pretrained": str(link)}
 
 
 def _pair(size: Any) -> tuple[int, int]:
