@@ -2,7 +2,15 @@
 
 Random weights cost exactly the compute of pretrained ones, so the benchmark writes random-init
 checkpoints of the real architectures and drives the normal loading path with them. Variants
-are interleaved round by round, so drift in machine load affects all of them alike.
+are interleaved round by round, so drift in machine load affects all of them alike. Variants
+with the same backbones share one loaded `Stylizer`.
+
+Per variant it records the step times (after one warm-up step, which also pays for compiling),
+the setup time of each run (everything before the first step: content references, text
+directions, crops), and the peak memory of its runs: on CUDA `max_memory_allocated`, on a CPU
+the peak resident set size (VmHWM, reset through /proc/self/clear_refs before each run; None
+where that file is not writable). Peaks are also given as growth over the memory in use when
+the variant's run started, since the loaded backbones of every variant stay in memory.
 
 The "reference" variant restructures one step the way CLIPstyler's released training loop does
 (crops drawn one at a time with torchvision, separate CLIP passes for crops and the whole image,
@@ -11,6 +19,7 @@ CLIP weights left trainable), on the same backbones and losses, as a baseline fo
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -22,32 +31,57 @@ import torch.nn.functional as F
 
 from .backbones.random_init import randomised, write_random_vgg
 from .config import StyleConfig
-from .engine import Progress, Stylizer, pad_to_multiple, working_size
-from .imageio import load_image, pil_to_tensor
+from .engine import BACKBONE_FIELDS, Progress, Stylizer, pad_to_multiple, working_size
+from .imageio import LoadedImage, load_image, pil_to_tensor
 from .losses import content_loss, directional_loss, thresholded_mean, total_variation
 from .unet import UNet
 
-__all__ = ["BenchRow", "BenchVariant", "run_benchmark", "random_weights"]
+__all__ = ["BenchRow", "BenchVariant", "run_benchmark", "random_weights", "REFERENCE_LABEL", "PAPER_STEPS"]
 
 PROMPT = "starry night by Vincent van Gogh"
-
-
-@dataclass
-class BenchRow:
-    variant: str
-    precision: str
-    step_times: list[float] = field(default_factory=list)
-    peak_memory_mb: float | None = None
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.step_times) if self.step_times else float("nan")
+REFERENCE_LABEL = "CLIPstyler-style loop"
+PAPER_STEPS = 200
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
 
 
 @dataclass(frozen=True)
 class BenchVariant:
     label: str
     config: StyleConfig
+
+
+@dataclass
+class BenchRow:
+    variant: str
+    precision: str
+    preset: str = "default"
+    compile: str = "off"
+    bf16_weights: bool = False
+    steps_per_image: int = PAPER_STEPS  # the variant's own --steps (a preset may change it)
+    step_times: list[float] = field(default_factory=list)
+    setup_times: list[float] = field(default_factory=list)
+    first_step_times: list[float] = field(default_factory=list)  # the warm-up steps, compiling included
+    peak_memory_mb: float | None = None
+    peak_growth_mb: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.step_times) if self.step_times else float("nan")
+
+    @property
+    def setup_s(self) -> float | None:
+        return statistics.median(self.setup_times) if self.setup_times else None
+
+    def seconds_per_image(self, steps: int) -> float:
+        """Setup plus `steps` median steps: one image once the process is warm (compiled, loaded)."""
+        return (self.setup_s or 0.0) + steps * self.median_s
+
+    def add_peak(self, peak: tuple[float, float] | None) -> None:
+        if peak is not None:
+            self.peak_memory_mb = max(self.peak_memory_mb or 0.0, peak[0])
+            self.peak_growth_mb = max(self.peak_growth_mb or 0.0, peak[1])
 
 
 def random_weights(config: StyleConfig, folder: Path) -> StyleConfig:
@@ -103,51 +137,105 @@ def _reference_step_fn(stylizer: Stylizer, config: StyleConfig, content: torch.T
     return step
 
 
+def _shared_stylizers(variants: list[BenchVariant]) -> list[Stylizer]:
+    """One Stylizer per distinct set of backbones (and weight storage), shared by its variants."""
+    loaded: dict[tuple[object, ...], Stylizer] = {}
+    for variant in variants:
+        key = (*(getattr(variant.config, name) for name in BACKBONE_FIELDS), variant.config.bf16_weights)
+        if key not in loaded:
+            loaded[key] = Stylizer(variant.config)
+    return [loaded[(*(getattr(v.config, n) for n in BACKBONE_FIELDS), v.config.bf16_weights)] for v in variants]
+
+
+def _run_variant(row: BenchRow, stylizer: Stylizer, config: StyleConfig, loaded: LoadedImage, steps: int,
+                 on_step: Callable[[str], None] | None) -> None:
+    marks: list[float] = []
+
+    def record(event: Progress) -> None:
+        marks.append(event.elapsed)
+        if on_step:
+            on_step(row.variant)
+
+    overrides = {name: getattr(config, name) for name in config.field_names()
+                 if getattr(config, name) != getattr(stylizer.config, name)}
+    overrides.update(steps=steps + 1, early_stop=False)
+    device = stylizer.runtime.device
+    start = _reset_peak(device)
+    result = stylizer.stylize(loaded, PROMPT, progress=record, **overrides)
+    row.add_peak(_peak(device, start))
+    row.first_step_times.append(marks[0])
+    row.step_times += [b - a for a, b in zip(marks, marks[1:])]  # drops the warm-up step
+    row.setup_times.append(result.timings["setup_s"])
+    row.precision = result.precision  # what ran (auto resolved, or a fallback)
+    row.notes = list(dict.fromkeys([*row.notes, *result.warnings]))
+
+
 def run_benchmark(variants: list[BenchVariant], image: Path, *, steps: int, rounds: int, reference: bool,
                   on_step: Callable[[str], None] | None = None) -> list[BenchRow]:
     """Per round, every variant runs one warm-up step plus `steps` timed steps. The reference uses
-    the first variant's first backbone, device and precision."""
-    stylizers = [Stylizer(v.config) for v in variants]
-    rows = [BenchRow(v.label, s.runtime.precision) for v, s in zip(variants, stylizers)]
+    the first variant's first backbone, device and precision, at the settings without its preset."""
+    stylizers = _shared_stylizers(variants)
+    rows = [BenchRow(v.label, v.config.precision, v.config.preset, v.config.compile, v.config.bf16_weights,
+                     v.config.steps) for v in variants]
     loaded = load_image(image)
     reference_step = None
     if reference:
-        base, config = stylizers[0], variants[0].config
+        base, config = stylizers[0], variants[0].config.replace(preset="default")
         w, h = working_size(*loaded.rgb.size, config.size)
         content = pil_to_tensor(loaded.rgb.resize((w, h))).to(base.runtime.device)
         member = base.members[0]
         direction = F.normalize(member.texts(PROMPT, "imagenet") - member.texts(config.source_text, "imagenet"),
                                 dim=-1)
         reference_step = _reference_step_fn(base, config, content, direction)
-        rows.append(BenchRow("CLIPstyler-style loop", base.runtime.precision))
+        rows.append(BenchRow(REFERENCE_LABEL, base.runtime.precision, steps_per_image=config.steps))
     for _ in range(rounds):
-        for row, stylizer in zip(rows, stylizers):
-            marks: list[float] = []
-
-            def record(event: Progress, marks: list[float] = marks, label: str = row.variant) -> None:
-                marks.append(event.elapsed)
-                if on_step:
-                    on_step(label)
-
-            _reset_peak(stylizer.runtime.device)
-            stylizer.stylize(loaded, PROMPT, steps=steps + 1, progress=record)
-            row.step_times += [b - a for a, b in zip(marks, marks[1:])]  # drops the warm-up step
-            row.peak_memory_mb = _peak(stylizer.runtime.device)
+        for row, stylizer, variant in zip(rows, stylizers, variants):
+            _run_variant(row, stylizer, variant.config, loaded, steps, on_step)
         if reference_step is not None:
-            reference_step()  # warm-up
+            start = _reset_peak(stylizers[0].runtime.device)
+            warm = time.perf_counter()
+            reference_step()
+            rows[-1].first_step_times.append(time.perf_counter() - warm)
             for _ in range(steps):
-                start = time.perf_counter()
+                tick = time.perf_counter()
                 reference_step()
-                rows[-1].step_times.append(time.perf_counter() - start)
+                rows[-1].step_times.append(time.perf_counter() - tick)
                 if on_step:
                     on_step("reference")
+            rows[-1].add_peak(_peak(stylizers[0].runtime.device, start))
     return rows
 
 
-def _reset_peak(device: torch.device) -> None:
+# --- peak memory ---
+def _status_mb(key: str) -> float | None:
+    try:
+        match = re.search(rf"^{key}:\s+(\d+) kB", _STATUS.read_text(), re.M)
+    except OSError:
+        return None
+    return int(match.group(1)) / 1024 if match else None
+
+
+def _reset_peak(device: torch.device) -> float | None:
+    """Reset the peak-memory counter; the memory in use now (MB), or None where no peak can be measured."""
     if device.type == "cuda":
+        torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+        return torch.cuda.memory_allocated(device) / 2**20
+    if device.type != "cpu":
+        return None
+    try:
+        _CLEAR_REFS.write_text("5")  # Linux: VmHWM := VmRSS
+    except OSError:
+        return None
+    return _status_mb("VmRSS")
 
 
-def _peak(device: torch.device) -> float | None:
-    return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+def _peak(device: torch.device, start: float | None) -> tuple[float, float] | None:
+    """(peak MB, growth over `start` MB) since `_reset_peak`, or None."""
+    if start is None:
+        return None
+    if device.type == "cuda":
+        peak: float | None = torch.cuda.max_memory_allocated(device) / 2**20
+    else:
+        peak = _status_mb("VmHWM")
+    return None if peak is None else (peak, max(0.0, peak - start))

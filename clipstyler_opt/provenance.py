@@ -57,6 +57,28 @@ def backbone_record(member: "Member", config: Any) -> dict[str, Any]:
     return record
 
 
+def absolute_config(config: Any) -> dict[str, Any]:
+    """`config.to_dict()` with every file path made absolute, so the record works from any folder."""
+    import os
+
+    from .backbones.spec import BackboneSpec
+
+    def absolute(path: Any) -> Any:
+        return os.path.abspath(path) if path else path
+
+    values = config.to_dict()
+    for key in ("clip_checkpoint", "vgg_checkpoint", "cache_dir", "animation"):
+        if key == "animation" and values.get(key) and "." not in os.path.basename(values[key]):
+            continue  # a bare format, not a file
+        values[key] = absolute(values.get(key))
+    values["clip_model_config"] = [absolute(p) for p in values.get("clip_model_config") or []]
+    specs = [BackboneSpec.parse(text) for text in values.get("backbone") or []]
+    values["backbone"] = [str(spec.with_defaults(file=absolute(spec.file), tokenizer=absolute(spec.tokenizer)))
+                          for spec in specs]
+    values["style_image"] = [f"{absolute(image.path)}:{image.weight:g}" for image in config.style_images()]
+    return values
+
+
 def provenance(result: "Result", loaded: "LoadedImage", *, members: "list[Member]",
                content_network: dict[str, Any], objective: dict[str, Any], target: dict[str, Any],
                interrupted_at_step: int | None = None) -> dict[str, Any]:
@@ -68,7 +90,7 @@ def provenance(result: "Result", loaded: "LoadedImage", *, members: "list[Member
         "input": {"source": loaded.source, "sha256": loaded.sha256, "size": list(loaded.rgb.size)},
         "output_size": list(result.image.size),
         "settings": config.output_settings(),
-        "config": config.to_dict(),  # every option as given, paths included: what `run --from` starts from
+        "config": absolute_config(config),  # every option, paths absolute: what `run --from` starts from
         "settings_hash": config.settings_hash(result.prompt, loaded.sha256 or ""),
         "device": result.device,
         "precision": result.precision,

@@ -113,11 +113,11 @@ def test_backbones_without_a_weights_file_are_cached_in_memory_only() -> None:
 
 
 # --- damaged entries ---
-def _valid_entry(path: Path) -> tuple[dict[str, Any], bytes, bytes]:
-    """(header, magic + length, payload) of an entry, read by the documented layout."""
+def _header(path: Path) -> dict[str, Any]:
+    """An entry's JSON header, read by the documented layout (magic, u32 length, header, payload)."""
     data = path.read_bytes()
     (length,) = struct.unpack_from("<I", data, 8)
-    return json.loads(data[12:12 + length]), data[:12], data[12 + length:]
+    return dict(json.loads(data[12:12 + length]))
 
 
 def _rebuilt(header: dict[str, Any], payload: bytes) -> bytes:
@@ -132,7 +132,7 @@ def test_a_damaged_entry_is_ignored_and_rewritten(damage: str, tiny_config: Styl
     first, _ = member(tiny_config, monkeypatch)
     good = first.texts(STYLE, "imagenet")
     first.texts(SOURCE, "imagenet")
-    (style_entry,) = [p for p in entries() if STYLE in _valid_entry(p)[0]["key"]]
+    (style_entry,) = [p for p in entries() if STYLE in _header(p)["key"]]
     (source_entry,) = [p for p in entries() if p != style_entry]
     data = style_entry.read_bytes()
     damaged = {"truncated": data[: len(data) - 7], "garbage": os.urandom(len(data)), "empty": b"",
@@ -152,7 +152,7 @@ def test_non_finite_values_are_neither_stored_nor_read(tmp_path: Path) -> None:
     cache, key = TextCache(tmp_path), {"text": "x"}
     assert cache.save(key, torch.tensor([1.0, float("nan")])) is False and cache.load(key) is None
     assert cache.save(key, torch.tensor([0.25, -2.0, 3.0]))
-    header, _, _ = _valid_entry(cache.path_for(key))
+    header = _header(cache.path_for(key))
     finite = struct.pack("<3f", 1.5, 2.5, -0.5)
     cache.path_for(key).write_bytes(_rebuilt(header, finite))
     rebuilt = cache.load(key)
@@ -302,6 +302,10 @@ def test_a_tower_without_a_causal_mask_is_not_trimmed(tmp_path: Path, tiny_paths
     assert isinstance(backbone, OpenClipBackbone)
     model: Any = backbone.model
     assert model.text.attn_mask is None
+    identity = backbone_identity(backbone)  # a Hugging Face tokenizer is known by its files' sha256
+    assert identity is not None and identity["tokenizer"] == {
+        name: hashlib.sha256((paths["tokenizer"] / name).read_bytes()).hexdigest()
+        for name in ("tokenizer.json", "tokenizer_config.json")}
     texts = ["red", "a photo of a cat", "oil painting"]
     tokens = backbone.tokenizer(texts)
     assert int((tokens != 0).sum(dim=-1).max()) < tokens.shape[1]  # there is padding that trimming would cut

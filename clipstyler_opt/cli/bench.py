@@ -1,18 +1,26 @@
-"""`clipopt bench`: median step time per variant (backbones x precisions), against a CLIPstyler-style loop."""
+"""`clipopt bench`: median step time per variant (backbones x precisions x presets x compile modes),
+against a CLIPstyler-style loop; `--json` has what a comparison across machines needs."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import platform
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 from tqdm.auto import tqdm
 
-from ..bench import BenchVariant, random_weights, run_benchmark
-from ..config import PRECISIONS, StyleConfig
-from ..precision import resolve_runtime
+from ..bench import PAPER_STEPS, REFERENCE_LABEL, BenchRow, BenchVariant, random_weights, run_benchmark
+from ..config import COMPILE_MODES, PRECISIONS, StyleConfig
+from ..errors import OutputError
+from ..outputs import refuse_overwriting_inputs, write_atomic
+from ..precision import cpu_has_native_bf16, resolve_runtime
+from ..presets import DEFAULT_PRESET, PRESET_NAMES
 from ..provenance import package_versions
 from .options import verbosity
 
@@ -20,18 +28,84 @@ __all__ = ["bench"]
 
 _DEFAULTS = StyleConfig()
 _EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "astronaut.png"
+# As CLIPstyler's authors report it: the figure a GPU measurement here is compared with.
+PUBLISHED = {"method": "CLIPstyler (Kwon & Ye, CVPR 2022)", "seconds_per_image": 40,
+             "gpu": "NVIDIA GeForce RTX 2080 Ti", "steps": PAPER_STEPS, "size": 512,
+             "note": "approximate, as reported by the authors; compare est_s_per_200_steps of a CUDA run"}
 
 
-def _variants(backbones: tuple[str, ...], precisions: list[str], base: StyleConfig) -> list[BenchVariant]:
+def _variants(backbones: tuple[str, ...], precisions: list[str], presets: list[str], modes: list[str],
+              bf16_weights: bool, base: StyleConfig) -> list[BenchVariant]:
     variants = []
-    for backbone in backbones or ("",):
+    for backbone, precision, preset, mode in itertools.product(backbones or ("",), precisions, presets, modes):
         members = tuple(part for part in backbone.split("+") if part)
-        for precision in precisions:
-            config = base.replace(backbone=members, precision=precision) if members else \
-                base.replace(precision=precision)
-            label = "+".join(str(s) for s in config.backbone_specs())
-            variants.append(BenchVariant(label, config))
+        changes: dict[str, Any] = dict(precision=precision, preset=preset, compile=mode)
+        config = base.replace(**changes, backbone=members) if members else base.replace(**changes)
+        label = "+".join(str(s) for s in config.backbone_specs())
+        variants.append(BenchVariant(label, config))
+        if bf16_weights and resolve_runtime(config.device, precision).precision == "bf16":
+            variants.append(BenchVariant(label, config.replace(bf16_weights=True)))
     return variants
+
+
+def _check_json_target(path: Path, image: Path, configs: list[StyleConfig]) -> None:
+    """Before any work: the JSON file may not replace an input, and its folder must take files."""
+    refuse_overwriting_inputs(path, [image, *(f for c in configs for f in c.files_read())])
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise OutputError(f"{path}: cannot write there ({folder} is not a writable folder)")
+
+
+def _device_name(device: Any) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _machine(device_spec: str) -> dict[str, Any]:
+    import torch
+
+    device = resolve_runtime(device_spec, "fp32").device
+    cuda = device.type == "cuda"
+    return {"device": str(device), "device_name": _device_name(device), "torch": torch.__version__,
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if cuda else None,
+            "cuda_capability": list(torch.cuda.get_device_capability(device)) if cuda else None,
+            "cpu_native_bf16": cpu_has_native_bf16(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
+
+
+def _row_record(row: BenchRow, baseline: BenchRow | None) -> dict[str, Any]:
+    return {"variant": row.variant, "preset": row.preset, "precision": row.precision, "compile": row.compile,
+            "bf16_weights": row.bf16_weights, "median_s": row.median_s, "step_times": row.step_times,
+            "setup_s": row.setup_s, "setup_times": row.setup_times, "first_step_s": row.first_step_times,
+            "steps_per_image": row.steps_per_image,
+            "est_s_per_200_steps": row.seconds_per_image(PAPER_STEPS),
+            "est_s_per_image": row.seconds_per_image(row.steps_per_image),
+            "x_reference": row.median_s / baseline.median_s if baseline else None,
+            "peak_memory_mb": row.peak_memory_mb, "peak_growth_mb": row.peak_growth_mb, "notes": row.notes}
+
+
+def _print_table(rows: list[BenchRow], baseline: BenchRow | None) -> None:
+    width = max(len(r.variant) for r in rows) + 2
+    click.echo(f"{'variant':<{width}}{'preset':<9}{'precision':<11}{'compile':<17}{'median s/step':>14}"
+               f"{'x reference':>13}{'setup s':>9}{'s/image':>10}{'peak MB (+run)':>17}")
+    for row in rows:
+        ratio = f"{row.median_s / baseline.median_s:.2f}x" if baseline else "-"
+        setup = f"{row.setup_s:.2f}" if row.setup_s is not None else "-"
+        peak = f"{row.peak_memory_mb:.0f} (+{row.peak_growth_mb:.0f})" if row.peak_memory_mb is not None else "n/a"
+        precision = row.precision + ("+w" if row.bf16_weights else "")
+        click.echo(f"{row.variant:<{width}}{row.preset:<9}{precision:<11}{row.compile:<17}{row.median_s:>14.3f}"
+                   f"{ratio:>13}{setup:>9}{row.seconds_per_image(row.steps_per_image):>10.1f}{peak:>17}")
 
 
 @click.command()
@@ -40,51 +114,67 @@ def _variants(backbones: tuple[str, ...], precisions: list[str], base: StyleConf
 @click.option("--backbone", "backbones", multiple=True, metavar="SPEC[+SPEC...]",
               help="Backbone of a variant (as `run --backbone`; join ensemble members with '+'); repeat to "
                    "compare. Models without a local file get random-init weights of their architecture.")
+@click.option("--clip-model-config", "model_configs", multiple=True, metavar="FILE",
+              type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="JSON architecture file to register with open_clip (as `run --clip-model-config`); repeatable.")
 @click.option("--precision", "precisions", multiple=True, type=click.Choice([p for p in PRECISIONS if p != "auto"]),
               help="Precision to measure; repeat to compare (default: fp32 and the device's auto choice).")
+@click.option("--preset", "presets", multiple=True, type=click.Choice(PRESET_NAMES),
+              help="Preset to measure; repeat to compare (default: default).")
+@click.option("--compile", "modes", multiple=True, type=click.Choice(COMPILE_MODES),
+              help="torch.compile mode to measure; repeat to compare (default: off). The warm-up step pays "
+                   "for compiling (first_step_s in the JSON).")
+@click.option("--bf16-weights", is_flag=True, help="Also measure each bf16 variant with its frozen weights in bf16.")
 @click.option("--steps", default=3, show_default=True, help="Timed steps per variant and round (after 1 warm-up).")
 @click.option("--rounds", default=1, show_default=True, help="Rounds; variants are interleaved within each.")
 @click.option("--reference/--no-reference", default=True, show_default=True,
               help="Also time a CLIPstyler-style loop (per-crop Python loop, two CLIP passes, unfrozen CLIP) on "
                    "the first variant's first backbone.")
 @click.option("--size", default=_DEFAULTS.size, show_default=True)
-@click.option("--crops", default=_DEFAULTS.crops, show_default=True)
+@click.option("--crops", default=_DEFAULTS.crops, show_default=True, help="Crops per step (a preset may change it "
+                                                                          "unless given).")
 @click.option("--crop-size", default=_DEFAULTS.crop_size, show_default=True)
 @click.option("--vgg-checkpoint", type=click.Path(path_type=Path), help="Default: random init (same compute).")
 @click.option("--device", default="auto", show_default=True)
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Also write results here.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Also write the results, the machine and versions here, with the published CLIPstyler "
+                   "timing to compare with.")
 @click.option("-q", "--quiet", is_flag=True)
-def bench(image: Path | None, backbones: tuple[str, ...], precisions: tuple[str, ...], steps: int, rounds: int,
-          reference: bool, size: int, crops: int, crop_size: int, vgg_checkpoint: Path | None, device: str,
-          json_path: Path | None, quiet: bool) -> None:
+@click.pass_context
+def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], model_configs: tuple[Path, ...],
+          precisions: tuple[str, ...], presets: tuple[str, ...], modes: tuple[str, ...], bf16_weights: bool,
+          steps: int, rounds: int, reference: bool, size: int, crops: int, crop_size: int,
+          vgg_checkpoint: Path | None, device: str, json_path: Path | None, quiet: bool) -> None:
     """Measure seconds per optimisation step of the real architectures (random weights unless given)."""
     verbosity(quiet, False)
     if image is None:
         raise click.UsageError("--image is required when examples/ is not present")
-    base = StyleConfig(size=size, crops=crops, crop_size=crop_size, device=device, vgg_checkpoint=vgg_checkpoint)
+    if steps < 1 or rounds < 1:
+        raise click.UsageError("--steps and --rounds must be at least 1")
+    given = {name for name in ("size", "crops", "crop_size") if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
+    base = StyleConfig(size=size, crops=crops, crop_size=crop_size, device=device, vgg_checkpoint=vgg_checkpoint,
+                       clip_model_config=model_configs, explicit_fields=given)
     auto = resolve_runtime(device, "auto").precision
     chosen = list(dict.fromkeys(precisions or ["fp32", auto]))
-    variants = _variants(backbones, chosen, base)  # specs are checked here, before anything is written
+    variants = _variants(backbones, chosen, list(dict.fromkeys(presets or [DEFAULT_PRESET])),
+                         list(dict.fromkeys(modes or ["off"])), bf16_weights, base)  # specs are checked here
+    if json_path:
+        _check_json_target(json_path, image, [v.config for v in variants])
     with tempfile.TemporaryDirectory(prefix="clipopt-bench-") as folder:
         variants = [BenchVariant(v.label, random_weights(v.config, Path(folder))) for v in variants]
         total = (steps + 1) * rounds * len(variants) + (steps * rounds if reference else 0)
         with tqdm(total=total, desc="bench", unit="step", disable=quiet) as bar:
             rows = run_benchmark(variants, image, steps=steps, rounds=rounds, reference=reference,
                                  on_step=lambda _: bar.update())
-    baseline = next((r for r in rows if r.variant == "CLIPstyler-style loop"), None)
-    click.echo(f"{size}px long side, {crops} crops of {crop_size}, device {resolve_runtime(device, 'fp32').device}, "
-               f"{platform.processor() or platform.machine()}")
-    width = max(len(r.variant) for r in rows) + 2
-    click.echo(f"{'variant':<{width}}{'precision':<11}{'median s/step':>14}{'steps':>7}{'x reference':>14}")
-    for row in rows:
-        ratio = f"{row.median_s / baseline.median_s:.2f}x" if baseline else "-"
-        click.echo(f"{row.variant:<{width}}{row.precision:<11}{row.median_s:>14.3f}{len(row.step_times):>7}"
-                   f"{ratio:>14}")
+    baseline = next((r for r in rows if r.variant == REFERENCE_LABEL), None)
+    machine = _machine(device)
+    click.echo(f"{size}px long side, {crops} crops of {crop_size} (unless a preset changes them), device "
+               f"{machine['device']} ({machine['device_name']}), torch {machine['torch']}")
+    _print_table(rows, baseline)
     if json_path:
-        json_path.write_text(json.dumps({
-            "settings": {"size": size, "crops": crops, "crop_size": crop_size, "device": device,
-                         "image": str(image), "steps": steps, "rounds": rounds},
-            "rows": [{"variant": r.variant, "precision": r.precision, "median_s": r.median_s,
-                      "step_times": r.step_times, "peak_memory_mb": r.peak_memory_mb} for r in rows],
-            "versions": package_versions(),
-        }, indent=2))
+        record = {"settings": {"size": size, "crops": crops, "crop_size": crop_size, "device": device,
+                               "image": str(image), "steps": steps, "rounds": rounds},
+                  "machine": machine, "published": PUBLISHED,
+                  "rows": [_row_record(row, baseline) for row in rows], "versions": package_versions()}
+        text = json.dumps(record, indent=2, allow_nan=False, default=str)
+        write_atomic(json_path, lambda fh: fh.write(text.encode("utf-8")))
