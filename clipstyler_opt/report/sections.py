@@ -128,6 +128,7 @@ def loss_section(results: ResultFolder) -> str:
                       for o in with_history]
             if any(math.isfinite(y) for s in series for _, y in s.points):
                 charts.append(line_chart(series, title=name, x_label="step", y_label=name))
-        blocks.append(f'<details class="losses"><summary>{escape(content.name)} · {escape(prompt)}</summary>'
+        opened = " open" if not blocks else ""  # the first group is shown; the rest open on a click
+        blocks.append(f'<details class="losses"{opened}><summary>{escape(content.name)} · {escape(prompt)}</summary>'
                       f'<div class="charts">{"".join(charts)}</div></details>')
     return "".join(blocks)
