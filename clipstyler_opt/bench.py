@@ -19,6 +19,8 @@ CLIP weights left trainable), on the same backbones and losses, as a baseline fo
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import re
 import statistics
 import time
@@ -36,7 +38,8 @@ from .imageio import LoadedImage, load_image, pil_to_tensor
 from .losses import content_loss, directional_loss, thresholded_mean, total_variation
 from .unet import UNet
 
-__all__ = ["BenchRow", "BenchVariant", "run_benchmark", "random_weights", "REFERENCE_LABEL", "PAPER_STEPS"]
+__all__ = ["BenchRow", "BenchVariant", "run_benchmark", "random_weights", "reset_peak_memory", "peak_memory",
+           "REFERENCE_LABEL", "PAPER_STEPS"]
 
 PROMPT = "starry night by Vincent van Gogh"
 REFERENCE_LABEL = "CLIPstyler-style loop"
@@ -59,6 +62,7 @@ class BenchRow:
     compile: str = "off"
     bf16_weights: bool = False
     steps_per_image: int = PAPER_STEPS  # the variant's own --steps (a preset may change it)
+    preset_applied: dict[str, object] = field(default_factory=dict)
     step_times: list[float] = field(default_factory=list)
     setup_times: list[float] = field(default_factory=list)
     first_step_times: list[float] = field(default_factory=list)  # the warm-up steps, compiling included
@@ -160,9 +164,9 @@ def _run_variant(row: BenchRow, stylizer: Stylizer, config: StyleConfig, loaded:
                  if getattr(config, name) != getattr(stylizer.config, name)}
     overrides.update(steps=steps + 1, early_stop=False)
     device = stylizer.runtime.device
-    start = _reset_peak(device)
+    start = reset_peak_memory(device)
     result = stylizer.stylize(loaded, PROMPT, progress=record, **overrides)
-    row.add_peak(_peak(device, start))
+    row.add_peak(peak_memory(device, start))
     row.first_step_times.append(marks[0])
     row.step_times += [b - a for a, b in zip(marks, marks[1:])]  # drops the warm-up step
     row.setup_times.append(result.timings["setup_s"])
@@ -176,7 +180,7 @@ def run_benchmark(variants: list[BenchVariant], image: Path, *, steps: int, roun
     the first variant's first backbone, device and precision, at the settings without its preset."""
     stylizers = _shared_stylizers(variants)
     rows = [BenchRow(v.label, v.config.precision, v.config.preset, v.config.compile, v.config.bf16_weights,
-                     v.config.steps) for v in variants]
+                     v.config.steps, v.config.preset_applied) for v in variants]
     loaded = load_image(image)
     reference_step = None
     if reference:
@@ -192,7 +196,7 @@ def run_benchmark(variants: list[BenchVariant], image: Path, *, steps: int, roun
         for row, stylizer, variant in zip(rows, stylizers, variants):
             _run_variant(row, stylizer, variant.config, loaded, steps, on_step)
         if reference_step is not None:
-            start = _reset_peak(stylizers[0].runtime.device)
+            start = reset_peak_memory(stylizers[0].runtime.device)
             warm = time.perf_counter()
             reference_step()
             rows[-1].first_step_times.append(time.perf_counter() - warm)
@@ -202,7 +206,7 @@ def run_benchmark(variants: list[BenchVariant], image: Path, *, steps: int, roun
                 rows[-1].step_times.append(time.perf_counter() - tick)
                 if on_step:
                     on_step("reference")
-            rows[-1].add_peak(_peak(stylizers[0].runtime.device, start))
+            rows[-1].add_peak(peak_memory(stylizers[0].runtime.device, start))
     return rows
 
 
@@ -215,7 +219,7 @@ def _status_mb(key: str) -> float | None:
     return int(match.group(1)) / 1024 if match else None
 
 
-def _reset_peak(device: torch.device) -> float | None:
+def reset_peak_memory(device: torch.device) -> float | None:
     """Reset the peak-memory counter; the memory in use now (MB), or None where no peak can be measured."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -223,6 +227,7 @@ def _reset_peak(device: torch.device) -> float | None:
         return torch.cuda.memory_allocated(device) / 2**20
     if device.type != "cpu":
         return None
+    _release_free_memory()
     try:
         _CLEAR_REFS.write_text("5")  # Linux: VmHWM := VmRSS
     except OSError:
@@ -230,8 +235,18 @@ def _reset_peak(device: torch.device) -> float | None:
     return _status_mb("VmRSS")
 
 
-def _peak(device: torch.device, start: float | None) -> tuple[float, float] | None:
-    """(peak MB, growth over `start` MB) since `_reset_peak`, or None."""
+def _release_free_memory() -> None:
+    """Hand memory freed by earlier runs back to the system (glibc's malloc_trim), so that a
+    variant's growth is not hidden by what the allocator kept from the one before."""
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: peaks then include memory kept from earlier runs
+        pass
+
+
+def peak_memory(device: torch.device, start: float | None) -> tuple[float, float] | None:
+    """(peak MB, growth over `start` MB) since `reset_peak_memory`, or None."""
     if start is None:
         return None
     if device.type == "cuda":

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import tiny
@@ -26,6 +27,21 @@ def tiny_flags(paths: dict[str, Path], steps: int = 2) -> list[str]:
             "--clip-checkpoint", str(paths["clip_checkpoint"]), "--vgg-checkpoint", str(paths["vgg_checkpoint"]),
             "--size", "64", "--steps", str(steps), "--crops", "4", "--crop-size", "32", "--device", "cpu",
             "--precision", "fp32"]
+
+
+def count_stylizer_loads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The configs of every Stylizer a batch in this process creates from now on (each loads backbones)."""
+    from clipstyler_opt.batch import session
+
+    loads: list[Any] = []
+    real_stylizer = session.Stylizer
+
+    def counted(config: Any) -> Any:
+        loads.append(config)
+        return real_stylizer(config)
+
+    monkeypatch.setattr(session, "Stylizer", counted)
+    return loads
 
 
 def prompt_flags(prompts: tuple[str, ...] = PROMPTS) -> list[str]:

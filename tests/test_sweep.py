@@ -14,14 +14,14 @@ import tiny
 
 from clipstyler_opt import StyleConfig
 from clipstyler_opt.batch import (InputFile, SweepCell, build_sweep_jobs, cell_id, derive_seed, expand_grid,
-                                  parse_vary, session)
+                                  parse_vary)
 from clipstyler_opt.batch.jobs import backbone_key
 from clipstyler_opt.cli import main
 from clipstyler_opt.errors import ConfigError
 from clipstyler_opt.naming import prompt_slug
 from clipstyler_opt.report import load_results
-from test_batch_support import (EXAMPLES, assert_readable_image, assert_same_result, last_run, records, statuses,
-                                tiny_flags)
+from test_batch_support import (EXAMPLES, assert_readable_image, assert_same_result, count_stylizer_loads, last_run,
+                                records, statuses, tiny_flags)
 
 PROMPT = "starry night"
 NAMES = ("chelsea.png", "coffee.png")
@@ -109,7 +109,7 @@ def test_cells_loading_the_same_backbones_come_together() -> None:
     jobs = build_sweep_jobs([item], ["a", "b"], Path("out"), cells, StyleConfig())
     keys = [backbone_key(job.config(StyleConfig())) for job in jobs]
     assert len(jobs) == 8 and sum(a != b for a, b in zip(keys, keys[1:])) == 1  # one switch of backbones
-    assert [job.cell.id for job in jobs[:4:2]] == [cells[0].id, cells[2].id]  # grid order within a group
+    assert [job.cell for job in jobs[:4:2]] == [cells[0], cells[2]]  # grid order within a group
     assert len({job.seed for job in jobs if job.prompt == "a"}) == 1  # the same seed in every cell
 
 
@@ -169,9 +169,7 @@ def test_rerun_skips_every_job_without_loading_weights_and_a_new_value_adds_one_
         finished: Path, photos: Path, tiny_paths: dict[str, Path], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     out = Path(shutil.copytree(finished, tmp_path / "out"))
-    loads: list[StyleConfig] = []
-    real_stylizer = session.Stylizer
-    monkeypatch.setattr(session, "Stylizer", lambda config: loads.append(config) or real_stylizer(config))
+    loads = count_stylizer_loads(monkeypatch)
     assert sweep(*sweep_args(photos, out, tiny_paths)) == 0
     assert statuses(last_run(out)) == {"skipped": 4} and loads == []
     args = sweep_args(photos, out, tiny_paths)
@@ -185,8 +183,8 @@ def test_rerun_skips_every_job_without_loading_weights_and_a_new_value_adds_one_
 def test_two_shards_cover_the_grid_exactly_once(finished: Path, photos: Path, tiny_paths: dict[str, Path],
                                                 tmp_path: Path) -> None:
     out = tmp_path / "out"
-    for shard in ("0/2", "1/2"):
-        assert sweep(*sweep_args(photos, out, tiny_paths, "--shard", shard)) == 0
+    assert sweep(*sweep_args(photos, out, tiny_paths, "--shard", "0/2")) == 0
+    assert sweep(*sweep_args(photos, out, tiny_paths, "--shard", "1/2", "--workers-per-device", "2")) == 0
     jobs = records(out)
     assert sorted(r["output"] for r in jobs) == expected_outputs()  # each job once
     assert [len(last_run(out)), len({r["run"] for r in jobs})] == [2, 2]
@@ -207,9 +205,7 @@ def test_the_report_recognises_the_cells(finished: Path) -> None:
 def test_each_set_of_backbones_loads_once(photos: Path, tiny_paths: dict[str, Path], tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     _, other_clip = tiny.write_tiny_clip(tmp_path / "other", seed=1)
-    loads: list[StyleConfig] = []
-    real_stylizer = session.Stylizer
-    monkeypatch.setattr(session, "Stylizer", lambda config: loads.append(config) or real_stylizer(config))
+    loads = count_stylizer_loads(monkeypatch)
     out = tmp_path / "out"
     vary = f'clip_checkpoint={json.dumps([str(tiny_paths["clip_checkpoint"]), str(other_clip)])}'
     assert sweep(photos / "chelsea.png", "-p", PROMPT, "--vary", "lambda_content=50,150", "--vary", vary,

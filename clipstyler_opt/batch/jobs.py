@@ -1,7 +1,9 @@
-"""The job list of a batch: every input image x every prompt, with its output path and seed.
+"""The job list of a batch: every input image x every prompt (x every cell of a sweep), with
+its output path and seed.
 
-Everything here is a pure function of the inputs, the prompts and the base seed, so every
-rank, every `--shard` process and every rerun computes the same list in the same order.
+Everything here is a pure function of the inputs, the prompts, the base settings and the
+cells, so every rank, every `--shard` process, every worker and every rerun computes the same
+list in the same order.
 """
 
 from __future__ import annotations

@@ -10,14 +10,15 @@ makes it.
 The parent keeps the batch's lock and is the only writer of the manifest: a worker sends
 each job's record through a pipe, and the parent appends it as it arrives. Ctrl-C reaches
 every process; SIGTERM to the parent is passed on to the workers. A stopped worker saves the
-job it was saving and ends; a worker whose parent died ends at its next step. A worker that
-dies has the job it was running recorded as failed, and its other jobs are left for a rerun.
+job it was saving and ends; a worker whose parent died ends at its next step. When a worker
+dies, its unfinished jobs are recorded as failed (exit code 8), and a rerun does them.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import pickle
 import signal
 import time
 from dataclasses import dataclass, field, replace
@@ -34,7 +35,7 @@ from .records import FAILED, job_record
 from .resume import DigestCache
 from .runner import BatchObserver, JobRunner, RecordSink
 from .safety import InputGuard
-from .signals import interrupts_deferred, terminate_as_interrupt
+from .signals import interrupts_deferred
 
 __all__ = ["WorkerTask", "run_in_workers", "worker_threads"]
 
@@ -66,12 +67,17 @@ def worker_threads(workers: int) -> int:
 
 # --- in the worker ---
 
+def _send(conn: Connection, message: tuple[str, Any]) -> None:
+    with interrupts_deferred():  # a message is sent whole, or not at all
+        conn.send(message)
+
+
 class _PipeSink:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     def append(self, record: Record) -> None:
-        self.conn.send((RECORD, record))
+        _send(self.conn, (RECORD, record))
 
 
 class _PipeObserver:
@@ -84,7 +90,7 @@ class _PipeObserver:
         pass
 
     def job_started(self, job: Job) -> ProgressCallback | None:
-        self.conn.send((STARTED, job.key))
+        _send(self.conn, (STARTED, job.key))
         return lambda _progress: _stop_if_orphaned()
 
     def job_finished(self, job: Job, record: Record) -> None:
@@ -119,25 +125,28 @@ def _work(task: WorkerTask, conn: Connection) -> None:
 
 def worker_main(task: WorkerTask, conn: Connection) -> None:
     """A worker process: run `task.jobs`, then send one closing message (END, STOPPED or ERROR)."""
-    torch.set_num_threads(task.threads)
-    _log_like_parent(task.log_level)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)  # both stop the worker as Ctrl-C would
+    message: tuple[str, Any] = (STOPPED, None)
     try:
+        torch.set_num_threads(task.threads)
+        _log_like_parent(task.log_level)
         try:
-            with terminate_as_interrupt():
-                _work(task, conn)
-            message: tuple[str, Any] = (END, None)
-        except KeyboardInterrupt:
-            message = (STOPPED, None)
+            _work(task, conn)
+            message = (END, None)
         except ClipoptError as exc:
             message = (ERROR, exc)
         except Exception as exc:  # a bug: the parent reports it as an internal error
             log.debug("worker failed", exc_info=True)
             message = (ERROR, RuntimeError(f"in a worker process: {type(exc).__name__}: {exc}"))
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_IGN)  # stopping already: a second signal changes nothing
+    except KeyboardInterrupt:
+        pass  # stopped (also by a second signal while handling the first)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)  # stopping already: another signal changes nothing
+    try:
         conn.send(message)
-    except (KeyboardInterrupt, OSError):
-        pass  # a signal before the handlers were ignored, or the parent is gone
+    except (OSError, pickle.PicklingError):
+        pass  # the parent is gone (it treats a silent end as a stopped or dead worker)
     finally:
         conn.close()
 
@@ -149,6 +158,7 @@ class _Worker:
     index: int
     process: Any  # multiprocessing's SpawnProcess
     conn: Connection
+    pending: list[tuple[str, str]]  # keys of its jobs without a record yet
     running: tuple[str, str] | None = None  # key of the job it is running
     closing: str | None = None  # its closing message
     stopped: bool = False
@@ -169,12 +179,14 @@ class _Pool:
         """Write the workers' records as they arrive until every worker has ended."""
         self.live = list(self.workers)
         try:
-            try:
-                self._pump(deadline=None)
-            except KeyboardInterrupt:
-                self._stop()
-                self._pump(deadline=time.monotonic() + STOP_WAIT_S)  # the records of jobs saved meanwhile
-                raise
+            self._pump(deadline=None)
+        except KeyboardInterrupt:
+            self._stop()
+            self._pump(deadline=time.monotonic() + STOP_WAIT_S)  # the records of jobs saved meanwhile
+            raise
+        except BaseException:  # e.g. the manifest cannot be written
+            self._stop()
+            raise
         finally:
             self._end_all()
         if self.error is not None:
@@ -186,11 +198,11 @@ class _Pool:
             ready = wait([worker.conn for worker in self.live], timeout)
             if not ready and deadline is not None:
                 return
-            for conn in ready:
-                worker = next(w for w in self.live if w.conn is conn)
+            for ready_conn in ready:
+                worker = next(w for w in self.live if w.conn is ready_conn)
                 try:
-                    kind, payload = conn.recv()
-                except (EOFError, OSError):
+                    kind, payload = worker.conn.recv()
+                except (EOFError, OSError, pickle.UnpicklingError):
                     self._ended(worker)
                 else:
                     self._handle(worker, kind, payload)
@@ -200,6 +212,9 @@ class _Pool:
             worker.running = tuple(payload)  # type: ignore[assignment]
         elif kind == RECORD:
             worker.running = None
+            key = (payload["prompt"], payload["output"])
+            if key in worker.pending:
+                worker.pending.remove(key)
             self._add(payload)
         else:
             worker.closing = kind
@@ -217,15 +232,17 @@ class _Pool:
         self.live.remove(worker)
         worker.conn.close()
         worker.process.join(STOP_WAIT_S)
-        if worker.closing is not None:
+        if worker.closing is not None or worker.stopped:  # it said goodbye, or it was told to stop
             return
         code = worker.process.exitcode
-        log.error("worker %d ended unexpectedly (exit code %s); its remaining jobs were not run (a rerun does "
-                    "them)", worker.index, code)
-        if worker.running is not None:  # it died while running this job
-            self._add(job_record(self.jobs[worker.running], FAILED, run=self.task.run_id, rank=self.task.rank,
-                                 device=self.task.config.device,
-                                 error=f"the worker process running it died (exit code {code})"))
+        log.error("worker %d ended unexpectedly (exit code %s); its %d unfinished job(s) are recorded as failed "
+                  "(a rerun does them)", worker.index, code, len(worker.pending))
+        for key in worker.pending:
+            error = ("the worker process running it died" if key == worker.running
+                     else "not run: its worker process died")
+            self._add(job_record(self.jobs[key], FAILED, run=self.task.run_id, rank=self.task.rank,
+                                 device=self.task.config.device, error=f"{error} (exit code {code})"))
+        worker.pending.clear()
 
     def _stop(self) -> None:
         for worker in self.live:
@@ -261,7 +278,7 @@ def run_in_workers(task: WorkerTask, jobs: list[Job], workers: int, *, sink: Rec
                                       name=f"clipopt-worker-{index}", daemon=True)
             process.start()
             sender.close()  # the worker holds the only sending end: its exit ends the pipe
-            pool.workers.append(_Worker(index, process, reader))
+            pool.workers.append(_Worker(index, process, reader, [job.key for job in share]))
     except BaseException:  # e.g. Ctrl-C while starting: stop the workers already started
         pool.live = list(pool.workers)
         pool._stop()

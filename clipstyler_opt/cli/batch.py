@@ -155,10 +155,11 @@ def run_batch_command(params: dict[str, Any], cells: Callable[[StyleConfig], tup
     prompts = unique_prompts(list(extra["prompt"]) + (read_prompts_file(prompt_file) if prompt_file else []))
     if not prompts:
         raise click.UsageError("no prompt: give -p TEXT (repeatable) or --prompts-file FILE")
+    shard = Shard.parse(extra["shard"]) if extra["shard"] else None
     settings = BatchSettings(inputs=tuple(inputs), prompts=tuple(prompts), output_dir=extra["output"],
-                             recursive=extra["recursive"], output_format=extra["format"],
-                             overwrite=extra["overwrite"], shard=Shard.parse(extra["shard"]) if extra["shard"] else None,
-                             cells=cells(config) if cells else (), workers_per_device=extra["workers_per_device"])
+                             recursive=extra["recursive"], output_format=extra["format"], overwrite=extra["overwrite"],
+                             shard=shard, cells=cells(config) if cells else (),
+                             workers_per_device=extra["workers_per_device"])
     observer: BarObserver | LineObserver
     if launched_by_torchrun():
         observer = LineObserver(prefix=f"[rank {os.environ.get('RANK', '0')}] ")

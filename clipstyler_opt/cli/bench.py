@@ -85,7 +85,8 @@ def _machine(device_spec: str) -> dict[str, Any]:
 
 
 def _row_record(row: BenchRow, baseline: BenchRow | None) -> dict[str, Any]:
-    return {"variant": row.variant, "preset": row.preset, "precision": row.precision, "compile": row.compile,
+    return {"variant": row.variant, "preset": row.preset, "preset_applied": row.preset_applied,
+            "precision": row.precision, "compile": row.compile,
             "bf16_weights": row.bf16_weights, "median_s": row.median_s, "step_times": row.step_times,
             "setup_s": row.setup_s, "setup_times": row.setup_times, "first_step_s": row.first_step_times,
             "steps_per_image": row.steps_per_image,
