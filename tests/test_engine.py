@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,25 @@ def test_persistently_non_finite_loss_is_an_optimisation_error(tiny_config: Styl
     config = toy.toy_config(tiny_config, backbone="broken", steps=30)
     with pytest.raises(OptimisationError, match="non-finite"):
         Stylizer(config).stylize(photo, "red")
+
+
+class _NaNGradientBackbone(toy.ToyColourBackbone):
+    """Finite embeddings whose gradient is NaN: the loss stays finite, the update never can."""
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        out = super().encode_image(pixels)
+        if out.requires_grad:
+            out.register_hook(lambda grad: grad * float("nan"))
+        return out
+
+
+def test_a_gradient_that_stays_non_finite_ends_the_run(tiny_config: StyleConfig, photo: Path) -> None:
+    register_backbone("nan-gradient", lambda spec, context, device: _NaNGradientBackbone())
+    config = toy.toy_config(tiny_config, backbone="nan-gradient", steps=30)
+    events: list[Progress] = []
+    with pytest.raises(OptimisationError, match="10 steps in a row \\(last at step 10\\)"):
+        Stylizer(config).stylize(photo, "red", progress=events.append)
+    assert all(math.isfinite(e.losses["total"]) for e in events)  # the loss itself stayed finite
 
 
 def test_alpha_is_reattached(tiny_config: StyleConfig) -> None:
