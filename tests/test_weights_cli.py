@@ -336,7 +336,9 @@ def test_info_reads_the_tiny_clip_architecture(tiny_paths: dict[str, Path]) -> N
         "width": vision["width"], "patch_size": vision["patch_size"], "layers": vision["layers"],
         "image_size": vision["image_size"], "vocab_size": text["vocab_size"], "text_width": text["width"],
         "context_length": text["context_length"], "text_layers": text["layers"], "embed_dim": config["embed_dim"]}
-    assert report["architecture"]["candidates"] == [tiny.TINY_CLIP_NAME]
+    # Other tests may register copies of this architecture under other names; it must be among them.
+    assert tiny.TINY_CLIP_NAME in report["architecture"]["candidates"]
+    assert not any(name.startswith("ViT") for name in report["architecture"]["candidates"])
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
