@@ -6,9 +6,7 @@ import logging
 import math
 import statistics
 import time
-from typing import TYPE_CHECKING
-
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from PIL import Image
@@ -81,9 +79,7 @@ class Optimisation:
     def _crop_size(self, content: torch.Tensor) -> int:
         short = min(content.shape[-2:])
         if self.config.crop_size > short:
-            self.warnings.append(f"crop size {self.config.crop_size} exceeds the image's short side {short}; "
-                                 f"using {short}")
-            log.warning(self.warnings[-1])
+            self._warn(f"crop size {self.config.crop_size} exceeds the image's short side {short}; using {short}")
             return short
         return self.config.crop_size
 

@@ -27,7 +27,7 @@ from .resume import DigestCache, InputDigest
 from .safety import InputGuard
 from .signals import interrupts_deferred
 
-__all__ = ["BatchObserver", "SilentObserver", "RecordSink", "JobRunner"]
+__all__ = ["RecordingSink", "BatchObserver", "SilentObserver", "RecordSink", "JobRunner"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,18 @@ class RecordSink(Protocol):
     """Where job records go: the manifest, a rank's journal, or a worker's pipe to its parent."""
 
     def append(self, record: Record) -> None: ...
+
+
+class RecordingSink:
+    """Appends to `sink` and keeps each record in `records` in the same step, so that a Ctrl-C
+    raised just after a job's record is written cannot leave that job out of the summary."""
+
+    def __init__(self, sink: RecordSink, records: list[Record]) -> None:
+        self.sink, self.records = sink, records
+
+    def append(self, record: Record) -> None:
+        self.sink.append(record)
+        self.records.append(record)
 
 
 class SilentObserver:

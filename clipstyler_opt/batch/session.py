@@ -21,7 +21,7 @@ from .manifest import (MANIFEST_NAME, ManifestWriter, ManifestWriteError, journa
                        read_records)
 from .records import FAILED, SKIPPED, Summary, job_record, new_run_id, skipped_input_fields
 from .resume import DigestCache, scan_jobs
-from .runner import BatchObserver, JobRunner, SilentObserver
+from .runner import BatchObserver, JobRunner, RecordingSink, SilentObserver
 from .safety import InputGuard
 from .signals import interrupts_deferred, terminate_as_interrupt
 from .workers import WorkerTask, run_in_workers
@@ -157,10 +157,11 @@ class _Batch:
                     task = WorkerTask(self.config, guard, digests, run_id, self.dist.rank)
                     run_in_workers(task, todo, workers, sink=writer, observer=self.observer, records=records)
                 else:
-                    runner = JobRunner(self.config, lambda config: Stylizer(config), writer, digests, self.observer,
-                                       guard, run=run_id, rank=self.dist.rank, device=self.config.device)
+                    runner = JobRunner(self.config, lambda config: Stylizer(config), RecordingSink(writer, records),
+                                       digests, self.observer, guard, run=run_id, rank=self.dist.rank,
+                                       device=self.config.device)
                     for job in todo:
-                        records.append(runner.run(job))
+                        runner.run(job)
                 return self._finish(writer, run_id, group_jobs, len(mine), records, shard)
             except KeyboardInterrupt:
                 self._report_stopped(writer, run_id, len(mine), records, shard)
