@@ -143,12 +143,14 @@ def _reference_step_fn(stylizer: Stylizer, config: StyleConfig, content: torch.T
 
 def _shared_stylizers(variants: list[BenchVariant]) -> list[Stylizer]:
     """One Stylizer per distinct set of backbones (and weight storage), shared by its variants."""
+    def key(config: StyleConfig) -> tuple[object, ...]:
+        return (*(getattr(config, name) for name in BACKBONE_FIELDS), config.bf16_weights)
+
     loaded: dict[tuple[object, ...], Stylizer] = {}
     for variant in variants:
-        key = (*(getattr(variant.config, name) for name in BACKBONE_FIELDS), variant.config.bf16_weights)
-        if key not in loaded:
-            loaded[key] = Stylizer(variant.config)
-    return [loaded[(*(getattr(v.config, n) for n in BACKBONE_FIELDS), v.config.bf16_weights)] for v in variants]
+        if key(variant.config) not in loaded:
+            loaded[key(variant.config)] = Stylizer(variant.config)
+    return [loaded[key(v.config)] for v in variants]
 
 
 def _run_variant(row: BenchRow, stylizer: Stylizer, config: StyleConfig, loaded: LoadedImage, steps: int,

@@ -69,7 +69,7 @@ class StyleConfig:
     seed: int = _opt(0, "Random seed (U-Net init and crops); recorded in every output.", group="method")
     preset: str = _opt(DEFAULT_PRESET, "Named settings: default (the paper's), fast (100 steps, lr decay at 50, "
                                        "32 crops) or quality (128 crops). Options given explicitly override it.",
-                       group="method", choices=PRESET_NAMES, output=False)  # its values are in the settings
+                       group="method", choices=PRESET_NAMES)
     early_stop: bool = _opt(False, "End the run when the total loss stops improving: when its moving average "
                                    "(beta 0.9) improved by less than --early-stop-threshold (relative) over the "
                                    "last --early-stop-patience steps, never before twice the patience.",
@@ -245,6 +245,8 @@ class StyleConfig:
         for f in dataclasses.fields(self):
             if f.name in LEGACY_BACKBONE_FIELDS:
                 continue  # part of "backbone": --clip-model X --clip-checkpoint F is --backbone X:file=F
+            if f.name == "preset":
+                continue  # its values are: --preset fast is the options it stands for
             if f.name == "backbone":
                 settings[f.name] = [_spec_identity(spec) for spec in self.backbone_specs()]
             elif f.name == "style_image":

@@ -29,7 +29,7 @@ __all__ = ["Stylizer", "stylize", "Progress", "Result", "ProgressCallback", "Fra
 log = logging.getLogger(__name__)
 # Fields that decide which backbones are loaded; changing them needs a new Stylizer.
 BACKBONE_FIELDS = ("backbone", "clip_model", "clip_pretrained", "clip_checkpoint", "clip_model_config",
-                   "vgg_checkpoint", "cache_dir", "offline", "device")
+                   "vgg_checkpoint", "cache_dir", "offline", "device", "bf16_weights")
 
 
 class Stylizer:

@@ -3,13 +3,12 @@
 `default` is the paper's method and sets nothing. The others are documented departures:
 
 - `fast`: 100 steps with the learning rate halved after 50 (the paper's schedule at half the
-  length) and 32 crops a step: about a third of the default's time. The working size is kept,
-  since it changes the output's resolution and how large the texture is relative to the image,
-  not just the time (`--size` still lowers it).
+  length) and 32 crops a step: about 0.37x the default's time per image. The working size is
+  kept, since it changes the output's resolution and how large the texture is relative to the
+  image, not just the time (`--size` still lowers it).
 - `quality`: 128 crops a step: twice the patch samples, so the patch loss's gradient is
-  estimated with about half the variance, at ~1.6x the time per step. Steps and size are kept:
-  more steps mostly push the style further rather than cleaner, and a larger size changes the
-  resolution (use `--size`).
+  estimated with about half the variance, at ~1.9x the time per step. Steps and size stay as in
+  the paper (a larger size would also change the output's resolution; `--size` does that).
 
 The one rule: a preset sets a field only when that field still has its dataclass default and was
 not named explicitly. The command line and config files name every option they give (so

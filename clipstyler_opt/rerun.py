@@ -23,8 +23,9 @@ _IDENTITY = re.compile(r"^(?P<name>.*) \(sha256 (?P<sha>[0-9a-f]{64})\)$")
 
 
 class Rerun:
-    def __init__(self, image: Path, prompt: str, values: dict[str, Any]) -> None:
+    def __init__(self, image: Path, prompt: str, values: dict[str, Any], preset_applied: set[str]) -> None:
         self.image, self.prompt, self.values = image, prompt, values
+        self.preset_applied = preset_applied  # the fields the recorded preset set
 
 
 def _cache_folders(cache_dir: str | None) -> list[Path]:
@@ -110,4 +111,5 @@ def rerun_from_record(record: dict[str, Any]) -> Rerun:
     if expected and Path(source).is_file() and file_sha256(Path(source)) != expected:
         raise InputImageError(f"{source} has changed since the output was made (sha256 differs); give IMAGE to "
                               "use it anyway")
-    return Rerun(Path(source), str(record["prompt"]), values)
+    applied = set(((record.get("preset") or {}).get("applied") or {}).keys())
+    return Rerun(Path(source), str(record["prompt"]), values, applied)

@@ -88,7 +88,6 @@ def test_the_cli_refuses_an_unknown_preset(tiny_cli_args: list[str], photo: Path
     assert "slow" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="needs cli/options.py split_config to pass explicit_fields (parameter source)")
 def test_the_cli_keeps_an_option_given_at_its_default_value(tiny_cli_args: list[str], photo: Path,
                                                              tmp_path: Path) -> None:
     out = tmp_path / "fast.png"

@@ -14,7 +14,7 @@ import click
 from ..config import StyleConfig
 from ..config_files import load_toml
 
-__all__ = ["style_options", "verbosity_options", "config_file_option", "split_config", "configure_logging"]
+__all__ = ["given_options", "style_options", "verbosity_options", "config_file_option", "split_config", "configure_logging"]
 
 F = Callable[..., Any]
 
@@ -50,10 +50,21 @@ def style_options(func: F) -> F:
     return func
 
 
+def given_options(names: Any) -> set[str] | None:
+    """The parameters among `names` given on the command line or in --config (not defaults);
+    None outside a click context."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return None
+    return {k for k in names if ctx.get_parameter_source(k) not in (click.core.ParameterSource.DEFAULT, None)}
+
+
 def split_config(params: dict[str, Any]) -> tuple[StyleConfig, dict[str, Any]]:
-    """Separate StyleConfig fields from a command's other parameters."""
+    """Separate StyleConfig fields from a command's other parameters. Options given explicitly
+    (even at their default value) win over a --preset."""
     names = set(StyleConfig.field_names())
-    config = StyleConfig(**{k: v for k, v in params.items() if k in names})
+    values = {k: v for k, v in params.items() if k in names}
+    config = StyleConfig(**values, explicit_fields=given_options(values))
     return config, {k: v for k, v in params.items() if k not in names}
 
 

@@ -17,6 +17,8 @@ class StepBar:
                         dynamic_ncols=True)
 
     def __call__(self, event: Progress) -> None:
+        if event.total != self.bar.total:  # an early stop ends the run sooner
+            self.bar.total = event.total
         self.bar.update(event.step - self.bar.n)
         losses = event.losses
         self.bar.set_postfix_str(

@@ -90,8 +90,12 @@ def _from_output(ctx: click.Context, source: Path, image: Path | None, prompt: s
              if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
     if given.keys() & {"backbone", "clip_model", "clip_pretrained", "clip_checkpoint"}:
         rerun.values.pop("backbone")  # the user names the backbone anew
+    if "preset" in given:  # a new preset may set what the recorded one had set
+        for name in rerun.preset_applied - given.keys():
+            rerun.values.pop(name, None)
     values = {**rerun.values, **given}
-    return image or rerun.image, prompt if prompt is not None else rerun.prompt, StyleConfig(**values)
+    config = StyleConfig(**values, explicit_fields=set(values))  # recorded values are not a preset's to change
+    return image or rerun.image, prompt if prompt is not None else rerun.prompt, config
 
 
 @click.command()
@@ -153,6 +157,7 @@ def run(ctx: click.Context, image: Path | None, prompt: str | None, output: Path
     for note in notes:  # the engine has already logged result.warnings
         log.warning(note)
     if level:
-        click.echo(f"wrote {printable(str(written))} ({result.image.width}x{result.image.height}, {config.steps} "
+        size = f"{result.image.width}x{result.image.height}"
+        click.echo(f"wrote {printable(str(written))} ({size}, {len(result.history)} "
                    f"steps in {result.timings['total_s']:.1f}s, {result.precision} on {result.device}, "
                    f"seed {result.seed})")
