@@ -52,6 +52,7 @@ _STATUS = Path("/proc/self/status")
 class BenchVariant:
     label: str
     config: StyleConfig
+    prompt: str = PROMPT
 
 
 @dataclass
@@ -154,7 +155,7 @@ def _shared_stylizers(variants: list[BenchVariant]) -> list[Stylizer]:
 
 
 def _run_variant(row: BenchRow, stylizer: Stylizer, config: StyleConfig, loaded: LoadedImage, steps: int,
-                 on_step: Callable[[str], None] | None) -> None:
+                 on_step: Callable[[str], None] | None, prompt: str = PROMPT) -> None:
     marks: list[float] = []
 
     def record(event: Progress) -> None:
@@ -167,7 +168,7 @@ def _run_variant(row: BenchRow, stylizer: Stylizer, config: StyleConfig, loaded:
     overrides.update(steps=steps + 1, early_stop=False)
     device = stylizer.runtime.device
     start = reset_peak_memory(device)
-    result = stylizer.stylize(loaded, PROMPT, progress=record, **overrides)
+    result = stylizer.stylize(loaded, prompt, progress=record, **overrides)
     row.add_peak(peak_memory(device, start))
     row.first_step_times.append(marks[0])
     row.step_times += [b - a for a, b in zip(marks, marks[1:])]  # drops the warm-up step
@@ -196,7 +197,7 @@ def run_benchmark(variants: list[BenchVariant], image: Path, *, steps: int, roun
         rows.append(BenchRow(REFERENCE_LABEL, base.runtime.precision, steps_per_image=config.steps))
     for _ in range(rounds):
         for row, stylizer, variant in zip(rows, stylizers, variants):
-            _run_variant(row, stylizer, variant.config, loaded, steps, on_step)
+            _run_variant(row, stylizer, variant.config, loaded, steps, on_step, variant.prompt)
         if reference_step is not None:
             start = reset_peak_memory(stylizers[0].runtime.device)
             warm = time.perf_counter()

@@ -15,13 +15,14 @@ import click
 from click.core import ParameterSource
 from tqdm.auto import tqdm
 
-from ..bench import PAPER_STEPS, REFERENCE_LABEL, BenchRow, BenchVariant, random_weights, run_benchmark
+from ..bench import PAPER_STEPS, PROMPT, REFERENCE_LABEL, BenchRow, BenchVariant, random_weights, run_benchmark
 from ..config import COMPILE_MODES, PRECISIONS, StyleConfig
 from ..errors import OutputError
 from ..outputs import refuse_overwriting_inputs, write_atomic
 from ..precision import cpu_has_native_bf16, resolve_runtime
 from ..presets import DEFAULT_PRESET, PRESET_NAMES
 from ..provenance import package_versions
+from ..styles import FUSION_MODES, StyleSpec
 from .options import verbosity
 
 __all__ = ["bench"]
@@ -35,16 +36,21 @@ PUBLISHED = {"method": "CLIPstyler (Kwon & Ye, CVPR 2022)", "seconds_per_image":
 
 
 def _variants(backbones: tuple[str, ...], precisions: list[str], presets: list[str], modes: list[str],
-              bf16_weights: bool, base: StyleConfig) -> list[BenchVariant]:
+              bf16_weights: bool, base: StyleConfig, prompts: tuple[str, ...] = (), fusions: tuple[str, ...] = (),
+              ) -> list[BenchVariant]:
     variants = []
-    for backbone, precision, preset, mode in itertools.product(backbones or ("",), precisions, presets, modes):
+    for backbone, precision, preset, mode, prompt, fusion in itertools.product(
+            backbones or ("",), precisions, presets, modes, prompts or (PROMPT,), fusions or (base.fusion,)):
         members = tuple(part for part in backbone.split("+") if part)
-        changes: dict[str, Any] = dict(precision=precision, preset=preset, compile=mode)
+        changes: dict[str, Any] = dict(precision=precision, preset=preset, compile=mode, fusion=fusion)
         config = base.replace(**changes, backbone=members) if members else base.replace(**changes)
+        StyleSpec.parse(prompt)  # a bad prompt fails before anything is built
         label = "+".join(str(s) for s in config.backbone_specs())
-        variants.append(BenchVariant(label, config))
+        if prompts or fusions:
+            label += f" | {prompt}" + (f" | fusion {fusion}" if fusions else "")
+        variants.append(BenchVariant(label, config, prompt))
         if bf16_weights and resolve_runtime(config.device, precision).precision == "bf16":
-            variants.append(BenchVariant(label, config.replace(bf16_weights=True)))
+            variants.append(BenchVariant(label, config.replace(bf16_weights=True), prompt))
     return variants
 
 
@@ -118,6 +124,10 @@ def _print_table(rows: list[BenchRow], baseline: BenchRow | None) -> None:
 @click.option("--clip-model-config", "model_configs", multiple=True, metavar="FILE",
               type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="JSON architecture file to register with open_clip (as `run --clip-model-config`); repeatable.")
+@click.option("--prompt", "prompts", multiple=True, metavar="TEXT",
+              help=f"Style prompt of a variant (a multi-style spec works); repeat to compare (default: {PROMPT!r}).")
+@click.option("--fusion", "fusions", multiple=True, type=click.Choice(FUSION_MODES),
+              help="Fusion mode of a variant; repeat to compare (default: directions).")
 @click.option("--precision", "precisions", multiple=True, type=click.Choice([p for p in PRECISIONS if p != "auto"]),
               help="Precision to measure; repeat to compare (default: fp32 and the device's auto choice).")
 @click.option("--preset", "presets", multiple=True, type=click.Choice(PRESET_NAMES),
@@ -143,6 +153,7 @@ def _print_table(rows: list[BenchRow], baseline: BenchRow | None) -> None:
 @click.option("-q", "--quiet", is_flag=True)
 @click.pass_context
 def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], model_configs: tuple[Path, ...],
+          prompts: tuple[str, ...], fusions: tuple[str, ...],
           precisions: tuple[str, ...], presets: tuple[str, ...], modes: tuple[str, ...], bf16_weights: bool,
           steps: int, rounds: int, reference: bool, size: int, crops: int, crop_size: int,
           vgg_checkpoint: Path | None, device: str, json_path: Path | None, quiet: bool) -> None:
@@ -158,11 +169,12 @@ def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], mo
     auto = resolve_runtime(device, "auto").precision
     chosen = list(dict.fromkeys(precisions or ["fp32", auto]))
     variants = _variants(backbones, chosen, list(dict.fromkeys(presets or [DEFAULT_PRESET])),
-                         list(dict.fromkeys(modes or ["off"])), bf16_weights, base)  # specs are checked here
+                         list(dict.fromkeys(modes or ["off"])), bf16_weights, base,
+                         tuple(dict.fromkeys(prompts)), tuple(dict.fromkeys(fusions)))  # specs are checked here
     if json_path:
         _check_json_target(json_path, image, [v.config for v in variants])
     with tempfile.TemporaryDirectory(prefix="clipopt-bench-") as folder:
-        variants = [BenchVariant(v.label, random_weights(v.config, Path(folder))) for v in variants]
+        variants = [BenchVariant(v.label, random_weights(v.config, Path(folder)), v.prompt) for v in variants]
         total = (steps + 1) * rounds * len(variants) + (steps * rounds if reference else 0)
         with tqdm(total=total, desc="bench", unit="step", disable=quiet) as bar:
             rows = run_benchmark(variants, image, steps=steps, rounds=rounds, reference=reference,
