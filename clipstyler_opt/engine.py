@@ -42,9 +42,9 @@ class Stylizer:
         for note in self.runtime.notes:
             log.warning(note)
         specs = self.config.backbone_specs()
-        check_members(self.config)
-        # The VGG file is looked for before CLIP is even imported (open_clip takes seconds to
-        # import), so a machine without weights or network gets its answer in seconds.
+        check_members(self.config)  # missing extras fail here, before any weights are looked for
+        # The VGG file is looked for before any backbone is built, so a machine without weights
+        # or network gets its answer in seconds.
         try:
             vgg_weights = resolve_content_weights(self.config.vgg_checkpoint, self.config.load_context())
         except WeightsError as missing:

@@ -124,7 +124,8 @@ def run(ctx: click.Context, image: Path | None, prompt: str | None, output: Path
             raise click.UsageError("give IMAGE and PROMPT (or --from OUT to re-run a recorded output)")
         config, _ = split_config(params)
     # Checked before torch is even imported: a bad option or style spec fails in a fraction of a second.
-    StyleSpec.parse(prompt) if prompt.strip() else None
+    if prompt.strip():
+        StyleSpec.parse(prompt)
     from ..animation import FrameSink
     from ..batch.signals import terminate_as_interrupt
     from ..engine import RunInterrupted, Stylizer, style_target
