@@ -22,7 +22,7 @@ def tiny_bench_args(tiny_paths: dict[str, Path]) -> list[str]:
     spec = f"{tiny.TINY_CLIP_NAME}:file={tiny_paths['clip_checkpoint']}"
     return ["bench", "--backbone", spec, "--clip-model-config", str(tiny_paths["clip_model_config"]),
             "--vgg-checkpoint", str(tiny_paths["vgg_checkpoint"]), "--size", "64", "--crop-size", "32",
-            "--steps", "1", "--rounds", "1", "--device", "cpu", "--precision", "fp32", "-q"]
+            "--steps", "1", "--rounds", "1", "--device", "cpu", "--precision", "fp32", "--no-startup", "-q"]
 
 
 def test_bench_json_has_what_a_comparison_needs(tiny_paths: dict[str, Path], photo: Path, tmp_path: Path,
@@ -30,10 +30,10 @@ def test_bench_json_has_what_a_comparison_needs(tiny_paths: dict[str, Path], pho
     out = tmp_path / "bench.json"
     # --crops 64 is the default value, given explicitly: the fast preset must keep it.
     args = [*tiny_bench_args(tiny_paths), "--crops", "64", "--preset", "fast", "--preset", "default",
-            "--image", str(photo), "--json", str(out)]
+            "--image", str(photo), "--json", str(out), "--startup"]
     assert main(args) == 0
     table = capsys.readouterr().out
-    assert "CLIPstyler-style loop" in table and "x reference" in table
+    assert "CLIPstyler-style loop" in table and "x reference" in table and "to first step" in table
     record = json.loads(out.read_text())
     machine = record["machine"]
     assert machine["device"] == "cpu" and machine["torch"] == torch.__version__ and "cuda" in machine
@@ -55,6 +55,14 @@ def test_bench_json_has_what_a_comparison_needs(tiny_paths: dict[str, Path], pho
             assert row["peak_memory_mb"] >= row["peak_growth_mb"] >= 0
     assert fast["setup_s"] > 0 and default["setup_s"] > 0
     assert reference["x_reference"] == 1.0
+    # Start-up, in fresh processes sharing a new text cache: the first prompt writes the style and
+    # source texts' entries, the repeated prompt finds them and writes none.
+    first, repeated = record["startup"]
+    assert (first["prompt"], repeated["prompt"]) == ("first", "repeated")
+    assert first["text_cache_entries"] == [0, 2] and repeated["text_cache_entries"] == [2, 2]
+    for row in (first, repeated):
+        parts = [row[k] for k in ("imports_s", "weights_s", "text_s", "other_setup_s")]
+        assert all(part > 0 for part in parts) and row["to_first_step_s"] == pytest.approx(sum(parts))
 
 
 def test_bench_refuses_to_write_its_json_over_the_input(tiny_paths: dict[str, Path], photo: Path, tmp_path: Path,
@@ -163,3 +171,17 @@ def test_compiled_losses_match_eager_ones(tmp_path: Path, tiny_paths: dict[str, 
     assert set(first) == set(reference)
     for name, value in reference.items():
         assert math.isclose(first[name], value, rel_tol=1e-5, abs_tol=1e-7), name
+
+
+def test_a_failing_startup_measurement_is_one_line_with_the_childs_exit_code(tiny_paths: dict[str, Path],
+                                                                             photo: Path, tmp_path: Path) -> None:
+    from clipstyler_opt.errors import ClipoptError, WeightsError
+    from clipstyler_opt.startup import measure_startup
+
+    spec = f"{tiny.TINY_CLIP_NAME}:file={tiny_paths['clip_checkpoint']}"
+    fields = {"backbone": (spec,), "clip_model_config": (tiny_paths["clip_model_config"],),
+              "vgg_checkpoint": tmp_path / "missing.pth", "device": "cpu", "precision": "fp32", "size": 64}
+    with pytest.raises(ClipoptError) as caught:
+        measure_startup(fields, photo, "starry night")
+    assert caught.value.exit_code == WeightsError.exit_code
+    assert "missing.pth" in str(caught.value) and "\n" not in str(caught.value)

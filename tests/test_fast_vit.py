@@ -1,4 +1,4 @@
-"""The attention and patch-embedding rewrites reproduce open_clip's ViT exactly (to rounding)."""
+"""The image-tower rewrites reproduce open_clip's ViT exactly (to rounding)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import pytest
 import torch
 
 import tiny
-from clipstyler_opt.backbones.fast_vit import PackedSelfAttention, PatchEmbedding, speed_up_vision_tower
+from clipstyler_opt.backbones.fast_vit import (ClassTokenBlock, PackedSelfAttention, PatchEmbedding,
+                                               fold_quick_gelu, speed_up_vision_tower)
+
+LAYERS = tiny.TINY_CLIP_CONFIG["vision_cfg"]["layers"]
 
 
 @pytest.fixture(scope="module")
@@ -17,35 +20,102 @@ def models(tiny_paths: dict) -> tuple[torch.nn.Module, torch.nn.Module]:
     torch.manual_seed(0)
     reference = open_clip.create_model(tiny.TINY_CLIP_NAME).eval()
     fast = copy.deepcopy(reference)
-    assert speed_up_vision_tower(fast.visual) == tiny.TINY_CLIP_CONFIG["vision_cfg"]["layers"] + 1
+    # attention and QuickGELU in every block, the patch embedding, the last block for the class token
+    assert speed_up_vision_tower(fast.visual) == 2 * LAYERS + 2
     return reference, fast
+
+
+def _features_and_input_gradients(model: torch.nn.Module, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = image.clone().requires_grad_(True)
+    out = model.encode_image(x)
+    (out * torch.arange(out.shape[1])).sum().backward()
+    assert x.grad is not None
+    return out.detach(), x.grad
 
 
 def test_image_features_and_input_gradients_match_open_clip(models: tuple[torch.nn.Module, torch.nn.Module]) -> None:
     reference, fast = models
     image = torch.rand(5, 3, 32, 32)
-    outputs, grads = [], []
-    for model in (reference, fast):
-        x = image.clone().requires_grad_(True)
-        out = model.encode_image(x)
-        (out * torch.arange(out.shape[1])).sum().backward()
-        outputs.append(out.detach())
-        grads.append(x.grad)
-    assert torch.allclose(outputs[0], outputs[1], atol=1e-5)
-    assert torch.allclose(grads[0], grads[1], atol=1e-5)
-    assert not torch.equal(outputs[0][0], outputs[0][1])  # the test images differ, so does the check
+    (out_ref, grad_ref), (out_fast, grad_fast) = (_features_and_input_gradients(m, image) for m in models)
+    assert torch.allclose(out_ref, out_fast, atol=1e-5)
+    assert torch.allclose(grad_ref, grad_fast, atol=1e-5)
+    assert not torch.equal(out_ref[0], out_ref[1])  # the test images differ, so does the check
+
+
+def test_full_size_vit_b_32_matches_to_float_rounding() -> None:
+    """The real architecture, 12 blocks of width 768, random weights: fp32 features and input
+    gradients agree with open_clip's to well under the 1e-5 the losses are held to."""
+    torch.manual_seed(1)
+    reference = open_clip.create_model("ViT-B-32-quickgelu").visual.eval()
+    fast = copy.deepcopy(reference)
+    assert speed_up_vision_tower(fast) == 2 * 12 + 2
+    image = torch.rand(2, 3, 224, 224)
+    (out_ref, grad_ref), (out_fast, grad_fast) = (_features_and_input_gradients(m, image)
+                                                  for m in (_Encoder(reference), _Encoder(fast)))
+    assert (out_ref - out_fast).abs().max() <= 1e-5 * out_ref.abs().max()
+    assert (grad_ref - grad_fast).abs().max() <= 1e-5 * grad_ref.abs().max()
+
+
+class _Encoder(torch.nn.Module):
+    def __init__(self, visual: torch.nn.Module) -> None:
+        super().__init__()
+        self.visual = visual
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        return self.visual(image)
 
 
 def test_rewrites_are_in_place_and_text_tower_untouched(models: tuple[torch.nn.Module, torch.nn.Module]) -> None:
     _, fast = models
-    assert all(isinstance(b.attn, PackedSelfAttention) for b in fast.visual.transformer.resblocks)
+    blocks = fast.visual.transformer.resblocks
+    assert isinstance(blocks[-1], ClassTokenBlock)
+    inner = [*blocks[:-1], blocks[-1].block]
+    assert all(isinstance(b.attn, PackedSelfAttention) for b in inner)
+    assert all(isinstance(b.mlp.gelu, torch.nn.SiLU) for b in inner)
     assert isinstance(fast.visual.conv1, PatchEmbedding)
     assert all(isinstance(b.attn, torch.nn.MultiheadAttention) for b in fast.transformer.resblocks)
+    assert all(type(b.mlp.gelu).__name__ == "QuickGELU" for b in fast.transformer.resblocks)
+
+
+def test_applying_the_rewrites_again_changes_nothing(models: tuple[torch.nn.Module, torch.nn.Module]) -> None:
+    _, fast = models
+    image = torch.rand(2, 3, 32, 32)
+    before = fast.encode_image(image)
+    assert speed_up_vision_tower(fast.visual) == 0  # QuickGELU's scale is folded in once only
+    assert torch.equal(before, fast.encode_image(image))
+
+
+def test_quick_gelu_fold_is_the_same_function() -> None:
+    torch.manual_seed(0)
+    mlp = copy.deepcopy(open_clip.create_model(tiny.TINY_CLIP_NAME).visual.transformer.resblocks[0].mlp)
+    folded = copy.deepcopy(mlp)
+    assert fold_quick_gelu(folded)
+    x = torch.randn(3, 7, mlp.c_fc.in_features) * 3
+    assert torch.allclose(mlp(x), folded(x), atol=1e-5)
+    assert not fold_quick_gelu(torch.nn.Sequential(torch.nn.Linear(2, 2)))  # another layout: untouched
+
+
+def test_a_tower_that_returns_its_tokens_keeps_every_token_in_the_last_block() -> None:
+    torch.manual_seed(0)
+    visual = open_clip.create_model(tiny.TINY_CLIP_NAME).visual
+    visual.output_tokens = True
+    speed_up_vision_tower(visual)
+    assert not isinstance(visual.transformer.resblocks[-1], ClassTokenBlock)
+    pooled, tokens = visual(torch.rand(2, 3, 32, 32))
+    assert tokens.shape[1] == 16
+
+
+def test_queries_from_a_subset_of_the_keys_match_multihead_attention() -> None:
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    packed = PackedSelfAttention(mha)
+    kv = torch.rand(2, 4, 8)
+    assert torch.allclose(packed(kv[:, :1], kv, kv)[0], mha(kv[:, :1], kv, kv, need_weights=False)[0], atol=1e-6)
 
 
 def test_cross_attention_falls_back_to_the_original_module() -> None:
     torch.manual_seed(0)
     mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
     packed = PackedSelfAttention(mha)
-    q, kv = torch.rand(2, 3, 8), torch.rand(2, 4, 8)
-    assert torch.allclose(packed(q, kv, kv)[0], mha(q, kv, kv, need_weights=False)[0])
+    q, k, v = torch.rand(2, 3, 8), torch.rand(2, 4, 8), torch.rand(2, 4, 8)
+    assert torch.equal(packed(q, k, v)[0], mha(q, k, v, need_weights=False)[0])

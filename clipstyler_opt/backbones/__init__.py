@@ -80,9 +80,9 @@ def resolve_content_weights(vgg_checkpoint: Any, context: LoadContext) -> Weight
 
 
 def create_content_network(weights: WeightsFile, device: torch.device) -> VGGFeatures:
-    from .vgg import load_vgg_features
+    from .vgg import load_vgg_features, move_vgg_features
 
-    return load_vgg_features(weights.path).to(device)
+    return move_vgg_features(load_vgg_features(weights.path), device)
 
 
 def _open_clip_factory(spec: BackboneSpec, context: LoadContext, device: torch.device) -> VisionLanguageBackbone:

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ..outputs import refuse_overwriting_inputs, write_atomic
 from ..precision import cpu_has_native_bf16, resolve_runtime
 from ..presets import DEFAULT_PRESET, PRESET_NAMES
 from ..provenance import package_versions
+from ..startup import STARTUP_FIELDS, StartupRow, measure_startup
 from ..styles import FUSION_MODES, StyleSpec
 from .options import verbosity
 
@@ -115,6 +117,14 @@ def _print_table(rows: list[BenchRow], baseline: BenchRow | None) -> None:
                    f"{ratio:>13}{setup:>9}{row.seconds_per_image(row.steps_per_image):>10.1f}{peak:>17}")
 
 
+def _print_startup(rows: list[StartupRow], variant: BenchVariant) -> None:
+    click.echo(f"\nstart-up of a fresh process to its first step ({variant.label}, {variant.config.precision}), seconds:")
+    click.echo(f"{'prompt':<10}{'imports':>9}{'weights':>9}{'text':>8}{'other setup':>13}{'to first step':>15}")
+    for row in rows:
+        click.echo(f"{row.prompt:<10}{row.imports_s:>9.2f}{row.weights_s:>9.2f}{row.text_s:>8.3f}"
+                   f"{row.other_setup_s:>13.2f}{row.to_first_step_s:>15.2f}")
+
+
 @click.command()
 @click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               default=_EXAMPLE if _EXAMPLE.exists() else None, help="Content image (default: examples/astronaut.png).")
@@ -141,6 +151,9 @@ def _print_table(rows: list[BenchRow], baseline: BenchRow | None) -> None:
 @click.option("--reference/--no-reference", default=True, show_default=True,
               help="Also time a CLIPstyler-style loop (per-crop Python loop, two CLIP passes, unfrozen CLIP) on "
                    "the first variant's first backbone.")
+@click.option("--startup/--no-startup", default=True, show_default=True,
+              help="Also time a fresh process to its first step (imports, weights, text, other setup) for a "
+                   "first and a repeated prompt, with the first variant's settings and an empty text cache.")
 @click.option("--size", default=_DEFAULTS.size, show_default=True)
 @click.option("--crops", default=_DEFAULTS.crops, show_default=True, help="Crops per step (a preset may change it "
                                                                           "unless given).")
@@ -155,7 +168,7 @@ def _print_table(rows: list[BenchRow], baseline: BenchRow | None) -> None:
 def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], model_configs: tuple[Path, ...],
           prompts: tuple[str, ...], fusions: tuple[str, ...],
           precisions: tuple[str, ...], presets: tuple[str, ...], modes: tuple[str, ...], bf16_weights: bool,
-          steps: int, rounds: int, reference: bool, size: int, crops: int, crop_size: int,
+          steps: int, rounds: int, reference: bool, startup: bool, size: int, crops: int, crop_size: int,
           vgg_checkpoint: Path | None, device: str, json_path: Path | None, quiet: bool) -> None:
     """Measure seconds per optimisation step of the real architectures (random weights unless given)."""
     verbosity(quiet, False)
@@ -179,15 +192,22 @@ def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], mo
         with tqdm(total=total, desc="bench", unit="step", disable=quiet) as bar:
             rows = run_benchmark(variants, image, steps=steps, rounds=rounds, reference=reference,
                                  on_step=lambda _: bar.update())
+        first = variants[0]
+        startup_rows = (measure_startup({name: getattr(first.config, name) for name in STARTUP_FIELDS}, image,
+                                        first.prompt) if startup else [])
     baseline = next((r for r in rows if r.variant == REFERENCE_LABEL), None)
     machine = _machine(device)
     click.echo(f"{size}px long side, {crops} crops of {crop_size} (unless a preset changes them), device "
                f"{machine['device']} ({machine['device_name']}), torch {machine['torch']}")
     _print_table(rows, baseline)
+    if startup_rows:
+        _print_startup(startup_rows, variants[0])
     if json_path:
         record = {"settings": {"size": size, "crops": crops, "crop_size": crop_size, "device": device,
                                "image": str(image), "steps": steps, "rounds": rounds},
                   "machine": machine, "published": PUBLISHED,
-                  "rows": [_row_record(row, baseline) for row in rows], "versions": package_versions()}
+                  "rows": [_row_record(row, baseline) for row in rows],
+                  "startup": [{**asdict(row), "to_first_step_s": row.to_first_step_s} for row in startup_rows],
+                  "versions": package_versions()}
         text = json.dumps(record, indent=2, allow_nan=False, default=str)
         write_atomic(json_path, lambda fh: fh.write(text.encode("utf-8")))
