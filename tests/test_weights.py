@@ -164,7 +164,8 @@ def test_plain_vit_b_32_with_openai_tag_is_built_with_quickgelu(tmp_path: Path,
     del model
     config = StyleConfig(clip_model="ViT-B-32", clip_pretrained="openai", clip_checkpoint=checkpoint, offline=True)
     backbone = create_open_clip(config.backbone_specs()[0], config.load_context(), torch.device("cpu"))
-    activation = backbone.model.visual.transformer.resblocks[0].mlp.gelu
+    # The text tower keeps open_clip's module; the image tower's is folded into SiLU (fast_vit.py).
+    activation = backbone.model.transformer.resblocks[0].mlp.gelu
     assert type(activation).__name__ == "QuickGELU"
     assert backbone.provenance["quick_gelu"] is True
     assert backbone.input_size == (224, 224)

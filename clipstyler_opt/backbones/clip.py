@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,6 +19,7 @@ from torch import nn
 from ..errors import ConfigError, WeightsError
 from .checkpoints import checkpoint_format, describe_load_error
 from .fast_vit import speed_up_vision_tower
+from .no_init import initialisation_skipped
 from .spec import BackboneSpec, LoadContext
 from .tokenizers import build_tokenizer, require_extra_for, resolve_tokenizer_folder
 from .weights import WeightsFile, resolve_clip_weights, resolve_hub_file
@@ -231,7 +232,9 @@ def create_open_clip(spec: BackboneSpec, context: LoadContext, device: torch.dev
                        force_preprocess_cfg=tag_settings)
     try:
         with _suffixed_for_open_clip(weights.path, options) as options:
-            model = open_clip.create_model(name, device=device, weights_only=True, **options)
+            # With a file given, open_clip loads every weight strictly, so the random draws are wasted.
+            with initialisation_skipped() if "pretrained" in options else nullcontext():
+                model = open_clip.create_model(name, device=device, weights_only=True, **options)
     except WeightsError:
         raise
     except Exception as exc:  # open_clip raises RuntimeError/KeyError/pickle errors for bad files

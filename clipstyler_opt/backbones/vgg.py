@@ -10,6 +10,7 @@ from torch import nn
 
 from ..errors import WeightsError
 from .checkpoints import load_state_dict, weights_error
+from .no_init import initialisation_skipped
 
 __all__ = ["VGGFeatures", "VGG19_LAYOUT", "CONTENT_LAYERS", "build_vgg_features", "load_vgg_features",
            "move_vgg_features"]
@@ -65,7 +66,8 @@ def build_vgg_features(state_dict: dict[str, torch.Tensor], up_to: str, *, sourc
             layers.append(nn.ReLU(inplace=False) if name.startswith("relu") else nn.MaxPool2d(2, 2))
             continue
         weight, bias = _conv_tensors(tensors, index, name, channels, source)
-        layers.append(nn.Conv2d(channels, weight.shape[0], 3, padding=1))
+        with initialisation_skipped():  # every weight is loaded below, strictly
+            layers.append(nn.Conv2d(channels, weight.shape[0], 3, padding=1))
         wanted[f"{len(layers) - 1}.weight"], wanted[f"{len(layers) - 1}.bias"] = weight, bias
         channels = weight.shape[0]
     features = nn.Sequential(*layers)
