@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import open_clip
 import pytest
@@ -119,3 +120,47 @@ def test_cross_attention_falls_back_to_the_original_module() -> None:
     packed = PackedSelfAttention(mha)
     q, k, v = torch.rand(2, 3, 8), torch.rand(2, 4, 8), torch.rand(2, 4, 8)
     assert torch.equal(packed(q, k, v)[0], mha(q, k, v, need_weights=False)[0])
+
+
+def test_default_losses_and_gradients_equal_those_of_the_unmodified_networks(
+        tiny_config, photo, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """The whole fp32 objective, with the rewritten image tower and channels-last VGG, against
+    open_clip's own tower and a plain-layout VGG: the same values to 1e-5, on the same crops."""
+    from PIL import Image
+
+    from clipstyler_opt import Stylizer
+    from clipstyler_opt.backbones import vgg as vgg_module
+    from clipstyler_opt.backbones.clip import create_open_clip
+    from clipstyler_opt.backbones.ensemble import Member
+    from clipstyler_opt.engine import working_size
+    from clipstyler_opt.imageio import pil_to_tensor
+    from clipstyler_opt.objective import build_objective
+    from clipstyler_opt.targets import StyleTarget
+
+    config = tiny_config.replace(threshold=0.0)  # every crop counts, so every crop is compared
+    stylizer = Stylizer(config)
+    spec = config.backbone_specs()[0]
+    plain_member = Member(spec, create_open_clip(spec, config.load_context(), torch.device("cpu"),
+                                                 fast_vit=False))
+    plain_vgg = copy.deepcopy(stylizer.vgg).to(memory_format=torch.contiguous_format)
+    rgb = Image.open(photo).convert("RGB")
+    content = pil_to_tensor(rgb.resize(working_size(*rgb.size, config.size)))
+    target = StyleTarget.from_prompt("starry night", config.source_text)
+    torch.manual_seed(0)
+    output = torch.rand_like(content, requires_grad=True)
+
+    def losses_and_gradient(members: list, vgg: torch.nn.Module) -> tuple[dict, torch.Tensor]:
+        objective = build_objective(config, members, vgg, content, target)
+        torch.manual_seed(5)  # the same crops for both
+        values = objective(output)
+        (gradient,) = torch.autograd.grad(values["total"], output)
+        return {name: float(value.detach()) for name, value in values.items()}, gradient
+
+    fast, fast_gradient = losses_and_gradient(stylizer.members, stylizer.vgg)
+    monkeypatch.setattr(vgg_module, "CHANNELS_LAST_DEVICES", ())
+    plain, plain_gradient = losses_and_gradient([plain_member], plain_vgg)
+    assert isinstance(stylizer.members[0].backbone.model.visual.transformer.resblocks[-1], ClassTokenBlock)
+    for name, value in plain.items():
+        assert math.isclose(fast[name], value, rel_tol=1e-5, abs_tol=1e-9), name
+    assert (fast_gradient - plain_gradient).abs().max() <= 1e-5 * plain_gradient.abs().max()
+    assert plain["content"] > 0 and plain["patch"] > 0
