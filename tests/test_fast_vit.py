@@ -164,3 +164,15 @@ def test_default_losses_and_gradients_equal_those_of_the_unmodified_networks(
         assert math.isclose(fast[name], value, rel_tol=1e-5, abs_tol=1e-9), name
     assert (fast_gradient - plain_gradient).abs().max() <= 1e-5 * plain_gradient.abs().max()
     assert plain["content"] > 0 and plain["patch"] > 0
+
+
+def test_the_class_token_block_runs_under_open_clips_gradient_checkpointing(
+        models: tuple[torch.nn.Module, torch.nn.Module]) -> None:
+    _, fast = models
+    image = torch.rand(2, 3, 32, 32)
+    expected = fast.encode_image(image)
+    fast.visual.transformer.grad_checkpointing = True  # open_clip then calls block(x, None, None, mask)
+    try:
+        assert torch.allclose(fast.encode_image(image), expected, atol=1e-6)
+    finally:
+        fast.visual.transformer.grad_checkpointing = False

@@ -43,3 +43,12 @@ def test_a_backbone_built_without_initialisation_holds_exactly_the_files_weights
     reference = open_clip.create_model(tiny.TINY_CLIP_NAME)
     assert torch.equal(backbone.model.attn_mask, reference.attn_mask)
     assert torch.isinf(backbone.model.attn_mask).any()
+
+
+def test_nested_use_restores_the_real_functions() -> None:
+    real = init.normal_
+    with initialisation_skipped():
+        with initialisation_skipped():
+            pass
+        assert init.normal_ is not real
+    assert init.normal_ is real

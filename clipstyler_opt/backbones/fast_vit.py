@@ -84,9 +84,10 @@ class ClassTokenBlock(nn.Module):
         super().__init__()
         self.block = block
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
-        if attn_mask is not None:
-            return self.block(x, attn_mask=attn_mask)[:, :1]
+    def forward(self, x: torch.Tensor, k_x: torch.Tensor | None = None, v_x: torch.Tensor | None = None,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if attn_mask is not None or k_x is not None or v_x is not None:
+            return self.block(x, k_x, v_x, attn_mask=attn_mask)[:, :1]
         b = self.block
         normed = b.ln_1(x)
         x = x[:, :1] + b.ls_1(b.attn(normed[:, :1], normed, normed, need_weights=False)[0])

@@ -21,7 +21,7 @@ __all__ = ["initialisation_skipped", "INIT_FUNCTIONS"]
 INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
                   "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
                   "sparse_")
-_lock = threading.Lock()
+_lock = threading.RLock()  # a nested use in the same thread restores what it found
 
 
 def _skipping_in(owner: int, original: Callable[..., Any]) -> Callable[..., Any]:
