@@ -4,7 +4,7 @@ Each rewrite computes what the module it replaces computes, up to float rounding
 tests/test_fast_vit.py), and is applied only where the module layout is exactly the one it
 reproduces:
 - self-attention as plain matrix products: `nn.MultiheadAttention(batch_first=True)` transposes
-  and copies, and on CPUs the fused attention kernel's backward pass is slow for ~50 tokens;
+  and copies, and in bf16 on CPUs the fused attention kernel's backward pass is slow;
 - the patch embedding (a convolution whose stride equals its kernel) as one matrix product;
 - QuickGELU, x·σ(1.702x), as SiLU with the 1.702 folded into the neighbouring linear layers
   (one fused kernel each way instead of five elementwise passes);
@@ -25,9 +25,10 @@ QUICK_GELU_SCALE = 1.702  # QuickGELU(x) = x·σ(1.702x) = SiLU(1.702x) / 1.702
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(q·kᵀ/√d)·v over (batch, heads, tokens, head width)."""
-    if q.device.type != "cpu":
+    if q.device.type != "cpu" or q.dtype == torch.float32:
         return F.scaled_dot_product_attention(q, k, v)
-    # On CPUs the fused kernel's backward pass costs 4x (bf16) the three products below.
+    # In bf16 on CPUs the fused kernel's backward pass costs 1.6x (196 tokens) to 4x (50 tokens)
+    # the three products below; in fp32 the two tie up to ~100 tokens and the fused one wins beyond.
     weights = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1), dim=-1)
     return weights.to(v.dtype) @ v
 
