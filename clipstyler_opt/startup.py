@@ -24,8 +24,8 @@ __all__ = ["StartupRow", "measure_startup", "STARTUP_FIELDS"]
 
 # The config fields that decide what a start-up costs; they travel to the measuring process.
 STARTUP_FIELDS = ("backbone", "clip_model_config", "vgg_checkpoint", "device", "precision", "size", "crops",
-                  "crop_size", "preset", "bf16_weights", "compile")
-_PATH_TUPLES = {"backbone": str, "clip_model_config": Path}
+                  "crop_size", "preset", "bf16_weights")  # not compile: it acts in the first step, not before
+_TUPLE_FIELDS = {"backbone": str, "clip_model_config": Path}
 
 
 @dataclass
@@ -85,11 +85,12 @@ def _measure(request: dict[str, Any]) -> dict[str, Any]:
     imported = time.perf_counter()
 
     fields = dict(request["fields"])
-    for name, kind in _PATH_TUPLES.items():
+    for name, kind in _TUPLE_FIELDS.items():
         fields[name] = tuple(kind(v) for v in fields.get(name, ()))
     if fields.get("vgg_checkpoint"):
         fields["vgg_checkpoint"] = Path(fields["vgg_checkpoint"])
-    config = StyleConfig(**fields)
+    # The values are the parent's resolved ones: a preset must not change any of them again.
+    config = StyleConfig(**fields, explicit_fields=set(fields) - {"preset"})
     stylizer = Stylizer(config)
     loaded = time.perf_counter()
 

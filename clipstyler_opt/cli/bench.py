@@ -118,7 +118,8 @@ def _print_table(rows: list[BenchRow], baseline: BenchRow | None) -> None:
 
 
 def _print_startup(rows: list[StartupRow], variant: BenchVariant) -> None:
-    click.echo(f"\nstart-up of a fresh process to its first step ({variant.label}, {variant.config.precision}), seconds:")
+    click.echo(f"\nstart-up of a fresh process to its first step ({variant.label}, {variant.config.precision}), "
+               "seconds:")
     click.echo(f"{'prompt':<10}{'imports':>9}{'weights':>9}{'text':>8}{'other setup':>13}{'to first step':>15}")
     for row in rows:
         click.echo(f"{row.prompt:<10}{row.imports_s:>9.2f}{row.weights_s:>9.2f}{row.text_s:>8.3f}"
