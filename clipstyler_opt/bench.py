@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .backbones.random_init import randomised, write_random_vgg
+from .backbones.vgg import plain_layout_copy
 from .config import StyleConfig
 from .engine import BACKBONE_FIELDS, Progress, Stylizer, pad_to_multiple, working_size
 from .imageio import LoadedImage, load_image, pil_to_tensor
@@ -117,11 +118,12 @@ def _reference_step_fn(stylizer: Stylizer, config: StyleConfig, content: torch.T
     device = content.device
     unet = UNet(config.unet_width).to(device)
     optimizer = torch.optim.Adam(unet.parameters(), lr=config.lr)
+    vgg = plain_layout_copy(stylizer.vgg)  # torchvision's VGG19 on NCHW tensors, as the released code runs it
     w = config
     threshold = config.threshold if config.threshold is not None else 0.7
     with torch.no_grad(), runtime.autocast():
         e_c = F.normalize(clip.encode_image(F.interpolate(content, size=size, mode="bicubic")).float(), dim=-1)
-        reference_features = stylizer.vgg(content)
+        reference_features = vgg(content)
 
     def step() -> None:
         optimizer.zero_grad()
@@ -133,7 +135,7 @@ def _reference_step_fn(stylizer: Stylizer, config: StyleConfig, content: torch.T
             whole = F.interpolate(output, size=size, mode="bicubic")
             loss_dir = directional_loss(clip.encode_image(whole), e_c, direction).mean()
             loss = (w.lambda_patch * loss_patch + w.lambda_dir * loss_dir + w.lambda_tv * total_variation(output)
-                    + w.lambda_content * content_loss(stylizer.vgg(output), reference_features))
+                    + w.lambda_content * content_loss(vgg(output), reference_features))
         loss.backward()
         optimizer.step()
         if device.type == "cuda":

@@ -123,15 +123,15 @@ def test_cross_attention_falls_back_to_the_original_module() -> None:
 
 
 def test_default_losses_and_gradients_equal_those_of_the_unmodified_networks(
-        tiny_config, photo, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+        tiny_config, photo) -> None:  # type: ignore[no-untyped-def]
     """The whole fp32 objective, with the rewritten image tower and channels-last VGG, against
     open_clip's own tower and a plain-layout VGG: the same values to 1e-5, on the same crops."""
     from PIL import Image
 
     from clipstyler_opt import Stylizer
-    from clipstyler_opt.backbones import vgg as vgg_module
     from clipstyler_opt.backbones.clip import create_open_clip
     from clipstyler_opt.backbones.ensemble import Member
+    from clipstyler_opt.backbones.vgg import plain_layout_copy
     from clipstyler_opt.engine import working_size
     from clipstyler_opt.imageio import pil_to_tensor
     from clipstyler_opt.objective import build_objective
@@ -142,7 +142,7 @@ def test_default_losses_and_gradients_equal_those_of_the_unmodified_networks(
     spec = config.backbone_specs()[0]
     plain_member = Member(spec, create_open_clip(spec, config.load_context(), torch.device("cpu"),
                                                  fast_vit=False))
-    plain_vgg = copy.deepcopy(stylizer.vgg).to(memory_format=torch.contiguous_format)
+    plain_vgg = plain_layout_copy(stylizer.vgg)
     rgb = Image.open(photo).convert("RGB")
     content = pil_to_tensor(rgb.resize(working_size(*rgb.size, config.size)))
     target = StyleTarget.from_prompt("starry night", config.source_text)
@@ -157,9 +157,10 @@ def test_default_losses_and_gradients_equal_those_of_the_unmodified_networks(
         return {name: float(value.detach()) for name, value in values.items()}, gradient
 
     fast, fast_gradient = losses_and_gradient(stylizer.members, stylizer.vgg)
-    monkeypatch.setattr(vgg_module, "CHANNELS_LAST_DEVICES", ())
     plain, plain_gradient = losses_and_gradient([plain_member], plain_vgg)
     assert isinstance(stylizer.members[0].backbone.model.visual.transformer.resblocks[-1], ClassTokenBlock)
+    assert stylizer.vgg.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert plain_vgg.features[0].weight.is_contiguous() and plain_vgg.channels_last_on == ()
     for name, value in plain.items():
         assert math.isclose(fast[name], value, rel_tol=1e-5, abs_tol=1e-9), name
     assert (fast_gradient - plain_gradient).abs().max() <= 1e-5 * plain_gradient.abs().max()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from .checkpoints import load_state_dict, weights_error
 from .no_init import initialisation_skipped
 
 __all__ = ["VGGFeatures", "VGG19_LAYOUT", "CONTENT_LAYERS", "build_vgg_features", "load_vgg_features",
-           "move_vgg_features"]
+           "move_vgg_features", "plain_layout_copy"]
 
 # torchvision's vgg19 `features`: conv widths, "M" = max-pool. Layer indices follow from it.
 VGG19_LAYOUT: tuple[int | str, ...] = (
@@ -117,15 +118,17 @@ class VGGFeatures(nn.Module):
     mean: torch.Tensor
     std: torch.Tensor
 
-    def __init__(self, features: nn.Sequential, layers: tuple[str, ...] = CONTENT_LAYERS) -> None:
+    def __init__(self, features: nn.Sequential, layers: tuple[str, ...] = CONTENT_LAYERS, *,
+                 channels_last_on: tuple[str, ...] = CHANNELS_LAST_DEVICES) -> None:
         super().__init__()
         self.features = features.eval().requires_grad_(False)
+        self.channels_last_on = channels_last_on  # device types whose inputs are made channels-last
         self.tap_indices = [LAYER_NAMES.index(name) for name in layers]
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
-        if image.device.type in CHANNELS_LAST_DEVICES:
+        if image.device.type in self.channels_last_on:
             image = image.contiguous(memory_format=torch.channels_last)
         x = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)
         taps = []
@@ -146,5 +149,12 @@ def load_vgg_features(path: Path, layers: tuple[str, ...] = CONTENT_LAYERS) -> V
 
 def move_vgg_features(vgg: VGGFeatures, device: torch.device) -> VGGFeatures:
     """`vgg` on `device`, its weights in the memory layout its convolutions run fastest in there."""
-    layout = torch.channels_last if device.type in CHANNELS_LAST_DEVICES else torch.contiguous_format
+    layout = torch.channels_last if device.type in vgg.channels_last_on else torch.contiguous_format
     return vgg.to(device, memory_format=layout)
+
+
+def plain_layout_copy(vgg: VGGFeatures) -> VGGFeatures:
+    """A copy that computes on contiguous (NCHW) tensors everywhere, as torchvision's VGG does."""
+    features = copy.deepcopy(vgg.features).to(memory_format=torch.contiguous_format)
+    taps = tuple(LAYER_NAMES[index] for index in vgg.tap_indices)
+    return VGGFeatures(features, taps, channels_last_on=()).to(vgg.mean.device)
