@@ -1,6 +1,6 @@
 PYTHON ?= python3
 
-.PHONY: install browser test bench clean
+.PHONY: install browser lint test bench clean
 
 # The Python package with its extras (siglip, video, lpips) and dev tools (pytest, Playwright), and
 # Chromium for the browser tests.
@@ -22,11 +22,18 @@ browser:
 			"(and fail under CI=true)."; \
 	fi
 
-test:
+# ruff (style and common bugs) and mypy (types), configured in pyproject.toml; mypy keeps its
+# cache in .mypy_cache, so a second run takes seconds.
+lint:
+	$(PYTHON) -m ruff check clipstyler_opt tests examples
+	$(PYTHON) -m mypy
+
+# Lint first, then the tests and the package's doctests.
+test: lint
 	$(PYTHON) -m pytest -q
 
 bench:
 	$(PYTHON) -m clipstyler_opt bench
 
 clean:
-	rm -rf build dist *.egg-info .pytest_cache
+	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,7 @@
 """clipstyler_opt: text-driven image style transfer by per-image optimisation (CLIPstyler).
 
 The API is imported on first use, so that `clipopt` can check a command line (and `import
-clipstyler_opt.config` stays light) without loading torch.
+clipstyler_opt.core.config` stays light) without loading torch.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import StyleConfig
-    from .engine import Progress, Result, Stylizer, stylize
-    from .errors import ClipoptError
+    from clipstyler_opt.core.config import StyleConfig
+    from clipstyler_opt.run.engine import Progress, Result, Stylizer, stylize
+    from clipstyler_opt.core.errors import ClipoptError
 
 __all__ = ["stylize", "Stylizer", "StyleConfig", "Result", "Progress", "ClipoptError"]
 __version__ = "0.1.0"
-_HOMES = {"stylize": "engine", "Stylizer": "engine", "Result": "engine", "Progress": "engine",
-          "StyleConfig": "config", "ClipoptError": "errors"}
+_HOMES = {"stylize": "run.engine", "Stylizer": "run.engine", "Result": "run.engine", "Progress": "run.engine",
+          "StyleConfig": "core.config", "ClipoptError": "core.errors"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,3 +1,3 @@
-from .cli import main
+from clipstyler_opt.cli import main
 
 raise SystemExit(main())

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 import tiny
 from clipstyler_opt import StyleConfig, Stylizer
-from clipstyler_opt.backbones.spec import BackboneSpec
+from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.cli import cli
-from clipstyler_opt.errors import ConfigError, WeightsError
+from clipstyler_opt.core.errors import ConfigError, WeightsError
 from conftest import subprocess_env
 
 
@@ -166,10 +166,10 @@ def test_two_member_ensemble_is_the_weighted_sum_of_single_members(
         siglip_paths: dict[str, Path], tiny_paths: dict[str, Path], photo: Path) -> None:
     from PIL import Image
 
-    from clipstyler_opt.engine import working_size
-    from clipstyler_opt.imageio import pil_to_tensor
-    from clipstyler_opt.objective import build_objective
-    from clipstyler_opt.targets import StyleTarget
+    from clipstyler_opt.run.engine import working_size
+    from clipstyler_opt.method.pixels import pil_to_tensor
+    from clipstyler_opt.method.objective import build_objective
+    from clipstyler_opt.method.targets import StyleTarget
 
     configs = (tiny_paths["clip_model_config"], siglip_paths["config"])
     base = StyleConfig(clip_model_config=configs, vgg_checkpoint=tiny_paths["vgg_checkpoint"],
@@ -180,7 +180,7 @@ def test_two_member_ensemble_is_the_weighted_sum_of_single_members(
     content = pil_to_tensor(rgb.resize(working_size(*rgb.size, 64)))
     target = StyleTarget.from_prompt("starry night", "a Photo")
     both = build_objective(ensemble.config, ensemble.members, ensemble.vgg, content, target)
-    from clipstyler_opt.backbones.ensemble import Member
+    from clipstyler_opt.method.ensemble import Member
 
     unweighted = [Member(m.spec.with_defaults(weight=1.0), m.backbone) for m in ensemble.members]
     singles = [build_objective(ensemble.config, [m], ensemble.vgg, content, target) for m in unweighted]

@@ -14,8 +14,8 @@ import tiny
 
 from clipstyler_opt.batch import LOCK_NAME, derive_seed, session
 from clipstyler_opt.cli import main
-from clipstyler_opt.errors import BatchFailures
-from clipstyler_opt.naming import prompt_slug
+from clipstyler_opt.core.errors import BatchFailures
+from clipstyler_opt.core.naming import prompt_slug
 from test_batch_support import (EXAMPLES, PROMPTS, assert_readable_image, assert_same_result, last_run,
                                 make_photo_folder, prompt_flags, records, statuses, tiny_flags, visible_files)
 

@@ -22,9 +22,9 @@ from clipstyler_opt.batch import (LOCK_NAME, MANIFEST_NAME, BatchLock, BatchLock
 from clipstyler_opt.batch.discovery import InputFile
 from clipstyler_opt.batch.manifest import journal_path, json_line, merge_stale_journals
 from clipstyler_opt.batch.names import output_names
-from clipstyler_opt.config_files import load_toml
-from clipstyler_opt.errors import ConfigError, InputImageError, OutputError
-from clipstyler_opt.imageio import sidecar_path
+from clipstyler_opt.core.config_files import load_toml
+from clipstyler_opt.core.errors import ConfigError, InputImageError, OutputError
+from clipstyler_opt.run.images import sidecar_path
 from test_batch_support import EXAMPLES, fails_if_blocked, make_photo_folder, make_special_files
 
 NASTY_PROMPTS = ["../../etc/passwd", "/absolute/path", "..", "a\\b/../c", "夜空 🌃 starry night", "x" * 500,

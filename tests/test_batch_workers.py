@@ -17,7 +17,7 @@ from PIL import Image
 
 from clipstyler_opt.batch import LOCK_NAME, BatchSettings
 from clipstyler_opt.cli import main
-from clipstyler_opt.errors import ConfigError
+from clipstyler_opt.core.errors import ConfigError
 from conftest import subprocess_env
 from test_batch_support import (count_stylizer_loads, last_run, make_photo_folder, prompt_flags, records, statuses,
                                 tiny_flags, visible_files)

@@ -13,9 +13,9 @@ import torch
 import tiny
 import toy
 from clipstyler_opt import StyleConfig, Stylizer
-from clipstyler_opt.bench import peak_memory, reset_peak_memory
+from clipstyler_opt.tools.bench import peak_memory, reset_peak_memory
 from clipstyler_opt.cli import main
-from clipstyler_opt.precision import cpu_has_native_bf16
+from clipstyler_opt.method.precision import cpu_has_native_bf16
 
 
 def tiny_bench_args(tiny_paths: dict[str, Path]) -> list[str]:
@@ -175,8 +175,8 @@ def test_compiled_losses_match_eager_ones(tmp_path: Path, tiny_paths: dict[str, 
 
 def test_a_failing_startup_measurement_is_one_line_with_the_childs_exit_code(tiny_paths: dict[str, Path],
                                                                              photo: Path, tmp_path: Path) -> None:
-    from clipstyler_opt.errors import ClipoptError, WeightsError
-    from clipstyler_opt.startup import measure_startup
+    from clipstyler_opt.core.errors import ClipoptError, WeightsError
+    from clipstyler_opt.tools.startup import measure_startup
 
     spec = f"{tiny.TINY_CLIP_NAME}:file={tiny_paths['clip_checkpoint']}"
     fields = {"backbone": (spec,), "clip_model_config": (tiny_paths["clip_model_config"],),

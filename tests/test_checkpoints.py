@@ -12,10 +12,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 import tiny
-from clipstyler_opt.backbones.checkpoints import checkpoint_format, describe_load_error, load_state_dict
-from clipstyler_opt.backbones.vgg import load_vgg_features
+from clipstyler_opt.weights.checkpoints import checkpoint_format, describe_load_error, load_state_dict
+from clipstyler_opt.models.vgg import load_vgg_features
 from clipstyler_opt.cli import cli
-from clipstyler_opt.errors import WeightsError
+from clipstyler_opt.core.errors import WeightsError
 
 
 def load_error(loader: object, path: Path) -> str:

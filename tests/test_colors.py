@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clipstyler_opt.colors import keep_colors
+from clipstyler_opt.method.colors import keep_colors
 
 # BT.601 luma weights, written out here rather than taken from the code under test.
 LUMA = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)

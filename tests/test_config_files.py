@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from clipstyler_opt import StyleConfig
 from clipstyler_opt.cli import cli
-from clipstyler_opt.config_files import load_toml
-from clipstyler_opt.errors import ConfigError
-from clipstyler_opt.filehash import clear_memory_cache
+from clipstyler_opt.core.config_files import load_toml
+from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.digests import clear_memory_cache
 
 OLD_NS = 1_600_000_000 * 10**9  # a fixed modification time well in the past
 
@@ -65,7 +65,7 @@ def test_an_integer_is_a_valid_float_and_types_that_fit_pass(tmp_path: Path) -> 
     ({"a": 1}, int, "an integer"),
 ])
 def test_type_rules_for_optional_and_repeatable_fields(value: object, hint: object, expected: str | None) -> None:
-    from clipstyler_opt.config_files import _toml_type_mismatch
+    from clipstyler_opt.core.config_files import _toml_type_mismatch
 
     assert _toml_type_mismatch(value, hint) == expected
 

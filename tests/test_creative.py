@@ -11,7 +11,7 @@ from PIL import Image
 
 import toy
 from clipstyler_opt import StyleConfig, Stylizer
-from clipstyler_opt.errors import ConfigError
+from clipstyler_opt.core.errors import ConfigError
 from test_toy_end_to_end import colour_bias, structure
 
 
@@ -85,7 +85,7 @@ def test_style_strength_trades_structure_for_style(stylizer: Stylizer, photo: Pa
 def test_keep_colors_keeps_the_photos_chroma(stylizer: Stylizer, photo: Path) -> None:
     import kornia
 
-    from clipstyler_opt.imageio import pil_to_tensor
+    from clipstyler_opt.method.pixels import pil_to_tensor
 
     kept = stylizer.stylize(photo, "red", keep_colors=True).image
     plain = stylizer.stylize(photo, "red").image
@@ -123,7 +123,7 @@ def test_frames_come_at_the_animation_interval(stylizer: Stylizer, photo: Path) 
     ({"style_image": ("missing.png",)}, "no such file"),
 ])
 def test_bad_creative_options_fail_before_any_work(changes: dict[str, object], message: str) -> None:
-    from clipstyler_opt.errors import ClipoptError
+    from clipstyler_opt.core.errors import ClipoptError
 
     with pytest.raises(ClipoptError, match=message):
         StyleConfig(**changes)  # type: ignore[arg-type]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from clipstyler_opt.config import StyleConfig
-from clipstyler_opt.errors import EXIT_CODES
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import EXIT_CODES
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 

@@ -12,9 +12,9 @@ from PIL import Image
 
 import toy
 from clipstyler_opt import Progress, StyleConfig, Stylizer, stylize
-from clipstyler_opt.backbones import register_backbone
-from clipstyler_opt.errors import ConfigError, OptimisationError
-from clipstyler_opt.precision import cpu_has_native_bf16
+from clipstyler_opt.models import register_backbone
+from clipstyler_opt.core.errors import ConfigError, OptimisationError
+from clipstyler_opt.method.precision import cpu_has_native_bf16
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -113,7 +113,7 @@ def test_non_finite_steps_are_skipped_and_reported(tiny_config: StyleConfig, pho
 
 def test_fp16_gradient_scaling_path_skips_non_finite_steps(tiny_config: StyleConfig, photo: Path) -> None:
     """The fp16 + GradScaler loop, forced on the CPU (autocast supports fp16 there, slowly)."""
-    from clipstyler_opt.precision import Runtime
+    from clipstyler_opt.method.precision import Runtime
 
     register_backbone("flaky-fp16", lambda spec, context, device: _FlakyBackbone({3}))
     stylizer = Stylizer(toy.toy_config(tiny_config, backbone="flaky-fp16", steps=4))

@@ -14,7 +14,7 @@ from PIL import Image
 
 import tiny
 from clipstyler_opt.cli import cli, main
-from clipstyler_opt.metrics import DIRECTIONS, METRICS
+from clipstyler_opt.evaluate import DIRECTIONS, METRICS
 from clipstyler_opt.report import load_results
 from test_batch_support import EXAMPLES, tiny_flags
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from clipstyler_opt.errors import ConfigError, InputImageError
-from clipstyler_opt.imageio import MAX_INPUT_ENV, load_image, max_input_bytes
+from clipstyler_opt.core.errors import ConfigError, InputImageError
+from clipstyler_opt.run.images import MAX_INPUT_ENV, load_image, max_input_bytes
 
 
 def png_header_only(path: Path, width: int, height: int) -> Path:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clipstyler_opt.cli import cli
-from clipstyler_opt.imageio import save_image
+from clipstyler_opt.run.images import save_image
 
 SHA = "ab" * 32
 

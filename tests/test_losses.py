@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from clipstyler_opt import StyleConfig
-from clipstyler_opt.losses import content_loss, directional_loss, thresholded_mean, total_variation
+from clipstyler_opt.method.losses import content_loss, directional_loss, thresholded_mean, total_variation
 
 
 def test_directional_loss_by_hand() -> None:
@@ -66,7 +66,7 @@ def test_defaults_are_clipstyler_values() -> None:
     assert (c.crops, c.crop_size, c.threshold, c.distortion) == (64, 128, None, 0.5)  # None: τ from the table
     assert (c.lr, c.lr_decay_every, c.lr_decay_factor, c.steps, c.size) == (5e-4, 100, 0.5, 200, 512)
     assert (c.source_text, c.templates, c.contrast) == ("a Photo", "auto", False)
-    from clipstyler_opt.backbones.calibration import defaults_for
+    from clipstyler_opt.models.calibration import defaults_for
 
     clip = defaults_for("ViT-B-32-quickgelu")
     assert (clip.tau, clip.templates, clip.calibrated) == (0.7, "imagenet", True)
@@ -95,11 +95,11 @@ class _Linear(torch.nn.Module):
 def _objective(config: StyleConfig, direction: torch.Tensor, content: torch.Tensor, crops: int = 6,
                backbone: torch.nn.Module | None = None, vgg: object = None):  # type: ignore[no-untyped-def]
     """The real builder, with a fixed direction instead of text (the target is not under test here)."""
-    from clipstyler_opt.backbones.ensemble import Member
-    from clipstyler_opt.backbones.spec import BackboneSpec
-    from clipstyler_opt.objective import build_objective
-    from clipstyler_opt.styles import StyleSpec
-    from clipstyler_opt.targets import StyleTarget
+    from clipstyler_opt.method.ensemble import Member
+    from clipstyler_opt.core.backbone_spec import BackboneSpec
+    from clipstyler_opt.method.objective import build_objective
+    from clipstyler_opt.core.styles import StyleSpec
+    from clipstyler_opt.method.targets import StyleTarget
 
     class FixedTarget(StyleTarget):
         def components(self, member, templates, content_embedding):  # type: ignore[no-untyped-def]
@@ -152,11 +152,11 @@ def test_named_objective_equals_the_previous_implementation_exactly(tiny_config:
     from reference_objective import PreviousObjective
 
     from clipstyler_opt import Stylizer
-    from clipstyler_opt.engine import working_size
-    from clipstyler_opt.imageio import pil_to_tensor
-    from clipstyler_opt.objective import build_objective
-    from clipstyler_opt.targets import StyleTarget
-    from clipstyler_opt.text import text_direction
+    from clipstyler_opt.run.engine import working_size
+    from clipstyler_opt.method.pixels import pil_to_tensor
+    from clipstyler_opt.method.objective import build_objective
+    from clipstyler_opt.method.targets import StyleTarget
+    from clipstyler_opt.method.text import text_direction
 
     config = tiny_config.replace(templates="imagenet")
     stylizer = Stylizer(config)

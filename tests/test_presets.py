@@ -9,7 +9,7 @@ import pytest
 
 from clipstyler_opt import StyleConfig
 from clipstyler_opt.cli import main
-from clipstyler_opt.errors import ConfigError
+from clipstyler_opt.core.errors import ConfigError
 
 # The README's table (### Presets and early stopping).
 FAST = {"steps": 100, "lr_decay_every": 50, "crops": 32}

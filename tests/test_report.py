@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clipstyler_opt.cli import cli
-from clipstyler_opt.errors import ConfigError
+from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.report import load_results, write_report
 from clipstyler_opt.report.markup import clean_text, escape
 from clipstyler_opt.report.svg import LabelledPoint, Series, format_tick, line_chart, nice_axis, scatter_chart

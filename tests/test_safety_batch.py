@@ -15,9 +15,9 @@ from PIL import Image
 from clipstyler_opt.batch import BatchSettings, run_batch
 from clipstyler_opt.batch.runner import SilentObserver
 from clipstyler_opt.cli import main
-from clipstyler_opt.config import StyleConfig
-from clipstyler_opt.engine import ProgressCallback
-from clipstyler_opt.naming import prompt_slug
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.run.engine import ProgressCallback
+from clipstyler_opt.core.naming import prompt_slug
 from test_batch_support import (EXAMPLES, assert_readable_image, fails_if_blocked, last_run, records, statuses,
                                 tiny_flags, visible_files)
 

@@ -21,10 +21,10 @@ import pytest
 import torch
 from PIL import Image
 
-from clipstyler_opt.config import StyleConfig
-from clipstyler_opt.engine import Stylizer
-from clipstyler_opt.errors import OutputError
-from clipstyler_opt.resources import check_free_space, estimate_peak_bytes, is_out_of_memory
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.run.engine import Stylizer
+from clipstyler_opt.core.errors import OutputError
+from clipstyler_opt.run.resources import check_free_space, estimate_peak_bytes, is_out_of_memory
 from conftest import subprocess_env
 from test_cli import invoke
 from test_imageio import EPS, fake_ghostscript

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from clipstyler_opt.cli import cli
-from clipstyler_opt.errors import ConfigError
+from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.report import (CSV_COLUMNS, GREY_CELL, analyze_answers, bradley_terry, load_results, plan_study,
                                    render_study, wilson_interval)
 from clipstyler_opt.report.stats import connected_components

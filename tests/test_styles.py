@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clipstyler_opt.errors import ConfigError, InputImageError
-from clipstyler_opt.styles import StyleImage, StylePart, StyleSpec, fuse_directions, normalised_weights
-from clipstyler_opt.text import text_direction, text_embedding
+from clipstyler_opt.core.errors import ConfigError, InputImageError
+from clipstyler_opt.core.styles import StyleImage, StylePart, StyleSpec, fuse_directions, normalised_weights
+from clipstyler_opt.method.text import text_direction, text_embedding
 
 
 def test_weighted_parts_parse_and_unweighted_parts_weigh_one() -> None:

@@ -17,8 +17,8 @@ from clipstyler_opt.batch import (InputFile, SweepCell, build_sweep_jobs, cell_i
                                   parse_vary)
 from clipstyler_opt.batch.jobs import backbone_key
 from clipstyler_opt.cli import main
-from clipstyler_opt.errors import ConfigError
-from clipstyler_opt.naming import prompt_slug
+from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.naming import prompt_slug
 from clipstyler_opt.report import load_results
 from test_batch_support import (EXAMPLES, assert_readable_image, assert_same_result, count_stylizer_loads, last_run,
                                 records, statuses, tiny_flags)

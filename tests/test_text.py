@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clipstyler_opt.text import TextEmbeddings, template_texts, text_direction, text_embedding
+from clipstyler_opt.method.text import TextEmbeddings, template_texts, text_direction, text_embedding
 
 
 class _LookupText:

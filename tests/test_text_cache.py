@@ -18,12 +18,12 @@ import torch.nn.functional as F
 import tiny
 import toy
 from clipstyler_opt import StyleConfig
-from clipstyler_opt.backbones.clip import OpenClipBackbone
-from clipstyler_opt.backbones.ensemble import Member, load_members
-from clipstyler_opt.backbones.spec import BackboneSpec
-from clipstyler_opt.errors import ConfigError
-from clipstyler_opt.templates import template_texts
-from clipstyler_opt.textcache import ENTRY_SUFFIX, MAX_BYTES, MAX_ENTRIES, TextCache, backbone_identity, text_cache_dir
+from clipstyler_opt.models.clip import OpenClipBackbone
+from clipstyler_opt.method.ensemble import Member, load_members
+from clipstyler_opt.core.backbone_spec import BackboneSpec
+from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.templates import template_texts
+from clipstyler_opt.method.textcache import ENTRY_SUFFIX, MAX_BYTES, MAX_ENTRIES, TextCache, backbone_identity, text_cache_dir
 
 CPU = torch.device("cpu")
 STYLE, SOURCE = "starry night by Vincent van Gogh", "a Photo"

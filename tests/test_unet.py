@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from clipstyler_opt import Stylizer, StyleConfig
-from clipstyler_opt.unet import UNet
+from clipstyler_opt.models.unet import UNet
 
 
 def test_parameter_count_matches_the_paper_architecture() -> None:
@@ -36,7 +36,7 @@ def test_engine_handles_sides_that_are_not_multiples_of_8(tiny_config: StyleConf
 def test_too_small_working_size_is_a_clear_input_error(tiny_config: StyleConfig) -> None:
     from PIL import Image
 
-    from clipstyler_opt.errors import InputImageError
+    from clipstyler_opt.core.errors import InputImageError
 
     with pytest.raises(InputImageError, match="at least 16 pixels"):
         Stylizer(tiny_config.replace(size=13)).stylize(Image.new("RGB", (9, 13)), "a red sky")

@@ -17,11 +17,12 @@ import pytest
 import torch
 
 import tiny
-from clipstyler_opt import StyleConfig, Stylizer, filehash
-from clipstyler_opt.backbones.checkpoints import load_state_dict
-from clipstyler_opt.backbones.vgg import LAYER_NAMES, load_vgg_features
-from clipstyler_opt.backbones.weights import (VGG19_FILENAME, resolve_clip_weights, resolve_vgg_weights)
-from clipstyler_opt.errors import WeightsError
+from clipstyler_opt import StyleConfig, Stylizer
+from clipstyler_opt.core import digests as filehash
+from clipstyler_opt.weights.checkpoints import load_state_dict
+from clipstyler_opt.models.vgg import LAYER_NAMES, load_vgg_features
+from clipstyler_opt.weights.resolve import (VGG19_FILENAME, resolve_clip_weights, resolve_vgg_weights)
+from clipstyler_opt.core.errors import WeightsError
 
 OPENAI_REPO = "timm/vit_base_patch32_clip_224.openai"
 
@@ -155,7 +156,7 @@ def test_plain_vit_b_32_with_openai_tag_is_built_with_quickgelu(tmp_path: Path,
     import open_clip
     from safetensors.torch import save_file
 
-    from clipstyler_opt.backbones.clip import create_open_clip
+    from clipstyler_opt.models.clip import create_open_clip
 
     model = open_clip.create_model("ViT-B-32")
     monkeypatch.chdir(tmp_path)

@@ -18,12 +18,12 @@ import torch
 from click.testing import CliRunner
 
 import tiny
-from clipstyler_opt.backbones import catalog
-from clipstyler_opt.backbones.catalog import CATALOG
-from clipstyler_opt.backbones.inspect import infer_architecture, open_clip_candidates, tensor_table
-from clipstyler_opt.backbones.download import VGG19_FILENAME, download_file
+from clipstyler_opt.models import catalog
+from clipstyler_opt.models.catalog import CATALOG
+from clipstyler_opt.models.inspect import infer_architecture, open_clip_candidates, tensor_table
+from clipstyler_opt.weights.download import VGG19_FILENAME, download_file
 from clipstyler_opt.cli import cli
-from clipstyler_opt.errors import WeightsError
+from clipstyler_opt.core.errors import WeightsError
 from test_weights import OPENAI_REPO, fill_hf_cache
 
 SIGLIP_REPO = "timm/ViT-B-16-SigLIP"  # ViT-B-16-SigLIP/webli: weights and tokenizer

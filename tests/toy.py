@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from clipstyler_opt.backbones import register_backbone
-from clipstyler_opt.config import StyleConfig
+from clipstyler_opt.models import register_backbone
+from clipstyler_opt.core.config import StyleConfig
 
 if TYPE_CHECKING:
     from clipstyler_opt import Stylizer

@@ -7,18 +7,18 @@ the folder lock, the input guard, the manifest, the resume scan, the job runner,
 processes and the torchrun plumbing.
 """
 
-from .discovery import Discovery, InputFile, SkippedInput, discover_inputs, looks_like_image, scan_inputs
-from .distributed import Distributed, launched_by_torchrun
-from .grid import SweepCell, cell_id, expand_grid, parse_vary
-from .jobs import Job, Shard, build_jobs, build_sweep_jobs, derive_seed, read_prompts_file, unique_prompts
-from .lock import LOCK_NAME, BatchLock, BatchLocked
-from .manifest import MANIFEST_NAME, ManifestWriter, ManifestWriteError, read_records
-from .records import Summary
-from .resume import DigestCache, expected_settings_hash, scan_jobs
-from .runner import BatchObserver, SilentObserver
-from .safety import InputGuard
-from .session import BatchPlan, BatchSettings, plan_batch, plan_jobs, run_batch
-from .workers import run_in_workers
+from clipstyler_opt.batch.discovery import Discovery, InputFile, SkippedInput, discover_inputs, looks_like_image, scan_inputs
+from clipstyler_opt.batch.distributed import Distributed, launched_by_torchrun
+from clipstyler_opt.batch.grid import SweepCell, cell_id, expand_grid, parse_vary
+from clipstyler_opt.batch.jobs import Job, Shard, build_jobs, build_sweep_jobs, derive_seed, read_prompts_file, unique_prompts
+from clipstyler_opt.batch.lock import LOCK_NAME, BatchLock, BatchLocked
+from clipstyler_opt.batch.manifest import MANIFEST_NAME, ManifestWriter, ManifestWriteError, read_records
+from clipstyler_opt.batch.records import Summary
+from clipstyler_opt.batch.resume import DigestCache, expected_settings_hash, scan_jobs
+from clipstyler_opt.batch.runner import BatchObserver, SilentObserver
+from clipstyler_opt.batch.safety import InputGuard
+from clipstyler_opt.batch.session import BatchPlan, BatchSettings, plan_batch, plan_jobs, run_batch
+from clipstyler_opt.batch.workers import run_in_workers
 
 __all__ = [
     "BatchSettings",

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Sequence
 
-from ..errors import InputImageError
-from ..naming import printable
+from clipstyler_opt.core.errors import InputImageError
+from clipstyler_opt.core.naming import printable
 
 __all__ = ["InputFile", "SkippedInput", "Discovery", "scan_inputs", "discover_inputs", "looks_like_image",
            "IMAGE_EXTENSIONS", "NOT_AN_IMAGE"]

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from ..errors import ConfigError
+from clipstyler_opt.core.errors import ConfigError
 
 __all__ = ["Distributed", "launched_by_torchrun"]
 

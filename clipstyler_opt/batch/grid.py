@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..config import StyleConfig, unknown_setting_message
-from ..errors import ClipoptError, ConfigError
+from clipstyler_opt.core.config import StyleConfig, unknown_setting_message
+from clipstyler_opt.core.errors import ClipoptError, ConfigError
 
 __all__ = ["SweepCell", "Variation", "parse_vary", "expand_grid", "cell_id", "plain_value", "MAX_CELL_ID"]
 

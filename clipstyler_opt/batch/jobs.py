@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Sequence
 
-from ..config import StyleConfig
-from ..engine import BACKBONE_FIELDS
-from ..errors import ConfigError, OutputError
-from ..naming import prompt_slug
-from .discovery import InputFile
-from .grid import SweepCell
-from .names import fs_bytes, output_names
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.run.engine import BACKBONE_FIELDS
+from clipstyler_opt.core.errors import ConfigError, OutputError
+from clipstyler_opt.core.naming import prompt_slug
+from clipstyler_opt.batch.discovery import InputFile
+from clipstyler_opt.batch.grid import SweepCell
+from clipstyler_opt.batch.names import fs_bytes, output_names
 
 __all__ = ["Job", "Shard", "derive_seed", "output_names", "build_jobs", "build_sweep_jobs", "backbone_key",
            "read_prompts_file", "unique_prompts"]

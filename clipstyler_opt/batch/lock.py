@@ -20,10 +20,10 @@ import logging
 import os
 from pathlib import Path
 
-from ..errors import ClipoptError, OutputError
-from ..naming import printable
-from .jobs import Shard
-from .safety import open_regular
+from clipstyler_opt.core.errors import ClipoptError, OutputError
+from clipstyler_opt.core.naming import printable
+from clipstyler_opt.batch.jobs import Shard
+from clipstyler_opt.batch.safety import open_regular
 
 __all__ = ["BatchLock", "BatchLocked", "LOCK_NAME", "EXIT_LOCKED"]
 

@@ -26,9 +26,9 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..errors import OutputError
-from ..naming import printable
-from .safety import open_regular
+from clipstyler_opt.core.errors import OutputError
+from clipstyler_opt.core.naming import printable
+from clipstyler_opt.batch.safety import open_regular
 
 __all__ = ["MANIFEST_NAME", "ManifestWriter", "ManifestWriteError", "read_records", "journal_path",
            "merge_stale_journals", "record_key", "json_line"]

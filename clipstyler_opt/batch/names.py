@@ -16,8 +16,8 @@ from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable
 
-from ..naming import NAME_MAX, SIDECAR_SUFFIX, fit_name, name_bytes, slugify
-from .discovery import InputFile
+from clipstyler_opt.core.naming import NAME_MAX, SIDECAR_SUFFIX, fit_name, name_bytes, slugify
+from clipstyler_opt.batch.discovery import InputFile
 
 __all__ = ["output_names", "fs_bytes", "short_hash"]
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..naming import printable
-from .discovery import SkippedInput
-from .jobs import Job
-from .resume import InputDigest
+from clipstyler_opt.core.naming import printable
+from clipstyler_opt.batch.discovery import SkippedInput
+from clipstyler_opt.batch.jobs import Job
+from clipstyler_opt.batch.resume import InputDigest
 
 __all__ = ["DONE", "FAILED", "SKIPPED", "new_run_id", "job_record", "skipped_input_fields", "Summary"]
 

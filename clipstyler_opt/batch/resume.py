@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..config import StyleConfig
-from ..imageio import sidecar_path
-from .jobs import Job
-from .safety import open_regular
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.run.images import sidecar_path
+from clipstyler_opt.batch.jobs import Job
+from clipstyler_opt.batch.safety import open_regular
 
 __all__ = ["InputDigest", "DigestCache", "ScanResult", "expected_settings_hash", "scan_jobs", "file_sha256"]
 

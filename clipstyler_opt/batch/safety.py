@@ -16,9 +16,9 @@ import stat
 from pathlib import Path
 from typing import Iterable
 
-from ..imageio import sidecar_path
-from ..naming import frames_folder, printable
-from .jobs import Job
+from clipstyler_opt.run.images import sidecar_path
+from clipstyler_opt.core.naming import frames_folder, printable
+from clipstyler_opt.batch.jobs import Job
 
 __all__ = ["InputGuard", "open_regular"]
 

@@ -9,8 +9,8 @@ from typing import Any, Sequence
 
 import click
 
-from ..errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, ClipoptError
-from ..naming import printable
+from clipstyler_opt.core.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, ClipoptError
+from clipstyler_opt.core.naming import printable
 
 __all__ = ["main", "cli"]
 
@@ -37,7 +37,7 @@ class _ErrorMappingGroup(click.Group):
             _report(f"error: {exc}", exc)
             ctx.exit(exc.exit_code)
         except Exception as exc:
-            from ..resources import is_out_of_memory, out_of_memory_error
+            from clipstyler_opt.run.resources import is_out_of_memory, out_of_memory_error
 
             if is_out_of_memory(exc):  # e.g. CUDA out of memory: a resource limit, not a bug
                 error = out_of_memory_error()

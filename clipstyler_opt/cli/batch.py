@@ -14,15 +14,15 @@ from typing import Any, Callable
 import click
 from tqdm.auto import tqdm
 
-from ..batch import (BatchSettings, Job, Shard, Summary, SweepCell, launched_by_torchrun, read_prompts_file,
+from clipstyler_opt.batch import (BatchSettings, Job, Shard, Summary, SweepCell, launched_by_torchrun, read_prompts_file,
                      run_batch)
-from ..batch.jobs import unique_prompts
-from ..config import StyleConfig
-from ..engine import ProgressCallback
-from ..errors import BatchFailures
-from ..naming import printable
-from .options import config_file_option, split_config, style_options, verbosity, verbosity_options
-from .progress import StepBar
+from clipstyler_opt.batch.jobs import unique_prompts
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.run.engine import ProgressCallback
+from clipstyler_opt.core.errors import BatchFailures
+from clipstyler_opt.core.naming import printable
+from clipstyler_opt.cli.options import config_file_option, split_config, style_options, verbosity, verbosity_options
+from clipstyler_opt.cli.progress import StepBar
 
 __all__ = ["batch", "batch_options", "run_batch_command", "BarObserver", "LineObserver"]
 

@@ -9,18 +9,18 @@ from typing import Any
 import click
 from tqdm.auto import tqdm
 
-from ..config import StyleConfig
-from ..errors import ConfigError
-from ..metrics import (EvalOptions, EvalReport, EvalRow, Evaluator, Overrides, PatchProtocol, collect_targets,
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.evaluate import (EvalOptions, EvalReport, EvalRow, Evaluator, Overrides, PatchProtocol, collect_targets,
                        evaluate_targets)
-from ..metrics.scorer import DEFAULT_SCORERS
-from ..metrics.table import format_rows, format_summary, format_unavailable, write_csv, write_json
-from ..metrics.targets import EvalTarget
-from ..naming import printable
-from ..outputs import refuse_overwriting_inputs, sidecar_path
-from ..report.load import EVAL_NAME
-from ..styles import StyleImage
-from .options import verbosity, verbosity_options
+from clipstyler_opt.evaluate.scorer import DEFAULT_SCORERS
+from clipstyler_opt.evaluate.table import format_rows, format_summary, format_unavailable, write_csv, write_json
+from clipstyler_opt.evaluate.targets import EvalTarget
+from clipstyler_opt.core.naming import printable
+from clipstyler_opt.run.outputs import refuse_overwriting_inputs, sidecar_path
+from clipstyler_opt.report.load import EVAL_NAME
+from clipstyler_opt.core.styles import StyleImage
+from clipstyler_opt.cli.options import verbosity, verbosity_options
 
 __all__ = ["eval_command"]
 

@@ -4,87 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import click
-from PIL import Image, UnidentifiedImageError
 
-from ..config import StyleConfig
-from ..errors import InputImageError
-from ..imageio import INPUT_FORMATS
-from ..outputs import sidecar_path
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.run.record import read_record
 
-__all__ = ["info", "read_record", "describe_record", "RECORD_KEY"]
+__all__ = ["info", "describe_record"]
 
-RECORD_KEY = "clipstyler_opt"  # the PNG iTXt keyword; JPEG/WebP use EXIF ImageDescription
-_IMAGE_DESCRIPTION = 0x010E
 _SHOWN = {"tool", "prompt", "seed", "created", "input", "output_size", "settings", "settings_hash", "backbone",
           "backbones", "content_network", "device", "precision", "requested_precision", "timings", "losses",
           "history", "skipped_steps", "warnings", "versions"}
-
-
-def read_record(path: Path) -> tuple[dict[str, Any], str]:
-    """The provenance record of an output, preferring its JSON sidecar (which keeps full paths).
-
-    Args:
-        path: an output image, or its `.json` sidecar.
-
-    Returns:
-        The record and a description of where it was read from.
-
-    Raises:
-        InputImageError: no such file, unreadable or invalid metadata, or no record at all.
-    """
-    if not path.is_file():
-        raise InputImageError(f"{path}: no such file")
-    sidecar = path if path.suffix.lower() == ".json" else sidecar_path(path)
-    if sidecar.is_file():
-        return _parse(_read_text(sidecar), sidecar), f"sidecar {sidecar}"
-    blob = _embedded(path)
-    if blob is None:
-        raise InputImageError(f"{path}: no clipstyler_opt metadata (no {sidecar.name} sidecar and nothing "
-                              f"embedded in the image)")
-    where = "PNG iTXt chunk" if path.suffix.lower() == ".png" else "EXIF ImageDescription"
-    return _parse(blob, path), f"{where} of {path} (file paths shortened to names)"
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputImageError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
-
-
-def _embedded(path: Path) -> str | None:
-    """The JSON blob inside a PNG (iTXt) or JPEG/WebP (EXIF); only headers are read, never pixels."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=list(INPUT_FORMATS)) as image:
-                if image.format == "PNG":
-                    value = image.info.get(RECORD_KEY)
-                else:
-                    value = image.getexif().get(_IMAGE_DESCRIPTION)
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        raise InputImageError(f"{path}: not an image file and no {sidecar_path(path).name} sidecar") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputImageError(f"{path}: cannot read its metadata ({str(exc).splitlines()[0]})") from None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _parse(text: str, where: Path) -> dict[str, Any]:
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputImageError(f"{where}: the clipstyler_opt metadata is not valid JSON ({exc.msg}, "
-                              f"line {exc.lineno})") from None
-    if not isinstance(record, dict) or not record:
-        raise InputImageError(f"{where}: holds no clipstyler_opt record")
-    return record
 
 
 def describe_record(record: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[str]:

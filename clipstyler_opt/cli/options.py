@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 import click
 
-from ..config import StyleConfig
-from ..config_files import load_toml
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.config_files import load_toml
 
 __all__ = ["given_options", "style_options", "verbosity_options", "config_file_option", "split_config", "configure_logging"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from ..results import Progress
+from clipstyler_opt.run.results import Progress
 
 __all__ = ["StepBar"]
 

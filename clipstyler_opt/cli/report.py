@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..report import REPORT_NAME, write_report
+from clipstyler_opt.report import REPORT_NAME, write_report
 
 __all__ = ["report"]
 

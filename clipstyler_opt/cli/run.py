@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 from click.core import ParameterSource
 
-from ..config import StyleConfig
-from ..errors import EXIT_INTERRUPTED, OutputError
-from ..naming import default_output_path, partial_output_path, printable
-from ..styles import StyleSpec
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import EXIT_INTERRUPTED, OutputError
+from clipstyler_opt.core.naming import default_output_path, partial_output_path, printable
+from clipstyler_opt.core.styles import StyleSpec
 
 if TYPE_CHECKING:
-    from ..engine import Result, RunInterrupted
-    from ..imageio import LoadedImage
-from .options import config_file_option, split_config, style_options, verbosity, verbosity_options
-from .progress import StepBar
+    from clipstyler_opt.run.engine import Result, RunInterrupted
+    from clipstyler_opt.run.images import LoadedImage
+from clipstyler_opt.cli.options import config_file_option, split_config, style_options, verbosity, verbosity_options
+from clipstyler_opt.cli.progress import StepBar
 
 __all__ = ["run", "input_files"]
 
@@ -37,10 +37,10 @@ def input_files(image: Path, config: StyleConfig) -> list[Path | None]:
 
 
 def _preflight(image: Path, loaded: LoadedImage, output: Path, explicit: bool, config: StyleConfig) -> None:
-    from ..imageio import check_writable, refuse_overwriting_inputs
-    from ..precision import resolve_runtime
-    from ..resources import check_free_space, check_memory, output_bytes_estimate
-    from ..sizing import working_size
+    from clipstyler_opt.run.images import check_writable, refuse_overwriting_inputs
+    from clipstyler_opt.method.precision import resolve_runtime
+    from clipstyler_opt.run.resources import check_free_space, check_memory, output_bytes_estimate
+    from clipstyler_opt.method.sizing import working_size
 
     check_writable(output)
     if explicit:  # default names are claimed without ever replacing a file, so they cannot hit an input
@@ -55,8 +55,8 @@ def _preflight(image: Path, loaded: LoadedImage, output: Path, explicit: bool, c
 
 def _save(result: Result, path: Path, explicit: bool, portable: bool) -> tuple[Path, list[str]]:
     """Save image and sidecar together; a signal arriving meanwhile is handled afterwards."""
-    from ..batch.signals import interrupts_deferred
-    from ..imageio import save_image, save_image_exclusive
+    from clipstyler_opt.batch.signals import interrupts_deferred
+    from clipstyler_opt.run.images import save_image, save_image_exclusive
 
     with interrupts_deferred():
         if explicit:
@@ -82,8 +82,8 @@ def _from_output(ctx: click.Context, source: Path, image: Path | None, prompt: s
                  params: dict[str, Any]) -> tuple[Path, str, StyleConfig]:
     """`--from OUT`: the recorded run, with every option given on the command line (or in
     --config) overriding it."""
-    from ..rerun import rerun_from_record
-    from .info import read_record
+    from clipstyler_opt.run.rerun import rerun_from_record
+    from clipstyler_opt.run.record import read_record
 
     rerun = rerun_from_record(read_record(source)[0])
     given = {name: value for name, value in params.items()
@@ -126,11 +126,11 @@ def run(ctx: click.Context, image: Path | None, prompt: str | None, output: Path
     # Checked before torch is even imported: a bad option or style spec fails in a fraction of a second.
     if prompt.strip():
         StyleSpec.parse(prompt)
-    from ..animation import FrameSink
-    from ..batch.signals import terminate_as_interrupt
-    from ..engine import RunInterrupted, Stylizer, style_target
-    from ..imageio import frame_writer, load_image
-    from ..resources import out_of_memory_as_error
+    from clipstyler_opt.run.animation import FrameSink
+    from clipstyler_opt.batch.signals import terminate_as_interrupt
+    from clipstyler_opt.run.engine import RunInterrupted, Stylizer, style_target
+    from clipstyler_opt.run.images import frame_writer, load_image
+    from clipstyler_opt.run.resources import out_of_memory_as_error
 
     style_target(prompt, config)  # style images are loaded (and checked) here, before any weights load
     explicit = output is not None

@@ -6,12 +6,12 @@ from typing import Any
 
 import click
 
-from ..backbones.ensemble import check_members
-from ..batch import SweepCell, expand_grid, parse_vary
-from ..batch.jobs import backbone_key
-from ..config import StyleConfig
-from ..errors import ClipoptError
-from .batch import batch_options, run_batch_command
+from clipstyler_opt.method.ensemble import check_members
+from clipstyler_opt.batch import SweepCell, expand_grid, parse_vary
+from clipstyler_opt.batch.jobs import backbone_key
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import ClipoptError
+from clipstyler_opt.cli.batch import batch_options, run_batch_command
 
 __all__ = ["sweep", "grid_cells"]
 

@@ -7,12 +7,12 @@ answers into preference rates, Bradley–Terry strengths and agreement.
 
 from __future__ import annotations
 
-from .analyze import StudyAnalysis, analyze, analyze_answers, format_analysis, read_answers
-from .html import REPORT_NAME, render_report, write_report
-from .load import Cell, Evaluation, ResultFolder, RunOutput, load_results
-from .stats import bradley_terry, wilson_interval
-from .study import CSV_COLUMNS, GREY_CELL, StudyPlan, Trial, plan_study
-from .study_page import render_study, write_study
+from clipstyler_opt.report.analyze import StudyAnalysis, analyze, analyze_answers, format_analysis, read_answers
+from clipstyler_opt.report.html import REPORT_NAME, render_report, write_report
+from clipstyler_opt.report.load import Cell, Evaluation, ResultFolder, RunOutput, load_results
+from clipstyler_opt.report.stats import bradley_terry, wilson_interval
+from clipstyler_opt.report.study import CSV_COLUMNS, GREY_CELL, StudyPlan, Trial, plan_study
+from clipstyler_opt.report.study_page import render_study, write_study
 
 __all__ = [
     "Cell", "Evaluation", "ResultFolder", "RunOutput", "load_results",

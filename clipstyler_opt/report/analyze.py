@@ -21,9 +21,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
-from .stats import bradley_terry, connected_components, wilson_interval
-from .study import CSV_COLUMNS
+from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.report.stats import bradley_terry, connected_components, wilson_interval
+from clipstyler_opt.report.study import CSV_COLUMNS
 
 __all__ = ["Answer", "CellPreference", "QuestionResult", "StudyAnalysis", "read_answers", "analyze",
            "analyze_answers", "format_analysis", "REQUIRED_COLUMNS"]

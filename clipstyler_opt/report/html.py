@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..outputs import refuse_overwriting_inputs, write_atomic
-from .images import image_source
-from .load import Cell, ResultFolder, RunOutput, load_results
-from .markup import escape, fill_template, format_number, read_template
-from .sections import loss_section, metrics_section, tradeoff_section
+from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
+from clipstyler_opt.report.images import image_source
+from clipstyler_opt.report.load import Cell, ResultFolder, RunOutput, load_results
+from clipstyler_opt.report.markup import escape, fill_template, format_number, read_template
+from clipstyler_opt.report.sections import loss_section, metrics_section, tradeoff_section
 
 __all__ = ["render_report", "write_report", "REPORT_NAME"]
 

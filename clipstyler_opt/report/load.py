@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
-from ..batch.manifest import MANIFEST_NAME, read_records
-from ..errors import ConfigError
-from ..outputs import sidecar_path
-from .markup import clean_text, format_value
+from clipstyler_opt.batch.manifest import MANIFEST_NAME, read_records
+from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.run.outputs import sidecar_path
+from clipstyler_opt.report.markup import clean_text, format_value
 
 __all__ = ["Cell", "RunOutput", "Evaluation", "ResultFolder", "load_results", "EVAL_NAME", "DEFAULT_CELL"]
 

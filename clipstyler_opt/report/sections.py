@@ -6,9 +6,9 @@ import math
 from collections import defaultdict
 from typing import Iterable, Sequence
 
-from .load import Cell, Evaluation, ResultFolder, RunOutput
-from .markup import escape, format_number
-from .svg import LabelledPoint, Series, line_chart, scatter_chart
+from clipstyler_opt.report.load import Cell, Evaluation, ResultFolder, RunOutput
+from clipstyler_opt.report.markup import escape, format_number
+from clipstyler_opt.report.svg import LabelledPoint, Series, line_chart, scatter_chart
 
 __all__ = ["metrics_section", "tradeoff_section", "loss_section", "mean_or_none", "CONTENT_METRICS",
            "STYLE_METRICS"]

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
-from ..errors import ConfigError
-from .images import image_size
-from .load import Cell, ResultFolder, RunOutput
+from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.report.images import image_size
+from clipstyler_opt.report.load import Cell, ResultFolder, RunOutput
 
 __all__ = ["Side", "Trial", "StudyPlan", "plan_study", "QUESTIONS", "GREY_CELL", "CSV_COLUMNS"]
 

@@ -6,11 +6,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..outputs import refuse_overwriting_inputs, write_atomic
-from .images import grey_data_uri, thumbnail_data_uri
-from .load import load_results
-from .markup import clean_text, fill_template, read_template, script_json
-from .study import CSV_COLUMNS, StudyPlan, plan_study
+from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
+from clipstyler_opt.report.images import grey_data_uri, thumbnail_data_uri
+from clipstyler_opt.report.load import load_results
+from clipstyler_opt.report.markup import clean_text, fill_template, read_template, script_json
+from clipstyler_opt.report.study import CSV_COLUMNS, StudyPlan, plan_study
 
 __all__ = ["render_study", "write_study", "THUMBNAIL_SIDE"]
 

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from .markup import escape
+from clipstyler_opt.report.markup import escape
 
 __all__ = ["Series", "LabelledPoint", "Axis", "nice_axis", "format_tick", "line_chart", "scatter_chart", "PALETTE"]
 

@@ -1,0 +1,218 @@
+"""The evaluation driver: load the scorer and the VGG19 (and LPIPS when it can be had) once, then
+score every output against its content image, prompt and style images.
+
+Each output is compared with its content image resized to the output's size (bicubic, as the
+optimisation resized it). A metric that cannot be computed is null, and the reason is kept in
+the row's `unavailable`; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+from PIL import Image
+
+from clipstyler_opt.models import LoadContext, create_backbone, create_content_network, offline_requested, resolve_content_weights
+from clipstyler_opt.method.ensemble import Member, member_settings
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.run.images import load_image
+from clipstyler_opt.method.pixels import pil_to_tensor
+from clipstyler_opt.method.precision import resolve_device
+from clipstyler_opt.run.record import backbone_record, weights_record
+from clipstyler_opt.method.sizing import MIN_SIDE, working_size
+from clipstyler_opt.evaluate.content import edge_correlation, ssim, vgg_content_distance
+from clipstyler_opt.evaluate.gram import GRAM_LAYERS, style_network, weighted_gram_distance
+from clipstyler_opt.evaluate.names import DIRECTIONS, METRICS, STYLE_TEXT_METRICS, MetricUnavailable
+from clipstyler_opt.evaluate.perceptual import load_perceptual
+from clipstyler_opt.evaluate.scorer import Record, choose_scorer, was_optimiser
+from clipstyler_opt.evaluate.stats import summarise
+from clipstyler_opt.evaluate.style import PatchProtocol, StyleScorer
+from clipstyler_opt.evaluate.targets import EvalTarget
+
+__all__ = ["EvalOptions", "EvalRow", "EvalReport", "Evaluator", "evaluate_targets"]
+
+log = logging.getLogger(__name__)
+NOT_GUIDED = "not applicable: no style image guided this output (give --style-image to compare with one)"
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    scorer: str | None = None  # a backbone spec; None: the default rule (see scorer.py)
+    clip_model_config: tuple[Path, ...] = ()
+    vgg_checkpoint: Path | None = None
+    lpips_checkpoint: Path | None = None
+    cache_dir: Path | None = None
+    offline: bool = False
+    device: str = "auto"
+    patch: PatchProtocol = PatchProtocol()
+
+    def context(self) -> LoadContext:
+        return LoadContext(self.cache_dir, offline_requested(self.offline), tuple(self.clip_model_config))
+
+
+@dataclass
+class EvalRow:
+    output: str
+    content: str
+    prompt: str
+    metrics: dict[str, float | None]
+    unavailable: dict[str, str]
+    scorer_was_optimiser: bool | None
+    seconds: float
+    cell: str | None = None
+    root: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        row = {"output": self.output, "content": self.content, "prompt": self.prompt, "metrics": self.metrics,
+               "unavailable": self.unavailable, "scorer_was_optimiser": self.scorer_was_optimiser,
+               "seconds": round(self.seconds, 4)}
+        return {**row, "cell": self.cell} if self.cell is not None else row
+
+
+@dataclass
+class EvalReport:
+    scorer: dict[str, Any]
+    rows: list[EvalRow]
+    warnings: list[str] = field(default_factory=list)
+    setup: dict[str, Any] = field(default_factory=dict)  # content network, LPIPS, patch protocol, device
+
+    def to_json(self, rows: Sequence[EvalRow] | None = None) -> dict[str, Any]:
+        """The eval.json document for `rows` (default: all)."""
+        chosen = [row.to_dict() for row in (self.rows if rows is None else rows)]
+        return {"scorer": self.scorer, "directions": dict(DIRECTIONS), "rows": chosen,
+                "summary": summarise(chosen, METRICS), "warnings": list(self.warnings), **self.setup}
+
+
+class Evaluator:
+    """The loaded networks. `evaluate(target)` scores one output."""
+
+    def __init__(self, options: EvalOptions, optimisers: Iterable[Sequence[Record]] = ()) -> None:
+        self.device = resolve_device(options.device)
+        spec = choose_scorer(options.scorer, optimisers)
+        context = options.context()
+        vgg_weights = resolve_content_weights(options.vgg_checkpoint, context)  # seconds, before CLIP loads
+        self.perceptual = load_perceptual(options.lpips_checkpoint, context.cache_dir, context.offline, self.device)
+        member = Member(spec, create_backbone(spec, context, self.device))
+        defaults = StyleConfig()
+        self.scorer = StyleScorer(member, member_settings(spec, defaults)["templates"], options.patch)
+        self.scorer_record = {k: v for k, v in backbone_record(member, defaults).items()
+                              if k not in ("weight", "threshold", "threshold_calibrated")}
+        self.vgg = create_content_network(vgg_weights, self.device)
+        self.gram_vgg = style_network(self.vgg)
+        self.setup = {
+            "content_network": weights_record(str(vgg_weights.path), vgg_weights.origin),
+            "lpips": {"available": self.perceptual.model is not None, "reason": self.perceptual.reason,
+                      **self.perceptual.provenance},
+            "patch_protocol": options.patch.describe(),
+            "gram_layers": list(GRAM_LAYERS),
+            "device": str(self.device),
+        }
+        self.warnings: list[str] = []
+        self._styles: dict[tuple[Path, int], list[torch.Tensor]] = {}
+
+    @classmethod
+    def for_targets(cls, options: EvalOptions, targets: Sequence[EvalTarget]) -> "Evaluator":
+        """Load the networks, choosing the default scorer from what optimised `targets`."""
+        return cls(options, [target.optimisers or () for target in targets])
+
+    def scorer_warnings(self, targets: Sequence[EvalTarget]) -> list[str]:
+        """Outputs the scorer optimised, and outputs for which that is unknown."""
+        warnings = []
+        flagged = [t.label for t in targets if was_optimiser(self.scorer_record, t.optimisers)]
+        if flagged:
+            warnings.append(f"the scorer {self.scorer_record.get('spec')} also optimised {len(flagged)} of the "
+                            f"{len(targets)} outputs (e.g. {flagged[0]}): its style metrics favour them "
+                            "(scorer_was_optimiser: true)")
+        unknown = [t.label for t in targets if t.optimisers is None]
+        if unknown:
+            warnings.append(f"{len(unknown)} output(s) record no optimising backbone (e.g. {unknown[0]}): whether "
+                            "the scorer optimised them is unknown (scorer_was_optimiser: null)")
+        return warnings
+
+    def _tensor(self, image: Image.Image, size: tuple[int, int] | None = None) -> torch.Tensor:
+        if size is not None and image.size != size:
+            image = image.resize(size, Image.Resampling.BICUBIC)
+        return pil_to_tensor(image).to(self.device)
+
+    def _style_features(self, path: Path, long_side: int) -> list[torch.Tensor]:
+        """A style image at the output's long side (never enlarged), through the Gram layers; cached."""
+        key = (path.resolve(), long_side)
+        if key not in self._styles:
+            rgb = load_image(path).rgb
+            size = working_size(*rgb.size, min(long_side, max(rgb.size)))
+            if min(size) < MIN_SIDE:
+                raise MetricUnavailable(f"style image {path} is under {MIN_SIDE} pixels a side at this size")
+            with torch.no_grad():
+                self._styles[key] = self.gram_vgg(self._tensor(rgb, size))
+        return self._styles[key]
+
+    def _gram(self, output: torch.Tensor, target: EvalTarget) -> dict[str, float]:
+        if not target.style_images:
+            raise MetricUnavailable(target.style_images_missing or NOT_GUIDED)
+        long_side = max(output.shape[-2:])
+        styles = [(self._style_features(image.path, long_side), image.weight) for image in target.style_images]
+        with torch.no_grad():
+            return {"gram_distance": weighted_gram_distance(self.gram_vgg(output), styles)}
+
+    def _vgg(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, float]:
+        if min(output.shape[-2:]) < MIN_SIDE:
+            raise MetricUnavailable(f"the image is under the VGG19's {MIN_SIDE} pixels a side")
+        return {"vgg_content_distance": vgg_content_distance(self.vgg, output, content)}
+
+    def _load(self, target: EvalTarget) -> tuple[torch.Tensor, torch.Tensor]:
+        output = load_image(target.image).rgb
+        content = load_image(target.content)
+        if target.content_sha256 and content.sha256 != target.content_sha256:
+            self.warnings.append(f"{target.label}: the content image {target.content} differs from the one the "
+                                 "output was made from (another SHA-256)")
+            log.warning(self.warnings[-1])
+        return self._tensor(output), self._tensor(content.rgb, output.size)
+
+    def evaluate(self, target: EvalTarget) -> EvalRow:
+        started = time.perf_counter()
+        output, content = self._load(target)
+        metrics: dict[str, float | None] = {name: None for name in METRICS}
+        unavailable: dict[str, str] = {}
+        computations: list[tuple[Sequence[str], Callable[[], Mapping[str, float]]]] = [
+            (STYLE_TEXT_METRICS, lambda: self.scorer.score(output, content, target.style, target.source_text)),
+            (("ssim",), lambda: {"ssim": ssim(output, content)}),
+            (("vgg_content_distance",), lambda: self._vgg(output, content)),
+            (("lpips",), lambda: {"lpips": self.perceptual(output, content)}),
+            (("edge_correlation",), lambda: {"edge_correlation": edge_correlation(output, content)}),
+            (("gram_distance",), lambda: self._gram(output, target)),
+        ]
+        for names, compute in computations:
+            try:
+                values = compute()
+            except MetricUnavailable as why:
+                unavailable.update({name: str(why) for name in names})
+                continue
+            for name in names:
+                if math.isfinite(values[name]):
+                    metrics[name] = values[name]
+                else:
+                    unavailable[name] = f"not finite ({values[name]})"
+        return EvalRow(output=target.label, content=str(target.content), prompt=target.prompt, metrics=metrics,
+                       unavailable=unavailable, scorer_was_optimiser=was_optimiser(self.scorer_record,
+                                                                                   target.optimisers),
+                       seconds=time.perf_counter() - started, cell=target.cell, root=target.root)
+
+
+def evaluate_targets(targets: Sequence[EvalTarget], evaluator: Evaluator, notes: Sequence[str] = (),
+                     on_row: Callable[[EvalRow], None] | None = None) -> EvalReport:
+    """Score every target, in order, with `evaluator` (see `Evaluator.for_targets`)."""
+    warnings = list(notes) + evaluator.scorer_warnings(targets)
+    for warning in warnings:
+        log.warning(warning)
+    rows = []
+    for target in targets:
+        rows.append(evaluator.evaluate(target))
+        if on_row is not None:
+            on_row(rows[-1])
+    return EvalReport(evaluator.scorer_record, rows, warnings + evaluator.warnings, evaluator.setup)

@@ -1,0 +1,116 @@
+"""Style metrics, measured with a scorer backbone (a vision-language model like the optimisers).
+
+With n(v) = v/‖v‖, E_I the scorer's image encoder, view(x) the whole image squashed to its input
+size (losses.resize_for_backbone), T(text) the template-averaged, normalised text embedding
+(text.TextEmbeddings) and, for a prompt of weighted parts, T = n(Σ_k ŵ_k T_k):
+  clip_score              cos(E_I(view(output)), T(prompt))                         higher is better
+  directional_similarity  1 − directional_loss = cos(n(n(E_I(view(output))) − n(E_I(view(content)))),
+                          ΔT), ΔT = n(T(prompt) − T(source text)) (styles.fuse_directions)   higher
+  patch_clip_score        mean clip_score over N random square crops of the output, each resized
+                          to the scorer's input size                               higher is better
+
+Patch protocol: N = 64 crops of 128 px (side clipped to the image's short side), positions drawn
+from a fixed seed, so one file always gets the same number on one device. The crops are plain:
+training warps them (a random perspective with black fill) to stop the optimiser from fitting
+one view; a measurement should see the image's own pixels, and black corners would lower every
+score by an amount that depends on the warp, not on the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from clipstyler_opt.method.views import PatchCrops
+from clipstyler_opt.method.ensemble import Member
+from clipstyler_opt.method.losses import directional_loss, resize_for_backbone
+from clipstyler_opt.core.styles import StyleSpec, fuse_directions, normalised_weights
+from clipstyler_opt.evaluate.names import MetricUnavailable
+
+__all__ = ["PatchProtocol", "TextTarget", "StyleScorer", "clip_score", "directional_similarity"]
+
+
+def clip_score(image_features: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
+    """Per-row cos(f, T) for raw image features (B, D) and a text embedding (D,), in fp32."""
+    return F.normalize(image_features.float(), dim=-1) @ F.normalize(text_embedding.float(), dim=-1)
+
+
+def directional_similarity(image_features: torch.Tensor, content_embedding: torch.Tensor,
+                           direction: torch.Tensor) -> torch.Tensor:
+    """Per-row 1 − directional_loss: cos(n(n(f) − e_c), ΔT); e_c normalised, ΔT a unit direction."""
+    return 1.0 - directional_loss(image_features, content_embedding, direction)
+
+
+@dataclass(frozen=True)
+class PatchProtocol:
+    crops: int = 64
+    crop_size: int = 128
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.crops < 1 or self.crop_size < 1:
+            raise ValueError("patch crops and crop size must be at least 1")
+
+    def side(self, height: int, width: int) -> int:
+        """The crop side used for an image: `crop_size`, clipped to the short side."""
+        return min(self.crop_size, height, width)
+
+    def describe(self) -> dict[str, object]:
+        return {**asdict(self), "distortion": 0.0, "crop_side": "min(crop_size, short side)"}
+
+
+@dataclass(frozen=True)
+class TextTarget:
+    """What the style metrics compare with: T(prompt) and the direction ΔT from the source text."""
+
+    embedding: torch.Tensor
+    direction: torch.Tensor
+
+
+class StyleScorer:
+    """The scorer backbone, its template set and the patch protocol; text targets cached per prompt."""
+
+    def __init__(self, member: Member, templates: str, protocol: PatchProtocol = PatchProtocol()) -> None:
+        self.member, self.templates, self.protocol = member, templates, protocol
+
+    @torch.no_grad()
+    def target(self, style: StyleSpec, source_text: str) -> TextTarget:
+        embeddings = torch.stack([self.member.texts(text, self.templates) for text in style.texts])
+        weights = torch.tensor(normalised_weights(style.weights), dtype=embeddings.dtype, device=embeddings.device)
+        fused = F.normalize((weights[:, None] * embeddings).sum(dim=0), dim=-1)
+        direction = fuse_directions(embeddings, style.weights, self.member.texts(source_text, self.templates))
+        return TextTarget(fused, direction)
+
+    def patches(self, image: torch.Tensor) -> torch.Tensor:
+        """The protocol's crops of `image` (1, 3, H, W), at the scorer's input size; the same every call."""
+        side = self.protocol.side(*image.shape[-2:])
+        crops = PatchCrops(self.protocol.crops, side, 0.0, self.member.backbone.input_size)
+        devices = [image.device] if image.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.protocol.seed)
+            return crops(image)
+
+    @torch.no_grad()
+    def score(self, output: torch.Tensor, content: torch.Tensor, style: StyleSpec | None,
+              source_text: str) -> dict[str, float]:
+        """clip_score, directional_similarity and patch_clip_score of `output` (1, 3, H, W) in [0, 1].
+
+        Raises:
+            MetricUnavailable: there is no style text (the output was guided by style images only).
+        """
+        if style is None:
+            raise MetricUnavailable("no style text: the output was guided by style images only")
+        backbone = self.member.backbone
+        target = self.target(style, source_text)
+        views = torch.cat([resize_for_backbone(image.float(), backbone) for image in (output, content)])
+        features = backbone.encode_image(views).float()
+        content_embedding = F.normalize(features[1], dim=-1)
+        patch_features = backbone.encode_image(self.patches(output.float())).float()
+        return {
+            "clip_score": float(clip_score(features[:1], target.embedding)[0]),
+            "directional_similarity": float(directional_similarity(features[:1], content_embedding,
+                                                                   target.direction)[0]),
+            "patch_clip_score": float(clip_score(patch_features, target.embedding).mean()),
+        }

@@ -1,0 +1,102 @@
+"""Showing and writing evaluation results: the terminal table, CSV and JSON (written atomically)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from clipstyler_opt.run.outputs import write_atomic
+from clipstyler_opt.evaluate.names import DIRECTIONS, METRICS
+
+__all__ = ["ARROWS", "format_value", "format_rows", "format_summary", "format_unavailable", "csv_text",
+           "write_json", "write_csv", "CSV_COLUMNS"]
+
+ARROWS = {"higher": "↑", "lower": "↓"}
+MISSING = "n/a"
+CSV_COLUMNS = ("output", "content", "prompt", "cell", *METRICS, "scorer_was_optimiser", "seconds", "unavailable")
+OPTIMISER_MARK = " *"
+
+
+def format_value(value: float | None) -> str:
+    return MISSING if value is None else f"{value:.4f}"
+
+
+def _header(metric: str) -> str:
+    return f"{metric} {ARROWS[DIRECTIONS[metric]]}"
+
+
+def _align(table: Sequence[Sequence[str]], left: int = 1) -> list[str]:
+    """Columns padded to one width: the first `left` ones left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return ["  ".join(cell.ljust(width) if i < left else cell.rjust(width) for i, (cell, width)
+                      in enumerate(zip(row, widths))).rstrip() for row in table]
+
+
+def format_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per output, a column per metric (↑ higher is better, ↓ lower is better)."""
+    table = [["output", *(_header(m) for m in METRICS), "seconds"]]
+    for row in rows:
+        mark = OPTIMISER_MARK if row.get("scorer_was_optimiser") else ""
+        table.append([f"{row['output']}{mark}", *(format_value(row["metrics"].get(m)) for m in METRICS),
+                      f"{row['seconds']:.2f}"])
+    lines = _align(table)
+    if any(row.get("scorer_was_optimiser") for row in rows):
+        lines.append(f"{OPTIMISER_MARK.strip()} the scorer also optimised this output: its style metrics favour it")
+    return lines
+
+
+def _interval_lines(title: str, summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    table = [[title, ""]]
+    for metric in METRICS:
+        entry = summary.get(metric)
+        table.append([f"  {_header(metric)}", MISSING if entry is None else
+                      f"{entry['mean']:.4f}  [{entry['ci_low']:.4f}, {entry['ci_high']:.4f}]  n={entry['n']}"])
+    return _align(table, left=2)
+
+
+def format_summary(summary: Mapping[str, Any]) -> list[str]:
+    """Means with 95% bootstrap intervals over images: overall, per prompt, per cell; one line a metric."""
+    lines = ["mean  [95% bootstrap interval over images]  n = images (with n=1 the interval is the mean itself)"]
+    lines += _interval_lines("overall", summary["overall"])
+    if len(summary.get("per_prompt", {})) > 1:
+        for prompt, entries in summary["per_prompt"].items():
+            lines += _interval_lines(f"prompt {prompt!r}", entries)
+    for cell, entries in (summary.get("per_cell") or {}).items():
+        lines += _interval_lines(f"cell {cell}", entries)
+    return lines
+
+
+def format_unavailable(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Each distinct reason a metric is missing, with how many outputs it concerns."""
+    counts = Counter((metric, reason) for row in rows for metric, reason in row["unavailable"].items())
+    return [f"{metric} unavailable for {count} of {len(rows)} output{'s' if len(rows) != 1 else ''}: {reason}"
+            for (metric, reason), count in counts.items()]
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        metrics = row["metrics"]
+        writer.writerow([row["output"], row["content"], row["prompt"], row.get("cell") or "",
+                         *("" if metrics.get(m) is None else repr(metrics[m]) for m in METRICS),
+                         "" if row.get("scorer_was_optimiser") is None else str(row["scorer_was_optimiser"]).lower(),
+                         f"{row['seconds']:.4f}",
+                         "; ".join(f"{k}: {v}" for k, v in row["unavailable"].items())])
+    return buffer.getvalue()
+
+
+def write_json(path: Path, document: Mapping[str, Any]) -> None:
+    """JSON (non-ASCII and undecodable file-name bytes as \\u escapes), written atomically."""
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    write_atomic(path, lambda fh: fh.write(text.encode("ascii")))
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    data = csv_text(rows).encode("utf-8", "surrogateescape")
+    write_atomic(path, lambda fh: fh.write(data))

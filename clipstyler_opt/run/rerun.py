@@ -1,0 +1,115 @@
+"""`clipopt run --from OUT`: the recorded settings, prompt, seed and weights of an output, found again.
+
+Weights are identified by sha256. A recorded file that still exists with that hash is used; else
+the weight caches are searched for a file with that hash (Hugging Face stores downloaded weights
+under their sha256); else the re-run stops with a one-line error naming the file and the command
+that fetches it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+from clipstyler_opt.core.backbone_spec import BackboneSpec
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import ConfigError, InputImageError, WeightsError
+from clipstyler_opt.core.digests import file_sha256
+
+__all__ = ["Rerun", "rerun_from_record"]
+
+_IDENTITY = re.compile(r"^(?P<name>.*) \(sha256 (?P<sha>[0-9a-f]{64})\)$")
+
+
+class Rerun:
+    def __init__(self, image: Path, prompt: str, values: dict[str, Any], preset_applied: set[str]) -> None:
+        self.image, self.prompt, self.values = image, prompt, values
+        self.preset_applied = preset_applied  # the fields the recorded preset set
+
+
+def _cache_folders(cache_dir: str | None) -> list[Path]:
+    import torch.hub
+    from huggingface_hub import constants
+
+    folders = [Path(cache_dir)] if cache_dir else []
+    return folders + [Path(constants.HF_HUB_CACHE), Path(torch.hub.get_dir()) / "checkpoints"]
+
+
+def _candidates(name: str, sha: str, folders: Iterable[Path]) -> Iterable[Path]:
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        yield from folder.glob(f"models--*/blobs/{sha}")  # Hugging Face: blobs are named by sha256
+        yield from folder.glob(f"**/{name}")
+
+
+def locate(recorded: str | None, name: str, sha: str, cache_dir: str | None, what: str) -> Path:
+    """A file with this sha256: the recorded path, else one in the caches."""
+    tried = [Path(recorded)] if recorded else []
+    for path in [*tried, *_candidates(name, sha, _cache_folders(cache_dir))]:
+        try:
+            if path.is_file() and file_sha256(path) == sha:
+                return path
+        except OSError:
+            continue
+    raise WeightsError(f"{what} {name} (sha256 {sha[:12]}…) is not at {recorded or 'its recorded path'} nor in the "
+                       "weight caches; fetch it (clipopt weights download SPEC) or pass the file explicitly")
+
+
+def _identity(text: Any) -> tuple[str, str] | None:
+    match = _IDENTITY.match(text) if isinstance(text, str) else None
+    return (match["name"], match["sha"]) if match else None
+
+
+def _pin_file_fields(values: dict[str, Any], settings: dict[str, Any]) -> None:
+    cache = values.get("cache_dir")
+    legacy = (settings.get("backbone") or [{}])[0] if not values.get("backbone") else {}
+    for field, identity in (("clip_checkpoint", legacy.get("file")), ("vgg_checkpoint", settings.get("vgg_checkpoint"))):
+        found = _identity(identity)
+        if found and values.get(field):
+            values[field] = str(locate(values[field], *found, cache, field.replace("_", " ")))
+    configs = [_identity(i) for i in settings.get("clip_model_config") or []]
+    values["clip_model_config"] = [str(locate(path, *found, cache, "model config")) if found else path
+                                   for path, found in zip(values.get("clip_model_config") or [], configs)]
+
+
+def _pin_backbones(record: dict[str, Any], values: dict[str, Any]) -> None:
+    """Explicit weight files (file=) by sha256; hub weights must still be in the caches."""
+    cache = values.get("cache_dir")
+    identities = (record.get("settings") or {}).get("backbone") or []
+    specs = [BackboneSpec.parse(text) for text in values.get("backbone") or []]
+    for index, spec in enumerate(specs):
+        found = _identity((identities[index] if index < len(identities) else {}).get("file"))
+        if spec.file is not None and found:
+            specs[index] = spec.with_defaults(file=locate(str(spec.file), *found, cache, "backbone weights"))
+    values["backbone"] = [str(spec) for spec in specs]
+    for member in record.get("backbones") or []:
+        if member.get("weights_origin") in ("cache", "download") and member.get("weights_sha256"):
+            locate(member.get("weights"), member.get("weights_name") or "", member["weights_sha256"], cache,
+                   "backbone weights")
+
+
+def rerun_from_record(record: dict[str, Any]) -> Rerun:
+    """The image, prompt and StyleConfig values that reproduce a recorded output."""
+    values = record.get("config")
+    if not isinstance(values, dict) or "prompt" not in record:
+        raise ConfigError("this output's record has no full settings (made by an older version); "
+                          "pass the options yourself")
+    values = {k: v for k, v in values.items() if k in StyleConfig.field_names()}
+    settings = record.get("settings") or {}
+    _pin_file_fields(values, settings)
+    _pin_backbones(record, values)
+    content = record.get("content_network") or {}
+    if content.get("weights_sha256") and values.get("vgg_checkpoint") is None:  # from the caches: still there?
+        locate(content.get("weights"), content.get("weights_name") or "vgg19", content["weights_sha256"],
+               values.get("cache_dir"), "VGG19 weights")
+    source = (record.get("input") or {}).get("source")
+    if not source or source.startswith("<"):
+        raise InputImageError("the output was made from an in-memory image; give IMAGE")
+    expected = (record.get("input") or {}).get("sha256")
+    if expected and Path(source).is_file() and file_sha256(Path(source)) != expected:
+        raise InputImageError(f"{source} has changed since the output was made (sha256 differs); give IMAGE to "
+                              "use it anyway")
+    applied = set(((record.get("preset") or {}).get("applied") or {}).keys())
+    return Rerun(Path(source), str(record["prompt"]), values, applied)

@@ -1,0 +1,59 @@
+"""What a run reports: progress events while it runs, and the finished `Result`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from PIL import Image
+
+from clipstyler_opt.core.config import StyleConfig
+
+__all__ = ["Progress", "Result", "RunInterrupted", "ProgressCallback", "FrameCallback"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Sent to the progress callback after every step."""
+
+    step: int  # 1-based
+    total: int
+    losses: dict[str, float]
+    elapsed: float  # seconds since the optimisation started
+    lr: float = 0.0  # learning rate used for this step
+    skipped: bool = False  # True when this step's loss or gradient was non-finite and the update was skipped
+
+
+ProgressCallback = Callable[[Progress], None]
+FrameCallback = Callable[[int, Image.Image], None]
+
+
+@dataclass
+class Result:
+    image: Image.Image
+    prompt: str
+    seed: int
+    device: str
+    precision: str
+    losses: dict[str, float]  # final loss terms, evaluated on the saved image
+    history: list[dict[str, float]]  # per-step loss terms
+    timings: dict[str, float]
+    config: StyleConfig
+    skipped_steps: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)  # full provenance, as embedded in saved files
+
+    def save(self, path: Any, *, sidecar: bool = True) -> list[str]:
+        from clipstyler_opt.run.images import save_image
+
+        return save_image(self.image, path, self.metadata, sidecar=sidecar, portable=self.config.portable_metadata)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM turned into KeyboardInterrupt) during an optimisation. `result` holds the
+    image after the last finished step, with `metadata["interrupted_at_step"]`, or None when no
+    step had finished."""
+
+    def __init__(self, result: "Result | None") -> None:
+        super().__init__()
+        self.result = result

@@ -1,0 +1,1 @@
+"""Weights files: where they are found (explicit files, caches, downloads) and how checkpoints are read."""
