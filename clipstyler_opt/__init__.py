@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from clipstyler_opt.core.config import StyleConfig
-    from clipstyler_opt.run.engine import Progress, Result, Stylizer, stylize
     from clipstyler_opt.core.errors import ClipoptError
+    from clipstyler_opt.run.engine import Progress, Result, Stylizer, stylize
 
-__all__ = ["stylize", "Stylizer", "StyleConfig", "Result", "Progress", "ClipoptError"]
+__all__ = ["ClipoptError", "Progress", "Result", "StyleConfig", "Stylizer", "stylize"]
 __version__ = "0.1.0"
 _HOMES = {"stylize": "run.engine", "Stylizer": "run.engine", "Result": "run.engine", "Progress": "run.engine",
           "StyleConfig": "core.config", "ClipoptError": "core.errors"}

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-__all__ = ["CHROMIUM_ARGS", "chromium_executable", "launched_browser", "PageProblems", "watch"]
+__all__ = ["CHROMIUM_ARGS", "PageProblems", "chromium_executable", "launched_browser", "watch"]
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

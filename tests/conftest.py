@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -11,9 +11,8 @@ TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS / "netblock"))
 sys.path.insert(0, str(TESTS))
 
-from _netblock import block_network, without_proxies  # noqa: E402
-
 import tiny  # noqa: E402
+from _netblock import block_network, without_proxies  # noqa: E402
 
 block_network()
 

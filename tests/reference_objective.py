@@ -7,7 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipstyler_opt.method.losses import content_loss, directional_loss, resize_for_backbone, thresholded_mean, total_variation
+from clipstyler_opt.method.losses import (
+    content_loss,
+    directional_loss,
+    resize_for_backbone,
+    thresholded_mean,
+    total_variation,
+)
 
 
 class PreviousObjective(nn.Module):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from clipstyler_opt.run.animation import AnimationWriter, check_animation_path
 from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.run.animation import AnimationWriter, check_animation_path
 
 COLOURS = [(255, 0, 0), (0, 160, 0), (0, 0, 255)]
 

@@ -9,15 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
+import tiny
 import torch
 from click.testing import CliRunner
-
-import tiny
-from clipstyler_opt import StyleConfig, Stylizer
-from clipstyler_opt.core.backbone_spec import BackboneSpec
-from clipstyler_opt.cli import cli
-from clipstyler_opt.core.errors import ConfigError, WeightsError
 from conftest import subprocess_env
+
+from clipstyler_opt import StyleConfig, Stylizer
+from clipstyler_opt.cli import cli
+from clipstyler_opt.core.backbone_spec import BackboneSpec
+from clipstyler_opt.core.errors import ConfigError, WeightsError
 
 
 @pytest.fixture(scope="session")
@@ -166,10 +166,10 @@ def test_two_member_ensemble_is_the_weighted_sum_of_single_members(
         siglip_paths: dict[str, Path], tiny_paths: dict[str, Path], photo: Path) -> None:
     from PIL import Image
 
-    from clipstyler_opt.run.engine import working_size
-    from clipstyler_opt.method.pixels import pil_to_tensor
     from clipstyler_opt.method.objective import build_objective
+    from clipstyler_opt.method.pixels import pil_to_tensor
     from clipstyler_opt.method.targets import StyleTarget
+    from clipstyler_opt.run.engine import working_size
 
     configs = (tiny_paths["clip_model_config"], siglip_paths["config"])
     base = StyleConfig(clip_model_config=configs, vgg_checkpoint=tiny_paths["vgg_checkpoint"],

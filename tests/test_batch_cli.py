@@ -8,16 +8,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-
 import tiny
+import torch
+from test_batch_support import (
+    EXAMPLES,
+    PROMPTS,
+    assert_readable_image,
+    assert_same_result,
+    last_run,
+    make_photo_folder,
+    prompt_flags,
+    records,
+    statuses,
+    tiny_flags,
+    visible_files,
+)
 
 from clipstyler_opt.batch import LOCK_NAME, derive_seed, session
 from clipstyler_opt.cli import main
 from clipstyler_opt.core.errors import BatchFailures
 from clipstyler_opt.core.naming import prompt_slug
-from test_batch_support import (EXAMPLES, PROMPTS, assert_readable_image, assert_same_result, last_run,
-                                make_photo_folder, prompt_flags, records, statuses, tiny_flags, visible_files)
 
 EXPECTED = ["chelsea.png", "coffee.png", "sub/rocket.png"]
 

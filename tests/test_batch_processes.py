@@ -13,12 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import subprocess_env
+from test_batch_support import (
+    assert_readable_image,
+    assert_same_result,
+    last_run,
+    make_photo_folder,
+    make_special_files,
+    prompt_flags,
+    records,
+    statuses,
+    tiny_flags,
+    visible_files,
+)
 
 from clipstyler_opt.batch import LOCK_NAME
 from clipstyler_opt.cli import main
-from conftest import subprocess_env
-from test_batch_support import (assert_readable_image, assert_same_result, last_run, make_photo_folder,
-                                make_special_files, prompt_flags, records, statuses, tiny_flags, visible_files)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 TIMEOUT = 240

@@ -8,15 +8,15 @@ import shutil
 import signal
 import socket
 import stat
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
-
 import tiny
+from PIL import Image
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 PROMPTS = ("starry night", "ukiyo-e woodblock print")

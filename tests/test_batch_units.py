@@ -13,19 +13,35 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import pytest
+from test_batch_support import EXAMPLES, fails_if_blocked, make_photo_folder, make_special_files
 
 from clipstyler_opt import StyleConfig
-from clipstyler_opt.batch import (LOCK_NAME, MANIFEST_NAME, BatchLock, BatchLocked, DigestCache, InputGuard,
-                                  ManifestWriter, ManifestWriteError, Shard, build_jobs, derive_seed,
-                                  discover_inputs, expected_settings_hash, looks_like_image, read_prompts_file,
-                                  read_records, scan_inputs, scan_jobs)
+from clipstyler_opt.batch import (
+    LOCK_NAME,
+    MANIFEST_NAME,
+    BatchLock,
+    BatchLocked,
+    DigestCache,
+    InputGuard,
+    ManifestWriteError,
+    ManifestWriter,
+    Shard,
+    build_jobs,
+    derive_seed,
+    discover_inputs,
+    expected_settings_hash,
+    looks_like_image,
+    read_prompts_file,
+    read_records,
+    scan_inputs,
+    scan_jobs,
+)
 from clipstyler_opt.batch.discovery import InputFile
 from clipstyler_opt.batch.manifest import journal_path, json_line, merge_stale_journals
 from clipstyler_opt.batch.names import output_names
 from clipstyler_opt.core.config_files import load_toml
 from clipstyler_opt.core.errors import ConfigError, InputImageError, OutputError
 from clipstyler_opt.run.images import sidecar_path
-from test_batch_support import EXAMPLES, fails_if_blocked, make_photo_folder, make_special_files
 
 NASTY_PROMPTS = ["../../etc/passwd", "/absolute/path", "..", "a\\b/../c", "夜空 🌃 starry night", "x" * 500,
                  "Starry Night", "starry night", ". ", "\u202eevil\u0000nul"]

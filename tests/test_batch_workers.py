@@ -13,14 +13,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import subprocess_env
 from PIL import Image
+from test_batch_support import (
+    count_stylizer_loads,
+    last_run,
+    make_photo_folder,
+    prompt_flags,
+    records,
+    statuses,
+    tiny_flags,
+    visible_files,
+)
 
 from clipstyler_opt.batch import LOCK_NAME, BatchSettings
 from clipstyler_opt.cli import main
 from clipstyler_opt.core.errors import ConfigError
-from conftest import subprocess_env
-from test_batch_support import (count_stylizer_loads, last_run, make_photo_folder, prompt_flags, records, statuses,
-                                tiny_flags, visible_files)
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads worker processes from /proc")
 TIMEOUT = 300

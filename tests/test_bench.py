@@ -8,14 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
-
 import tiny
+import torch
 import toy
+
 from clipstyler_opt import StyleConfig, Stylizer
-from clipstyler_opt.tools.bench import peak_memory, reset_peak_memory
 from clipstyler_opt.cli import main
 from clipstyler_opt.method.precision import cpu_has_native_bf16
+from clipstyler_opt.tools.bench import peak_memory, reset_peak_memory
 
 
 def tiny_bench_args(tiny_paths: dict[str, Path]) -> list[str]:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from PIL import Image
-
 from browser import launched_browser, watch
-from clipstyler_opt.report import GREY_CELL, analyze_answers, write_report, write_study
+from PIL import Image
 from test_report import ODD_PROMPT, make_result_folder, rename_to_undecodable
+
+from clipstyler_opt.report import GREY_CELL, analyze_answers, write_report, write_study
 
 PHONE = {"width": 390, "height": 844}
 

@@ -6,16 +6,16 @@ import struct
 from pathlib import Path
 
 import pytest
+import tiny
 import torch
 from click.testing import CliRunner
 from safetensors.torch import save_file
 from torch import nn
 
-import tiny
-from clipstyler_opt.weights.checkpoints import checkpoint_format, describe_load_error, load_state_dict
-from clipstyler_opt.models.vgg import load_vgg_features
 from clipstyler_opt.cli import cli
 from clipstyler_opt.core.errors import WeightsError
+from clipstyler_opt.models.vgg import load_vgg_features
+from clipstyler_opt.weights.checkpoints import checkpoint_format, describe_load_error, load_state_dict
 
 
 def load_error(loader: object, path: Path) -> str:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import subprocess_env
 from PIL import Image
+from test_imageio import png_header_only
 
 from clipstyler_opt.cli import cli
-from conftest import subprocess_env
-from test_imageio import png_header_only
 
 
 def invoke(args: list[str]) -> tuple[int, str]:

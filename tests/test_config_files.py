@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from clipstyler_opt import StyleConfig
 from clipstyler_opt.cli import cli
 from clipstyler_opt.core.config_files import load_toml
-from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.digests import clear_memory_cache
+from clipstyler_opt.core.errors import ConfigError
 
 OLD_NS = 1_600_000_000 * 10**9  # a fixed modification time well in the past
 

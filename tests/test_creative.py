@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 import toy
+from PIL import Image
+from test_toy_end_to_end import colour_bias, structure
+
 from clipstyler_opt import StyleConfig, Stylizer
 from clipstyler_opt.core.errors import ConfigError
-from test_toy_end_to_end import colour_bias, structure
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from clipstyler_opt import Progress, StyleConfig, Stylizer
-from clipstyler_opt.method.early_stop import EarlyStopper
 from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.method.early_stop import EarlyStopper
 
 BETA, PATIENCE, THRESHOLD = 0.9, 20, 1e-3  # the documented defaults
 

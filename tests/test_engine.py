@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import toy
 from PIL import Image
 
-import toy
 from clipstyler_opt import Progress, StyleConfig, Stylizer, stylize
-from clipstyler_opt.models import register_backbone
 from clipstyler_opt.core.errors import ConfigError, OptimisationError
 from clipstyler_opt.method.precision import cpu_has_native_bf16
+from clipstyler_opt.models import register_backbone
 
 
 def pixels(image: Image.Image) -> np.ndarray:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+import tiny
 from click.testing import CliRunner
 from PIL import Image
+from test_batch_support import EXAMPLES, tiny_flags
 
-import tiny
 from clipstyler_opt.cli import cli, main
 from clipstyler_opt.evaluate import DIRECTIONS, METRICS
 from clipstyler_opt.report import load_results
-from test_batch_support import EXAMPLES, tiny_flags
 
 PROMPTS = ("starry night", "red")
 

@@ -7,11 +7,16 @@ import math
 
 import open_clip
 import pytest
+import tiny
 import torch
 
-import tiny
-from clipstyler_opt.models.fast_vit import (ClassTokenBlock, PackedSelfAttention, PatchEmbedding,
-                                               fold_quick_gelu, speed_up_vision_tower)
+from clipstyler_opt.models.fast_vit import (
+    ClassTokenBlock,
+    PackedSelfAttention,
+    PatchEmbedding,
+    fold_quick_gelu,
+    speed_up_vision_tower,
+)
 
 LAYERS = tiny.TINY_CLIP_CONFIG["vision_cfg"]["layers"]
 
@@ -129,13 +134,13 @@ def test_default_losses_and_gradients_equal_those_of_the_unmodified_networks(
     from PIL import Image
 
     from clipstyler_opt import Stylizer
-    from clipstyler_opt.models.clip import create_open_clip
     from clipstyler_opt.method.ensemble import Member
+    from clipstyler_opt.method.objective import build_objective
+    from clipstyler_opt.method.pixels import pil_to_tensor
+    from clipstyler_opt.method.targets import StyleTarget
+    from clipstyler_opt.models.clip import create_open_clip
     from clipstyler_opt.models.vgg import plain_layout_copy
     from clipstyler_opt.run.engine import working_size
-    from clipstyler_opt.method.pixels import pil_to_tensor
-    from clipstyler_opt.method.objective import build_objective
-    from clipstyler_opt.method.targets import StyleTarget
 
     config = tiny_config.replace(threshold=0.0)  # every crop counts, so every crop is compared
     stylizer = Stylizer(config)

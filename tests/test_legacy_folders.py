@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from toy import register_toy
 
 from clipstyler_opt.cli import main

@@ -95,10 +95,10 @@ class _Linear(torch.nn.Module):
 def _objective(config: StyleConfig, direction: torch.Tensor, content: torch.Tensor, crops: int = 6,
                backbone: torch.nn.Module | None = None, vgg: object = None):  # type: ignore[no-untyped-def]
     """The real builder, with a fixed direction instead of text (the target is not under test here)."""
-    from clipstyler_opt.method.ensemble import Member
     from clipstyler_opt.core.backbone_spec import BackboneSpec
-    from clipstyler_opt.method.objective import build_objective
     from clipstyler_opt.core.styles import StyleSpec
+    from clipstyler_opt.method.ensemble import Member
+    from clipstyler_opt.method.objective import build_objective
     from clipstyler_opt.method.targets import StyleTarget
 
     class FixedTarget(StyleTarget):
@@ -152,11 +152,11 @@ def test_named_objective_equals_the_previous_implementation_exactly(tiny_config:
     from reference_objective import PreviousObjective
 
     from clipstyler_opt import Stylizer
-    from clipstyler_opt.run.engine import working_size
-    from clipstyler_opt.method.pixels import pil_to_tensor
     from clipstyler_opt.method.objective import build_objective
+    from clipstyler_opt.method.pixels import pil_to_tensor
     from clipstyler_opt.method.targets import StyleTarget
     from clipstyler_opt.method.text import text_direction
+    from clipstyler_opt.run.engine import working_size
 
     config = tiny_config.replace(templates="imagenet")
     stylizer = Stylizer(config)

@@ -12,21 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 import toy
-from clipstyler_opt.method.ensemble import Member
+
 from clipstyler_opt.core.backbone_spec import BackboneSpec
-from clipstyler_opt.models.vgg import load_vgg_features
 from clipstyler_opt.core.errors import ConfigError, InputImageError, WeightsError
+from clipstyler_opt.core.styles import StyleSpec
 from clipstyler_opt.evaluate import MetricUnavailable, PatchProtocol, StyleScorer, bootstrap_mean, summarise
 from clipstyler_opt.evaluate.content import edge_correlation, pearson, ssim, vgg_content_distance
-from clipstyler_opt.evaluate.gram import (GRAM_LAYERS, gram_distance, gram_matrix, style_network,
-                                         weighted_gram_distance)
+from clipstyler_opt.evaluate.gram import GRAM_LAYERS, gram_distance, gram_matrix, style_network, weighted_gram_distance
 from clipstyler_opt.evaluate.perceptual import load_perceptual
 from clipstyler_opt.evaluate.scorer import DEFAULT_SCORERS, choose_scorer, same_backbone, was_optimiser
 from clipstyler_opt.evaluate.style import clip_score, directional_similarity
 from clipstyler_opt.evaluate.targets import Overrides, collect_targets
-from clipstyler_opt.core.styles import StyleSpec
+from clipstyler_opt.method.ensemble import Member
+from clipstyler_opt.models.vgg import load_vgg_features
 
 LPIPS_INSTALLED = importlib.util.find_spec("lpips") is not None
 SQRT3 = math.sqrt(3.0)

@@ -14,10 +14,9 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
-
 from _netblock import PROXY_VARIABLES, NetworkBlocked, block_network
 from conftest import subprocess_env
 

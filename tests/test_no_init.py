@@ -6,14 +6,14 @@ import threading
 from pathlib import Path
 
 import open_clip
+import tiny
 import torch
 from safetensors.torch import load_file
 from torch.nn import init
 
-import tiny
+from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.models.clip import create_open_clip
 from clipstyler_opt.models.no_init import initialisation_skipped
-from clipstyler_opt.core.config import StyleConfig
 
 
 def test_init_functions_are_skipped_in_the_calling_thread_only() -> None:

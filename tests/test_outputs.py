@@ -14,10 +14,18 @@ import pytest
 from PIL import Image
 
 from clipstyler_opt.core.errors import ConfigError, OutputError
-from clipstyler_opt.run.images import (check_writable, frame_writer, load_image, refuse_overwriting_inputs, same_file,
-                                    save_image, save_image_exclusive, sidecar_path)
 from clipstyler_opt.core.naming import default_output_path, name_bytes, numbered_paths, partial_output_path
 from clipstyler_opt.core.portable import portable_metadata
+from clipstyler_opt.run.images import (
+    check_writable,
+    frame_writer,
+    load_image,
+    refuse_overwriting_inputs,
+    same_file,
+    save_image,
+    save_image_exclusive,
+    sidecar_path,
+)
 
 
 def test_png_output_carries_metadata_and_sidecar(tmp_path: Path) -> None:

@@ -8,8 +8,14 @@ from torch import nn
 
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError
-from clipstyler_opt.method.render import (ACTIVATION_BYTES_PER_PIXEL_PER_WIDTH, CONTEXT_MARGIN, MIN_TILE, choose_tile,
-                                   frozen_instance_norm, render)
+from clipstyler_opt.method.render import (
+    ACTIVATION_BYTES_PER_PIXEL_PER_WIDTH,
+    CONTEXT_MARGIN,
+    MIN_TILE,
+    choose_tile,
+    frozen_instance_norm,
+    render,
+)
 from clipstyler_opt.models.unet import UNet
 
 

@@ -7,9 +7,10 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import numpy as np

@@ -11,15 +11,23 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from test_batch_support import (
+    EXAMPLES,
+    assert_readable_image,
+    fails_if_blocked,
+    last_run,
+    records,
+    statuses,
+    tiny_flags,
+    visible_files,
+)
 
 from clipstyler_opt.batch import BatchSettings, run_batch
 from clipstyler_opt.batch.runner import SilentObserver
 from clipstyler_opt.cli import main
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.run.engine import ProgressCallback
 from clipstyler_opt.core.naming import prompt_slug
-from test_batch_support import (EXAMPLES, assert_readable_image, fails_if_blocked, last_run, records, statuses,
-                                tiny_flags, visible_files)
+from clipstyler_opt.run.engine import ProgressCallback
 
 PROMPT = "starry night"
 SLUG = prompt_slug(PROMPT)

@@ -14,21 +14,22 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import torch
-from PIL import Image
-
-from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.run.engine import Stylizer
-from clipstyler_opt.core.errors import OutputError
-from clipstyler_opt.run.resources import check_free_space, estimate_peak_bytes, is_out_of_memory
 from conftest import subprocess_env
+from PIL import Image
 from test_cli import invoke
 from test_imageio import EPS, fake_ghostscript
 from test_outputs import fail_fsync_of_nonempty_files
+
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import OutputError
+from clipstyler_opt.run.engine import Stylizer
+from clipstyler_opt.run.resources import check_free_space, estimate_peak_bytes, is_out_of_memory
 
 
 def one_line(output: str) -> bool:

@@ -15,13 +15,21 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from test_report import PLAIN_PROMPT, make_result_folder
 
 from clipstyler_opt.cli import cli
 from clipstyler_opt.core.errors import ConfigError
-from clipstyler_opt.report import (CSV_COLUMNS, GREY_CELL, analyze_answers, bradley_terry, load_results, plan_study,
-                                   render_study, wilson_interval)
+from clipstyler_opt.report import (
+    CSV_COLUMNS,
+    GREY_CELL,
+    analyze_answers,
+    bradley_terry,
+    load_results,
+    plan_study,
+    render_study,
+    wilson_interval,
+)
 from clipstyler_opt.report.stats import connected_components
-from test_report import PLAIN_PROMPT, make_result_folder
 
 CELLS = ("lambda_content=50", "lambda_content=150", "lambda_content=300")
 

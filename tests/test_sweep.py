@@ -9,19 +9,25 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-
 import tiny
+from test_batch_support import (
+    EXAMPLES,
+    assert_readable_image,
+    assert_same_result,
+    count_stylizer_loads,
+    last_run,
+    records,
+    statuses,
+    tiny_flags,
+)
 
 from clipstyler_opt import StyleConfig
-from clipstyler_opt.batch import (InputFile, SweepCell, build_sweep_jobs, cell_id, derive_seed, expand_grid,
-                                  parse_vary)
+from clipstyler_opt.batch import InputFile, SweepCell, build_sweep_jobs, cell_id, derive_seed, expand_grid, parse_vary
 from clipstyler_opt.batch.jobs import backbone_key
 from clipstyler_opt.cli import main
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.naming import prompt_slug
 from clipstyler_opt.report import load_results
-from test_batch_support import (EXAMPLES, assert_readable_image, assert_same_result, count_stylizer_loads, last_run,
-                                records, statuses, tiny_flags)
 
 PROMPT = "starry night"
 NAMES = ("chelsea.png", "coffee.png")

@@ -8,22 +8,30 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
+import tiny
 import torch
 import torch.nn.functional as F
-
-import tiny
 import toy
+
 from clipstyler_opt import StyleConfig
-from clipstyler_opt.models.clip import OpenClipBackbone
-from clipstyler_opt.method.ensemble import Member, load_members
 from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.templates import template_texts
-from clipstyler_opt.method.textcache import ENTRY_SUFFIX, MAX_BYTES, MAX_ENTRIES, TextCache, backbone_identity, text_cache_dir
+from clipstyler_opt.method.ensemble import Member, load_members
+from clipstyler_opt.method.textcache import (
+    ENTRY_SUFFIX,
+    MAX_BYTES,
+    MAX_ENTRIES,
+    TextCache,
+    backbone_identity,
+    text_cache_dir,
+)
+from clipstyler_opt.models.clip import OpenClipBackbone
 
 CPU = torch.device("cpu")
 STYLE, SOURCE = "starry night by Vincent van Gogh", "a Photo"

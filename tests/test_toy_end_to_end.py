@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import toy
 from PIL import Image
 
-import toy
 from clipstyler_opt import Stylizer
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clipstyler_opt import Stylizer, StyleConfig
+from clipstyler_opt import StyleConfig, Stylizer
 from clipstyler_opt.models.unet import UNet
 
 

@@ -10,19 +10,19 @@ import pickle
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+import tiny
 import torch
 
-import tiny
 from clipstyler_opt import StyleConfig, Stylizer
 from clipstyler_opt.core import digests as filehash
-from clipstyler_opt.weights.checkpoints import load_state_dict
-from clipstyler_opt.models.vgg import LAYER_NAMES, load_vgg_features
-from clipstyler_opt.weights.resolve import (VGG19_FILENAME, resolve_clip_weights, resolve_vgg_weights)
 from clipstyler_opt.core.errors import WeightsError
+from clipstyler_opt.models.vgg import LAYER_NAMES, load_vgg_features
+from clipstyler_opt.weights.checkpoints import load_state_dict
+from clipstyler_opt.weights.resolve import VGG19_FILENAME, resolve_clip_weights, resolve_vgg_weights
 
 OPENAI_REPO = "timm/vit_base_patch32_clip_224.openai"
 

@@ -9,22 +9,23 @@ import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+import tiny
 import torch
 from click.testing import CliRunner
+from test_weights import OPENAI_REPO, fill_hf_cache
 
-import tiny
+from clipstyler_opt.cli import cli
+from clipstyler_opt.core.errors import WeightsError
 from clipstyler_opt.models import catalog
 from clipstyler_opt.models.catalog import CATALOG
 from clipstyler_opt.models.inspect import infer_architecture, open_clip_candidates, tensor_table
 from clipstyler_opt.weights.download import VGG19_FILENAME, download_file
-from clipstyler_opt.cli import cli
-from clipstyler_opt.core.errors import WeightsError
-from test_weights import OPENAI_REPO, fill_hf_cache
 
 SIGLIP_REPO = "timm/ViT-B-16-SigLIP"  # ViT-B-16-SigLIP/webli: weights and tokenizer
 PAYLOAD = bytes(range(256)) * 800  # 204,800 bytes

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from clipstyler_opt.models import register_backbone
 from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.models import register_backbone
 
 if TYPE_CHECKING:
     from clipstyler_opt import Stylizer
@@ -74,7 +74,7 @@ def identity_vgg_state_dict(width: int = 8) -> dict[str, torch.Tensor]:
     return state
 
 
-def toy_stylizer(folder: Path, tiny_paths: dict[str, Path], **changes: object) -> "Stylizer":
+def toy_stylizer(folder: Path, tiny_paths: dict[str, Path], **changes: object) -> Stylizer:
     """A Stylizer on the toy colour embedding and the structure-preserving VGG. The toy's colour
     direction is far easier to satisfy than a real CLIP's, so its weights are scaled down until
     content and style compete, as they do with real backbones."""

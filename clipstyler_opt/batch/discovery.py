@@ -19,15 +19,23 @@ import os
 import posixpath
 import stat
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Sequence
 
 from clipstyler_opt.core.errors import InputImageError
 from clipstyler_opt.core.naming import printable
 
-__all__ = ["InputFile", "SkippedInput", "Discovery", "scan_inputs", "discover_inputs", "looks_like_image",
-           "IMAGE_EXTENSIONS", "NOT_AN_IMAGE"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "NOT_AN_IMAGE",
+    "Discovery",
+    "InputFile",
+    "SkippedInput",
+    "discover_inputs",
+    "looks_like_image",
+    "scan_inputs",
+]
 
 log = logging.getLogger(__name__)
 

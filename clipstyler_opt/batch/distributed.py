@@ -47,7 +47,7 @@ class Distributed:
         return self.rank == 0
 
     @classmethod
-    def from_environment(cls, device: str) -> "Distributed":
+    def from_environment(cls, device: str) -> Distributed:
         """Join the torchrun group when launched by torchrun; a single process otherwise."""
         if not launched_by_torchrun():
             return cls()

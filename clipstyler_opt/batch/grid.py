@@ -22,14 +22,15 @@ import json
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from clipstyler_opt.core.config import StyleConfig, unknown_setting_message
 from clipstyler_opt.core.errors import ClipoptError, ConfigError
 
-__all__ = ["SweepCell", "Variation", "parse_vary", "expand_grid", "cell_id", "plain_value", "MAX_CELL_ID"]
+__all__ = ["MAX_CELL_ID", "SweepCell", "Variation", "cell_id", "expand_grid", "parse_vary", "plain_value"]
 
 MAX_CELL_ID = 96
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")

@@ -10,20 +10,30 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.run.engine import BACKBONE_FIELDS
-from clipstyler_opt.core.errors import ConfigError, OutputError
-from clipstyler_opt.core.naming import prompt_slug
 from clipstyler_opt.batch.discovery import InputFile
 from clipstyler_opt.batch.grid import SweepCell
 from clipstyler_opt.batch.names import fs_bytes, output_names
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import ConfigError, OutputError
+from clipstyler_opt.core.naming import prompt_slug
+from clipstyler_opt.run.engine import BACKBONE_FIELDS
 
-__all__ = ["Job", "Shard", "derive_seed", "output_names", "build_jobs", "build_sweep_jobs", "backbone_key",
-           "read_prompts_file", "unique_prompts"]
+__all__ = [
+    "Job",
+    "Shard",
+    "backbone_key",
+    "build_jobs",
+    "build_sweep_jobs",
+    "derive_seed",
+    "output_names",
+    "read_prompts_file",
+    "unique_prompts",
+]
 
 SEED_LIMIT = 2**31
 
@@ -67,7 +77,7 @@ class Shard:
     count: int
 
     @classmethod
-    def parse(cls, text: str) -> "Shard":
+    def parse(cls, text: str) -> Shard:
         match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
         if match is None:
             raise ConfigError(f"--shard must look like I/N (e.g. 0/4), got {text!r}")

@@ -20,12 +20,12 @@ import logging
 import os
 from pathlib import Path
 
-from clipstyler_opt.core.errors import ClipoptError, OutputError
-from clipstyler_opt.core.naming import printable
 from clipstyler_opt.batch.jobs import Shard
 from clipstyler_opt.batch.safety import open_regular
+from clipstyler_opt.core.errors import ClipoptError, OutputError
+from clipstyler_opt.core.naming import printable
 
-__all__ = ["BatchLock", "BatchLocked", "LOCK_NAME", "EXIT_LOCKED"]
+__all__ = ["EXIT_LOCKED", "LOCK_NAME", "BatchLock", "BatchLocked"]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class BatchLock:
             os.close(fd)
         self._fds.clear()
 
-    def __enter__(self) -> "BatchLock":
+    def __enter__(self) -> BatchLock:
         return self
 
     def __exit__(self, *exc: object) -> None:

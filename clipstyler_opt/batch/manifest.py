@@ -23,15 +23,24 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+from clipstyler_opt.batch.safety import open_regular
 from clipstyler_opt.core.errors import OutputError
 from clipstyler_opt.core.naming import printable
-from clipstyler_opt.batch.safety import open_regular
 
-__all__ = ["MANIFEST_NAME", "ManifestWriter", "ManifestWriteError", "read_records", "journal_path",
-           "merge_stale_journals", "record_key", "json_line"]
+__all__ = [
+    "MANIFEST_NAME",
+    "ManifestWriteError",
+    "ManifestWriter",
+    "journal_path",
+    "json_line",
+    "merge_stale_journals",
+    "read_records",
+    "record_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +109,7 @@ class ManifestWriter:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> "ManifestWriter":
+    def __enter__(self) -> ManifestWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,13 +13,13 @@ import hashlib
 import os
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
 
-from clipstyler_opt.core.naming import NAME_MAX, SIDECAR_SUFFIX, fit_name, name_bytes, slugify
 from clipstyler_opt.batch.discovery import InputFile
+from clipstyler_opt.core.naming import NAME_MAX, SIDECAR_SUFFIX, fit_name, name_bytes, slugify
 
-__all__ = ["output_names", "fs_bytes", "short_hash"]
+__all__ = ["fs_bytes", "output_names", "short_hash"]
 
 _ESCAPED_BYTES = range(0xDC80, 0xDD00)  # how Python spells a file name's non-UTF-8 bytes
 _SURROGATES = range(0xD800, 0xE000)

@@ -12,16 +12,17 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from clipstyler_opt.core.naming import printable
 from clipstyler_opt.batch.discovery import SkippedInput
 from clipstyler_opt.batch.jobs import Job
 from clipstyler_opt.batch.resume import InputDigest
+from clipstyler_opt.core.naming import printable
 
-__all__ = ["DONE", "FAILED", "SKIPPED", "new_run_id", "job_record", "skipped_input_fields", "Summary"]
+__all__ = ["DONE", "FAILED", "SKIPPED", "Summary", "job_record", "new_run_id", "skipped_input_fields"]
 
 DONE, FAILED, SKIPPED = "done", "failed", "skipped"
 _MAX_ERROR = 500
@@ -74,7 +75,7 @@ class Summary:
 
     @classmethod
     def from_records(cls, jobs: int, records: Iterable[dict[str, Any]], elapsed_s: float,
-                     **extra: Any) -> "Summary":
+                     **extra: Any) -> Summary:
         summary = cls(jobs=jobs, elapsed_s=elapsed_s, **extra)
         for record in records:
             if record.get("record") != "job":

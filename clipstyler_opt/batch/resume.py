@@ -11,16 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
-from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.run.images import sidecar_path
 from clipstyler_opt.batch.jobs import Job
 from clipstyler_opt.batch.safety import open_regular
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.run.images import sidecar_path
 
-__all__ = ["InputDigest", "DigestCache", "ScanResult", "expected_settings_hash", "scan_jobs", "file_sha256"]
+__all__ = ["DigestCache", "InputDigest", "ScanResult", "expected_settings_hash", "file_sha256", "scan_jobs"]
 
 _CHUNK = 1 << 20
 
@@ -48,7 +48,7 @@ class DigestCache:
         self._known: dict[str, InputDigest] = {}
 
     @classmethod
-    def from_records(cls, records: Iterable[dict[str, object]]) -> "DigestCache":
+    def from_records(cls, records: Iterable[dict[str, object]]) -> DigestCache:
         cache = cls()
         for record in records:
             sha, size, mtime = record.get("input_sha256"), record.get("input_size"), record.get("input_mtime_ns")

@@ -10,24 +10,25 @@ import gc
 import logging
 import os
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 
-from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.run.engine import ProgressCallback, Result, Stylizer
-from clipstyler_opt.core.errors import ClipoptError, OutputError
-from clipstyler_opt.run.animation import FrameSink
-from clipstyler_opt.run.resources import is_out_of_memory
-from clipstyler_opt.run.images import frame_writer, load_image, sidecar_path
-from clipstyler_opt.core.naming import printable
 from clipstyler_opt.batch.jobs import Job, backbone_key
 from clipstyler_opt.batch.records import DONE, FAILED, Summary, job_record
 from clipstyler_opt.batch.resume import DigestCache, InputDigest
 from clipstyler_opt.batch.safety import InputGuard
 from clipstyler_opt.batch.signals import interrupts_deferred
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import ClipoptError, OutputError
+from clipstyler_opt.core.naming import printable
+from clipstyler_opt.run.animation import FrameSink
+from clipstyler_opt.run.engine import ProgressCallback, Result, Stylizer
+from clipstyler_opt.run.images import frame_writer, load_image, sidecar_path
+from clipstyler_opt.run.resources import is_out_of_memory
 
-__all__ = ["RecordingSink", "BatchObserver", "SilentObserver", "RecordSink", "JobRunner"]
+__all__ = ["BatchObserver", "JobRunner", "RecordSink", "RecordingSink", "SilentObserver"]
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from clipstyler_opt.run.images import sidecar_path
-from clipstyler_opt.core.naming import frames_folder, printable
 from clipstyler_opt.batch.jobs import Job
+from clipstyler_opt.core.naming import frames_folder, printable
+from clipstyler_opt.run.images import sidecar_path
 
 __all__ = ["InputGuard", "open_regular"]
 

@@ -8,25 +8,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.run.engine import Stylizer
-from clipstyler_opt.core.errors import ClipoptError, ConfigError, InputImageError, OutputError
-from clipstyler_opt.core.naming import printable
 from clipstyler_opt.batch.discovery import SkippedInput, scan_inputs
 from clipstyler_opt.batch.distributed import Distributed
 from clipstyler_opt.batch.grid import SweepCell
 from clipstyler_opt.batch.jobs import Job, Shard, build_jobs, build_sweep_jobs
 from clipstyler_opt.batch.lock import BatchLock
-from clipstyler_opt.batch.manifest import (MANIFEST_NAME, ManifestWriter, ManifestWriteError, journal_path, merge_stale_journals,
-                       read_records)
+from clipstyler_opt.batch.manifest import (
+    MANIFEST_NAME,
+    ManifestWriteError,
+    ManifestWriter,
+    journal_path,
+    merge_stale_journals,
+    read_records,
+)
 from clipstyler_opt.batch.records import FAILED, SKIPPED, Summary, job_record, new_run_id, skipped_input_fields
 from clipstyler_opt.batch.resume import DigestCache, scan_jobs
 from clipstyler_opt.batch.runner import BatchObserver, JobRunner, RecordingSink, SilentObserver
 from clipstyler_opt.batch.safety import InputGuard
 from clipstyler_opt.batch.signals import interrupts_deferred, terminate_as_interrupt
 from clipstyler_opt.batch.workers import WorkerTask, run_in_workers
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import ClipoptError, ConfigError, InputImageError, OutputError
+from clipstyler_opt.core.naming import printable
+from clipstyler_opt.run.engine import Stylizer
 
-__all__ = ["BatchSettings", "BatchPlan", "run_batch", "plan_batch", "plan_jobs"]
+__all__ = ["BatchPlan", "BatchSettings", "plan_batch", "plan_jobs", "run_batch"]
 
 Record = dict[str, Any]
 

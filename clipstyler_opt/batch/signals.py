@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any, Iterator
+from typing import Any
 
-__all__ = ["terminate_as_interrupt", "interrupts_deferred"]
+__all__ = ["interrupts_deferred", "terminate_as_interrupt"]
 
 
 def _main_thread() -> bool:

@@ -27,15 +27,15 @@ from typing import Any
 
 import torch
 
-from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.run.engine import ProgressCallback, Stylizer
-from clipstyler_opt.core.errors import ClipoptError
 from clipstyler_opt.batch.jobs import Job, Shard
 from clipstyler_opt.batch.records import FAILED, job_record
 from clipstyler_opt.batch.resume import DigestCache
 from clipstyler_opt.batch.runner import BatchObserver, JobRunner, RecordSink
 from clipstyler_opt.batch.safety import InputGuard
 from clipstyler_opt.batch.signals import interrupts_deferred
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import ClipoptError
+from clipstyler_opt.run.engine import ProgressCallback, Stylizer
 
 __all__ = ["WorkerTask", "run_in_workers", "worker_threads"]
 

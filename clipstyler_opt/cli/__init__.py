@@ -5,14 +5,15 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from clipstyler_opt.core.errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, ClipoptError
 from clipstyler_opt.core.naming import printable
 
-__all__ = ["main", "cli"]
+__all__ = ["cli", "main"]
 
 log = logging.getLogger("clipstyler_opt")
 

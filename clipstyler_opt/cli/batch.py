@@ -8,23 +8,32 @@ from __future__ import annotations
 import os
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 from tqdm.auto import tqdm
 
-from clipstyler_opt.batch import (BatchSettings, Job, Shard, Summary, SweepCell, launched_by_torchrun, read_prompts_file,
-                     run_batch)
+from clipstyler_opt.batch import (
+    BatchSettings,
+    Job,
+    Shard,
+    Summary,
+    SweepCell,
+    launched_by_torchrun,
+    read_prompts_file,
+    run_batch,
+)
 from clipstyler_opt.batch.jobs import unique_prompts
-from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.run.engine import ProgressCallback
-from clipstyler_opt.core.errors import BatchFailures
-from clipstyler_opt.core.naming import printable
 from clipstyler_opt.cli.options import config_file_option, split_config, style_options, verbosity, verbosity_options
 from clipstyler_opt.cli.progress import StepBar
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import BatchFailures
+from clipstyler_opt.core.naming import printable
+from clipstyler_opt.run.engine import ProgressCallback
 
-__all__ = ["batch", "batch_options", "run_batch_command", "BarObserver", "LineObserver"]
+__all__ = ["BarObserver", "LineObserver", "batch", "batch_options", "run_batch_command"]
 
 OUTPUT_CHOICES = ("png", "jpg", "webp")
 Record = dict[str, Any]

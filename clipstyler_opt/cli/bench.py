@@ -16,16 +16,24 @@ import click
 from click.core import ParameterSource
 from tqdm.auto import tqdm
 
-from clipstyler_opt.tools.bench import PAPER_STEPS, PROMPT, REFERENCE_LABEL, BenchRow, BenchVariant, random_weights, run_benchmark
+from clipstyler_opt.cli.options import verbosity
 from clipstyler_opt.core.config import COMPILE_MODES, PRECISIONS, StyleConfig
 from clipstyler_opt.core.errors import OutputError
-from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
-from clipstyler_opt.method.precision import cpu_has_native_bf16, resolve_runtime
 from clipstyler_opt.core.presets import DEFAULT_PRESET, PRESET_NAMES
-from clipstyler_opt.run.record import package_versions
-from clipstyler_opt.tools.startup import STARTUP_FIELDS, StartupRow, measure_startup
 from clipstyler_opt.core.styles import FUSION_MODES, StyleSpec
-from clipstyler_opt.cli.options import verbosity
+from clipstyler_opt.method.precision import cpu_has_native_bf16, resolve_runtime
+from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
+from clipstyler_opt.run.record import package_versions
+from clipstyler_opt.tools.bench import (
+    PAPER_STEPS,
+    PROMPT,
+    REFERENCE_LABEL,
+    BenchRow,
+    BenchVariant,
+    random_weights,
+    run_benchmark,
+)
+from clipstyler_opt.tools.startup import STARTUP_FIELDS, StartupRow, measure_startup
 
 __all__ = ["bench"]
 

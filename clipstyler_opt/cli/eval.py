@@ -9,18 +9,26 @@ from typing import Any
 import click
 from tqdm.auto import tqdm
 
+from clipstyler_opt.cli.options import verbosity, verbosity_options
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError
-from clipstyler_opt.evaluate import (EvalOptions, EvalReport, EvalRow, Evaluator, Overrides, PatchProtocol, collect_targets,
-                       evaluate_targets)
+from clipstyler_opt.core.naming import printable
+from clipstyler_opt.core.styles import StyleImage
+from clipstyler_opt.evaluate import (
+    EvalOptions,
+    EvalReport,
+    EvalRow,
+    Evaluator,
+    Overrides,
+    PatchProtocol,
+    collect_targets,
+    evaluate_targets,
+)
 from clipstyler_opt.evaluate.scorer import DEFAULT_SCORERS
 from clipstyler_opt.evaluate.table import format_rows, format_summary, format_unavailable, write_csv, write_json
 from clipstyler_opt.evaluate.targets import EvalTarget
-from clipstyler_opt.core.naming import printable
-from clipstyler_opt.run.outputs import refuse_overwriting_inputs, sidecar_path
 from clipstyler_opt.report.load import EVAL_NAME
-from clipstyler_opt.core.styles import StyleImage
-from clipstyler_opt.cli.options import verbosity, verbosity_options
+from clipstyler_opt.run.outputs import refuse_overwriting_inputs, sidecar_path
 
 __all__ = ["eval_command"]
 

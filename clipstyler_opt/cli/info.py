@@ -12,7 +12,7 @@ import click
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.run.record import read_record
 
-__all__ = ["info", "describe_record"]
+__all__ = ["describe_record", "info"]
 
 _SHOWN = {"tool", "prompt", "seed", "created", "input", "output_size", "settings", "settings_hash", "backbone",
           "backbones", "content_network", "device", "precision", "requested_precision", "timings", "losses",

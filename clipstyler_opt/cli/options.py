@@ -6,15 +6,16 @@ import dataclasses
 import logging
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.config_files import load_toml
 
-__all__ = ["given_options", "style_options", "verbosity_options", "config_file_option", "split_config", "configure_logging"]
+__all__ = ["config_file_option", "configure_logging", "given_options", "split_config", "style_options", "verbosity_options"]
 
 F = Callable[..., Any]
 

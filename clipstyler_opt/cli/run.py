@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 from clipstyler_opt.cli.options import config_file_option, split_config, style_options, verbosity, verbosity_options
 from clipstyler_opt.cli.progress import StepBar
 
-__all__ = ["run", "input_files"]
+__all__ = ["input_files", "run"]
 
 log = logging.getLogger("clipstyler_opt")
 
@@ -37,10 +37,10 @@ def input_files(image: Path, config: StyleConfig) -> list[Path | None]:
 
 
 def _preflight(image: Path, loaded: LoadedImage, output: Path, explicit: bool, config: StyleConfig) -> None:
-    from clipstyler_opt.run.images import check_writable, refuse_overwriting_inputs
     from clipstyler_opt.method.precision import resolve_runtime
-    from clipstyler_opt.run.resources import check_free_space, check_memory, output_bytes_estimate
     from clipstyler_opt.method.sizing import working_size
+    from clipstyler_opt.run.images import check_writable, refuse_overwriting_inputs
+    from clipstyler_opt.run.resources import check_free_space, check_memory, output_bytes_estimate
 
     check_writable(output)
     if explicit:  # default names are claimed without ever replacing a file, so they cannot hit an input
@@ -82,8 +82,8 @@ def _from_output(ctx: click.Context, source: Path, image: Path | None, prompt: s
                  params: dict[str, Any]) -> tuple[Path, str, StyleConfig]:
     """`--from OUT`: the recorded run, with every option given on the command line (or in
     --config) overriding it."""
-    from clipstyler_opt.run.rerun import rerun_from_record
     from clipstyler_opt.run.record import read_record
+    from clipstyler_opt.run.rerun import rerun_from_record
 
     rerun = rerun_from_record(read_record(source)[0])
     given = {name: value for name, value in params.items()
@@ -126,8 +126,8 @@ def run(ctx: click.Context, image: Path | None, prompt: str | None, output: Path
     # Checked before torch is even imported: a bad option or style spec fails in a fraction of a second.
     if prompt.strip():
         StyleSpec.parse(prompt)
-    from clipstyler_opt.run.animation import FrameSink
     from clipstyler_opt.batch.signals import terminate_as_interrupt
+    from clipstyler_opt.run.animation import FrameSink
     from clipstyler_opt.run.engine import RunInterrupted, Stylizer, style_target
     from clipstyler_opt.run.images import frame_writer, load_image
     from clipstyler_opt.run.resources import out_of_memory_as_error

@@ -17,17 +17,16 @@ from clipstyler_opt.tools.startup import TUPLE_FIELDS
 
 def measure(request: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
+    import open_clip  # noqa: F401  (imported lazily by the backbone factory, but paid by every run)
     import torch  # noqa: F401  (timed: the imports a run pays)
 
-    import open_clip  # noqa: F401  (imported lazily by the backbone factory, but paid by every run)
-
     import clipstyler_opt.cli  # noqa: F401
-    from clipstyler_opt.method.ensemble import member_settings
     from clipstyler_opt.core.config import StyleConfig
+    from clipstyler_opt.core.styles import StyleSpec
+    from clipstyler_opt.method.ensemble import member_settings
+    from clipstyler_opt.method.textcache import text_cache_dir
     from clipstyler_opt.run.engine import Stylizer
     from clipstyler_opt.run.images import load_image
-    from clipstyler_opt.core.styles import StyleSpec
-    from clipstyler_opt.method.textcache import text_cache_dir
     imported = time.perf_counter()
 
     fields = dict(request["fields"])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
 from clipstyler_opt.report import analyze_answers, format_analysis, write_study
+from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
 
 __all__ = ["study"]
 

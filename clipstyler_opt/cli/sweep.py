@@ -6,14 +6,14 @@ from typing import Any
 
 import click
 
-from clipstyler_opt.method.ensemble import check_members
 from clipstyler_opt.batch import SweepCell, expand_grid, parse_vary
 from clipstyler_opt.batch.jobs import backbone_key
+from clipstyler_opt.cli.batch import batch_options, run_batch_command
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ClipoptError
-from clipstyler_opt.cli.batch import batch_options, run_batch_command
+from clipstyler_opt.method.ensemble import check_members
 
-__all__ = ["sweep", "grid_cells"]
+__all__ = ["grid_cells", "sweep"]
 
 
 def grid_cells(varies: tuple[str, ...], base: StyleConfig) -> tuple[SweepCell, ...]:

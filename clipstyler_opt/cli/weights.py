@@ -7,23 +7,32 @@ import os
 import re
 import shlex
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
+from clipstyler_opt.core.backbone_spec import BackboneSpec, offline_requested
+from clipstyler_opt.core.digests import file_sha256, sha256_of_file
+from clipstyler_opt.core.errors import OutputError, WeightsError
 from clipstyler_opt.models import catalog
-from clipstyler_opt.models.catalog import (CATALOG, CacheStatus, HubSource, cache_status, check_cached_file, hub_source,
-                                 is_content_network, tokenizer_repo_of, verify_caches)
+from clipstyler_opt.models.catalog import (
+    CATALOG,
+    CacheStatus,
+    HubSource,
+    cache_status,
+    check_cached_file,
+    hub_source,
+    is_content_network,
+    tokenizer_repo_of,
+    verify_caches,
+)
 from clipstyler_opt.models.inspect import CheckpointReport, inspect_checkpoint
-from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.models.tokenizers import TOKENIZER_FILES, resolve_tokenizer_folder
 from clipstyler_opt.weights.download import VGG19_FILENAME, check_reachable, download_file, one_line, vgg19_url
-from clipstyler_opt.core.backbone_spec import offline_requested
 from clipstyler_opt.weights.resolve import resolve_hub_file, resolve_vgg_weights
-from clipstyler_opt.core.errors import OutputError, WeightsError
-from clipstyler_opt.core.digests import file_sha256, sha256_of_file
 
 __all__ = ["weights"]
 

@@ -29,7 +29,7 @@ from typing import Any
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.templates import TEMPLATE_SETS
 
-__all__ = ["BackboneSpec", "LoadContext", "DEFAULT_BACKBONE", "HF_HUB_PREFIX", "LOCAL_DIR_PREFIX"]
+__all__ = ["DEFAULT_BACKBONE", "HF_HUB_PREFIX", "LOCAL_DIR_PREFIX", "BackboneSpec", "LoadContext"]
 
 DEFAULT_BACKBONE = "ViT-B-32-quickgelu/openai"
 HF_HUB_PREFIX = "hf-hub:"
@@ -67,7 +67,7 @@ class BackboneSpec:
         return self.source[len(schema) + 1:] if schema else self.source
 
     @classmethod
-    def parse(cls, text: str) -> "BackboneSpec":
+    def parse(cls, text: str) -> BackboneSpec:
         original = text
         text = text.strip()
         if not text:
@@ -105,7 +105,7 @@ class BackboneSpec:
         if self.schema and (self.pretrained or self.file):
             _bad(where, f"{self.schema}: sources bring their own weights; drop the /TAG or file= part")
 
-    def with_defaults(self, **changes: Any) -> "BackboneSpec":
+    def with_defaults(self, **changes: Any) -> BackboneSpec:
         return replace(self, **changes)
 
     def __str__(self) -> str:

@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import functools
+import hashlib
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Collection, Mapping
+from typing import Any, ClassVar
 
 from clipstyler_opt.core.backbone_spec import DEFAULT_BACKBONE, BackboneSpec, LoadContext, offline_requested
 from clipstyler_opt.core.config_checks import MAX_SIZE, check_choice, check_config
-from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.digests import file_sha256
+from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.presets import DEFAULT_PRESET, PRESET_NAMES, preset_values
 from clipstyler_opt.core.styles import FUSION_MODES, StyleImage
 from clipstyler_opt.core.templates import TEMPLATE_SETS
 
-
-__all__ = ["StyleConfig", "MAX_SIZE", "TEMPLATE_CHOICES", "DEVICES", "PRECISIONS", "COMPILE_MODES"]
+__all__ = ["COMPILE_MODES", "DEVICES", "MAX_SIZE", "PRECISIONS", "TEMPLATE_CHOICES", "StyleConfig"]
 
 TEMPLATE_CHOICES = ("auto", *TEMPLATE_SETS)
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -217,7 +217,7 @@ class StyleConfig:
     def field_meta(cls, name: str) -> Mapping[str, Any]:
         return {f.name: f.metadata for f in dataclasses.fields(cls)}[name]
 
-    def replace(self, **changes: Any) -> "StyleConfig":
+    def replace(self, **changes: Any) -> StyleConfig:
         unknown = sorted(set(changes) - set(self.field_names()))
         if unknown:
             raise ConfigError(unknown_setting_message(unknown[0], self.field_names()))

@@ -13,7 +13,7 @@ from clipstyler_opt.core.formats import check_animation_path
 if TYPE_CHECKING:
     from clipstyler_opt.core.config import StyleConfig
 
-__all__ = ["check_config", "check_choice", "MAX_SIZE", "MAX_OUTPUT_SIZE"]
+__all__ = ["MAX_OUTPUT_SIZE", "MAX_SIZE", "check_choice", "check_config"]
 
 MAX_SIZE = 8192
 MAX_OUTPUT_SIZE = 32768
@@ -23,17 +23,17 @@ _FINITE = ("lr", "lr_decay_factor", "distortion", "lambda_patch", "lambda_dir", 
 _CHOICES = ("templates", "precision", "fusion", "compile")
 
 
-def _fail(config: "StyleConfig", name: str, rule: str) -> NoReturn:
+def _fail(config: StyleConfig, name: str, rule: str) -> NoReturn:
     raise ConfigError(f"{name.replace('_', '-')} must be {rule}, got {getattr(config, name)!r}")
 
 
-def check_choice(config: "StyleConfig", name: str) -> None:
+def check_choice(config: StyleConfig, name: str) -> None:
     choices = config.field_meta(name)["choices"]
     if getattr(config, name) not in choices:
         _fail(config, name, f"one of {', '.join(choices)}")
 
 
-def check_config(config: "StyleConfig") -> None:
+def check_config(config: StyleConfig) -> None:
     for name in _AT_LEAST_ONE:
         if getattr(config, name) < 1:
             _fail(config, name, "at least 1")
@@ -64,7 +64,7 @@ def check_config(config: "StyleConfig") -> None:
         check_choice(config, name)
 
 
-def _check_style_options(config: "StyleConfig") -> None:
+def _check_style_options(config: StyleConfig) -> None:
     if config.style_strength is not None and not (math.isfinite(config.style_strength)
                                                   and 0.0 <= config.style_strength <= 1.0):
         _fail(config, "style_strength", "in [0, 1]")

@@ -21,8 +21,16 @@ import time
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-__all__ = ["file_sha256", "sha256_of_file", "sha256_of_stream", "user_cache_dir", "hash_cache_path",
-           "clear_memory_cache", "MAX_ENTRIES", "CACHE_FILE_NAME"]
+__all__ = [
+    "CACHE_FILE_NAME",
+    "MAX_ENTRIES",
+    "clear_memory_cache",
+    "file_sha256",
+    "hash_cache_path",
+    "sha256_of_file",
+    "sha256_of_stream",
+    "user_cache_dir",
+]
 
 log = logging.getLogger(__name__)
 

@@ -6,20 +6,20 @@ The table in README.md ("Exit codes") is generated from the same numbers.
 from __future__ import annotations
 
 __all__ = [
+    "EXIT_CODES",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "BatchFailures",
     "ClipoptError",
     "ConfigError",
-    "InputImageError",
-    "OutputError",
-    "WeightsError",
     "DeviceError",
+    "InputImageError",
     "OptimisationError",
-    "BatchFailures",
+    "OutputError",
     "ResourceError",
-    "EXIT_OK",
-    "EXIT_INTERNAL",
-    "EXIT_USAGE",
-    "EXIT_INTERRUPTED",
-    "EXIT_CODES",
+    "WeightsError",
 ]
 
 EXIT_OK = 0

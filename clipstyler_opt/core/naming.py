@@ -6,11 +6,22 @@ import hashlib
 import os
 import re
 import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-__all__ = ["slugify", "prompt_slug", "default_output_path", "numbered_paths", "partial_output_path",
-           "frames_folder", "fit_name", "name_bytes", "printable", "NAME_MAX", "SIDECAR_SUFFIX"]
+__all__ = [
+    "NAME_MAX",
+    "SIDECAR_SUFFIX",
+    "default_output_path",
+    "fit_name",
+    "frames_folder",
+    "name_bytes",
+    "numbered_paths",
+    "partial_output_path",
+    "printable",
+    "prompt_slug",
+    "slugify",
+]
 
 MAX_SLUG = 48
 NAME_MAX = 255  # bytes in one file name on common local file systems (ext4, xfs, btrfs, APFS, tmpfs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["portable_metadata", "PATH_KEYS"]
+__all__ = ["PATH_KEYS", "portable_metadata"]
 
 # Keys whose string values name files, even when the path is relative.
 PATH_KEYS = frozenset({"source", "weights", "path", "file", "input", "output"})

@@ -19,9 +19,10 @@ than their default count as given (`StyleConfig(preset="fast", steps=300)` keeps
 
 from __future__ import annotations
 
-from typing import Any, Collection, Mapping
+from collections.abc import Collection, Mapping
+from typing import Any
 
-__all__ = ["PRESETS", "PRESET_NAMES", "DEFAULT_PRESET", "preset_values"]
+__all__ = ["DEFAULT_PRESET", "PRESETS", "PRESET_NAMES", "preset_values"]
 
 DEFAULT_PRESET = "default"
 PRESETS: dict[str, dict[str, Any]] = {

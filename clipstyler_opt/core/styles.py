@@ -23,17 +23,25 @@ parses back to an equal spec. A spec with one part of weight 1 is exactly a plai
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
 from clipstyler_opt.core.errors import ConfigError, InputImageError
 
-__all__ = ["StylePart", "StyleSpec", "StyleImage", "normalised_weights", "fuse_directions", "MIN_WEIGHT_SUM",
-           "FUSION_MODES"]
+__all__ = [
+    "FUSION_MODES",
+    "MIN_WEIGHT_SUM",
+    "StyleImage",
+    "StylePart",
+    "StyleSpec",
+    "fuse_directions",
+    "normalised_weights",
+]
 
 MIN_WEIGHT_SUM = 1e-6
 FUSION_MODES = ("directions", "losses")  # see targets.py
@@ -77,7 +85,7 @@ class StyleSpec:
         normalised_weights(self.weights)
 
     @classmethod
-    def parse(cls, text: str) -> "StyleSpec":
+    def parse(cls, text: str) -> StyleSpec:
         """Parse a style spec such as ``"starry night:0.7 | ukiyo-e woodblock print:0.3"``.
 
         Args:
@@ -99,7 +107,7 @@ class StyleSpec:
         return cls(tuple(parts))
 
     @classmethod
-    def single(cls, text: str) -> "StyleSpec":
+    def single(cls, text: str) -> StyleSpec:
         """A one-part spec of weight 1 holding `text` verbatim (no escapes, no weight syntax)."""
         return cls((StylePart(text.strip()),))
 
@@ -132,7 +140,7 @@ class StyleImage:
     weight: float = 1.0
 
     @classmethod
-    def parse(cls, text: str) -> "StyleImage":
+    def parse(cls, text: str) -> StyleImage:
         """Parse ``FILE`` or ``FILE:WEIGHT``.
 
         An existing file named by the whole string is taken as is (so file names may contain

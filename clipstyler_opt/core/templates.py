@@ -7,7 +7,7 @@ This module has no heavy imports, so option parsing can validate set names insta
 
 from __future__ import annotations
 
-__all__ = ["TEMPLATE_SETS", "CLIPSTYLER_TEMPLATES", "template_texts"]
+__all__ = ["CLIPSTYLER_TEMPLATES", "TEMPLATE_SETS", "template_texts"]
 
 CLIPSTYLER_TEMPLATES: tuple[str, ...] = (
     "a bad photo of a {}.",

@@ -15,6 +15,23 @@ from clipstyler_opt.evaluate.stats import MeanInterval, bootstrap_mean, summaris
 from clipstyler_opt.evaluate.style import PatchProtocol, StyleScorer
 from clipstyler_opt.evaluate.targets import EvalTarget, Overrides, collect_targets
 
-__all__ = ["EvalOptions", "EvalReport", "EvalRow", "Evaluator", "evaluate_targets", "DIRECTIONS", "METRICS",
-           "MetricUnavailable", "DEFAULT_SCORERS", "choose_scorer", "MeanInterval", "bootstrap_mean", "summarise",
-           "PatchProtocol", "StyleScorer", "EvalTarget", "Overrides", "collect_targets"]
+__all__ = [
+           "DEFAULT_SCORERS",
+           "DIRECTIONS",
+           "METRICS",
+           "EvalOptions",
+           "EvalReport",
+           "EvalRow",
+           "EvalTarget",
+           "Evaluator",
+           "MeanInterval",
+           "MetricUnavailable",
+           "Overrides",
+           "PatchProtocol",
+           "StyleScorer",
+           "bootstrap_mean",
+           "choose_scorer",
+           "collect_targets",
+           "evaluate_targets",
+           "summarise",
+]

@@ -15,10 +15,10 @@ import kornia
 import torch
 from torch import nn
 
-from clipstyler_opt.method.losses import content_loss
 from clipstyler_opt.evaluate.names import MetricUnavailable
+from clipstyler_opt.method.losses import content_loss
 
-__all__ = ["SSIM_WINDOW", "ssim", "edge_magnitude", "pearson", "edge_correlation", "vgg_content_distance"]
+__all__ = ["SSIM_WINDOW", "edge_correlation", "edge_magnitude", "pearson", "ssim", "vgg_content_distance"]
 
 SSIM_WINDOW = 11
 

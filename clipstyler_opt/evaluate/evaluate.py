@@ -11,21 +11,15 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from PIL import Image
 
-from clipstyler_opt.models import LoadContext, create_backbone, create_content_network, offline_requested, resolve_content_weights
-from clipstyler_opt.method.ensemble import Member, member_settings
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.run.images import load_image
-from clipstyler_opt.method.pixels import pil_to_tensor
-from clipstyler_opt.method.precision import resolve_device
-from clipstyler_opt.run.record import backbone_record, weights_record
-from clipstyler_opt.method.sizing import MIN_SIDE, working_size
 from clipstyler_opt.evaluate.content import edge_correlation, ssim, vgg_content_distance
 from clipstyler_opt.evaluate.gram import GRAM_LAYERS, style_network, weighted_gram_distance
 from clipstyler_opt.evaluate.names import DIRECTIONS, METRICS, STYLE_TEXT_METRICS, MetricUnavailable
@@ -34,8 +28,21 @@ from clipstyler_opt.evaluate.scorer import Record, choose_scorer, was_optimiser
 from clipstyler_opt.evaluate.stats import summarise
 from clipstyler_opt.evaluate.style import PatchProtocol, StyleScorer
 from clipstyler_opt.evaluate.targets import EvalTarget
+from clipstyler_opt.method.ensemble import Member, member_settings
+from clipstyler_opt.method.pixels import pil_to_tensor
+from clipstyler_opt.method.precision import resolve_device
+from clipstyler_opt.method.sizing import MIN_SIDE, working_size
+from clipstyler_opt.models import (
+    LoadContext,
+    create_backbone,
+    create_content_network,
+    offline_requested,
+    resolve_content_weights,
+)
+from clipstyler_opt.run.images import load_image
+from clipstyler_opt.run.record import backbone_record, weights_record
 
-__all__ = ["EvalOptions", "EvalRow", "EvalReport", "Evaluator", "evaluate_targets"]
+__all__ = ["EvalOptions", "EvalReport", "EvalRow", "Evaluator", "evaluate_targets"]
 
 log = logging.getLogger(__name__)
 NOT_GUIDED = "not applicable: no style image guided this output (give --style-image to compare with one)"
@@ -117,7 +124,7 @@ class Evaluator:
         self._styles: dict[tuple[Path, int], list[torch.Tensor]] = {}
 
     @classmethod
-    def for_targets(cls, options: EvalOptions, targets: Sequence[EvalTarget]) -> "Evaluator":
+    def for_targets(cls, options: EvalOptions, targets: Sequence[EvalTarget]) -> Evaluator:
         """Load the networks, choosing the default scorer from what optimised `targets`."""
         return cls(options, [target.optimisers or () for target in targets])
 

@@ -9,13 +9,13 @@ With several style images, their distances are averaged with weights |w_i| / Σ|
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
 from clipstyler_opt.models.vgg import LAYER_NAMES, VGGFeatures
 
-__all__ = ["GRAM_LAYERS", "gram_matrix", "gram_distance", "weighted_gram_distance", "style_network"]
+__all__ = ["GRAM_LAYERS", "gram_distance", "gram_matrix", "style_network", "weighted_gram_distance"]
 
 GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["METRICS", "DIRECTIONS", "STYLE_TEXT_METRICS", "MetricUnavailable"]
+__all__ = ["DIRECTIONS", "METRICS", "STYLE_TEXT_METRICS", "MetricUnavailable"]
 
 STYLE_TEXT_METRICS = ("clip_score", "directional_similarity", "patch_clip_score")
 METRICS = (*STYLE_TEXT_METRICS, "ssim", "vgg_content_distance", "lpips", "edge_correlation", "gram_distance")

@@ -23,15 +23,22 @@ from typing import Any
 import torch
 from torch import nn
 
+from clipstyler_opt.core.errors import ConfigError, WeightsError
+from clipstyler_opt.evaluate.names import MetricUnavailable
+from clipstyler_opt.run.record import weights_record
 from clipstyler_opt.weights.checkpoints import load_state_dict, weights_error
 from clipstyler_opt.weights.download import check_reachable, download_file, torch_hub_checkpoints
 from clipstyler_opt.weights.resolve import WeightsFile, resolve_weights
-from clipstyler_opt.core.errors import ConfigError, WeightsError
-from clipstyler_opt.run.record import weights_record
-from clipstyler_opt.evaluate.names import MetricUnavailable
 
-__all__ = ["ALEXNET_URL", "ALEXNET_FILENAME", "MIN_LPIPS_SIDE", "LPIPS_EXTRA", "PerceptualMetric",
-           "resolve_alexnet_weights", "load_perceptual"]
+__all__ = [
+    "ALEXNET_FILENAME",
+    "ALEXNET_URL",
+    "LPIPS_EXTRA",
+    "MIN_LPIPS_SIDE",
+    "PerceptualMetric",
+    "load_perceptual",
+    "resolve_alexnet_weights",
+]
 
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 ALEXNET_FILENAME = "alexnet-owt-7be5be79.pth"

@@ -13,12 +13,13 @@ other activation) and pretrained tag match.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.core.errors import ConfigError
 
-__all__ = ["DEFAULT_SCORERS", "optimiser_records", "same_backbone", "choose_scorer", "was_optimiser"]
+__all__ = ["DEFAULT_SCORERS", "choose_scorer", "optimiser_records", "same_backbone", "was_optimiser"]
 
 DEFAULT_SCORERS = ("ViT-B-16/openai", "ViT-B-32-quickgelu/openai")
 Record = Mapping[str, Any]

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["MeanInterval", "bootstrap_mean", "summarise", "RESAMPLES", "CONFIDENCE", "SEED"]
+__all__ = ["CONFIDENCE", "RESAMPLES", "SEED", "MeanInterval", "bootstrap_mean", "summarise"]
 
 RESAMPLES = 2000
 CONFIDENCE = 0.95

@@ -23,13 +23,13 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 
-from clipstyler_opt.method.views import PatchCrops
-from clipstyler_opt.method.ensemble import Member
-from clipstyler_opt.method.losses import directional_loss, resize_for_backbone
 from clipstyler_opt.core.styles import StyleSpec, fuse_directions, normalised_weights
 from clipstyler_opt.evaluate.names import MetricUnavailable
+from clipstyler_opt.method.ensemble import Member
+from clipstyler_opt.method.losses import directional_loss, resize_for_backbone
+from clipstyler_opt.method.views import PatchCrops
 
-__all__ = ["PatchProtocol", "TextTarget", "StyleScorer", "clip_score", "directional_similarity"]
+__all__ = ["PatchProtocol", "StyleScorer", "TextTarget", "clip_score", "directional_similarity"]
 
 
 def clip_score(image_features: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:

@@ -6,14 +6,24 @@ import csv
 import io
 import json
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from clipstyler_opt.run.outputs import write_atomic
 from clipstyler_opt.evaluate.names import DIRECTIONS, METRICS
+from clipstyler_opt.run.outputs import write_atomic
 
-__all__ = ["ARROWS", "format_value", "format_rows", "format_summary", "format_unavailable", "csv_text",
-           "write_json", "write_csv", "CSV_COLUMNS"]
+__all__ = [
+    "ARROWS",
+    "CSV_COLUMNS",
+    "csv_text",
+    "format_rows",
+    "format_summary",
+    "format_unavailable",
+    "format_value",
+    "write_csv",
+    "write_json",
+]
 
 ARROWS = {"higher": "↑", "lower": "↓"}
 MISSING = "n/a"

@@ -10,16 +10,17 @@ in that state is an error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from clipstyler_opt.batch.manifest import MANIFEST_NAME
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError, InputImageError
-from clipstyler_opt.report.load import load_results
 from clipstyler_opt.core.styles import StyleImage, StyleSpec
 from clipstyler_opt.evaluate.scorer import Record, optimiser_records
+from clipstyler_opt.report.load import load_results
 
 __all__ = ["EvalTarget", "Overrides", "collect_targets"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-__all__ = ["EarlyStopper", "EMA_BETA"]
+__all__ = ["EMA_BETA", "EarlyStopper"]
 
 EMA_BETA = 0.9
 

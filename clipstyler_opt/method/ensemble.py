@@ -11,13 +11,13 @@ from typing import Any
 
 import torch
 
+from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.method.text import TextEmbeddings
 from clipstyler_opt.models import VisionLanguageBackbone, create_backbone
 from clipstyler_opt.models.calibration import defaults_for
-from clipstyler_opt.core.backbone_spec import BackboneSpec
 
-__all__ = ["Member", "load_members", "check_members", "member_settings"]
+__all__ = ["Member", "check_members", "load_members", "member_settings"]
 
 
 @dataclass

@@ -16,11 +16,11 @@ import torch.nn.functional as F
 from clipstyler_opt.models import VisionLanguageBackbone
 
 __all__ = [
-    "directional_loss",
-    "thresholded_mean",
     "content_loss",
-    "total_variation",
+    "directional_loss",
     "resize_for_backbone",
+    "thresholded_mean",
+    "total_variation",
 ]
 
 

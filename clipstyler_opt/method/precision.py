@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Iterable, TypeVar
+from typing import Any, ContextManager, TypeVar
 
 import torch
 from torch import nn
 
 from clipstyler_opt.core.errors import ConfigError, DeviceError
 
-__all__ = ["Runtime", "resolve_device", "resolve_runtime", "cpu_has_native_bf16", "store_weights_as",
-           "frozen_weights_dtype", "resolve_compile", "compile_step", "is_compile_failure"]
+__all__ = [
+    "Runtime",
+    "compile_step",
+    "cpu_has_native_bf16",
+    "frozen_weights_dtype",
+    "is_compile_failure",
+    "resolve_compile",
+    "resolve_device",
+    "resolve_runtime",
+    "store_weights_as",
+]
 
 _DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 

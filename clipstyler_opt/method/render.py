@@ -14,16 +14,17 @@ with the whole-image render up to floating-point rounding; a short ramp in the o
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.method.sizing import pad_to_multiple, working_size
 from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.method.sizing import pad_to_multiple, working_size
 from clipstyler_opt.models.unet import SIDE_MULTIPLE
 
 if TYPE_CHECKING:
@@ -31,9 +32,18 @@ if TYPE_CHECKING:
 
     from clipstyler_opt.run.images import LoadedImage
 
-__all__ = ["render", "finish_image", "output_dimensions", "clipstyler_contrast", "frozen_instance_norm",
-           "choose_tile", "CONTEXT_MARGIN", "DEFAULT_OVERLAP",
-           "ACTIVATION_BYTES_PER_PIXEL_PER_WIDTH", "MIN_TILE"]
+__all__ = [
+    "ACTIVATION_BYTES_PER_PIXEL_PER_WIDTH",
+    "CONTEXT_MARGIN",
+    "DEFAULT_OVERLAP",
+    "MIN_TILE",
+    "choose_tile",
+    "clipstyler_contrast",
+    "finish_image",
+    "frozen_instance_norm",
+    "output_dimensions",
+    "render",
+]
 
 # Receptive-field radius of `UNet` in input pixels, rounded up to the 8-pixel grid: an output
 # pixel depends on inputs at most 69 pixels away (the gradient's support with frozen statistics,
@@ -249,7 +259,7 @@ def output_dimensions(input_size: tuple[int, int], working: tuple[int, int], out
     return working_size(*input_size, int(output_size))
 
 
-def _statistics_source(loaded: "LoadedImage", size: tuple[int, int], unet_width: int) -> torch.Tensor:
+def _statistics_source(loaded: LoadedImage, size: tuple[int, int], unet_width: int) -> torch.Tensor:
     """The image whose instance-norm statistics a render at `size` uses: the content at that size
     when one pass over it fits the budget (then the render equals a plain whole-image pass), else
     the largest copy that fits. Statistics of a 2000-px copy describe a 4000-px image far better
@@ -264,8 +274,8 @@ def _statistics_source(loaded: "LoadedImage", size: tuple[int, int], unet_width:
     return pil_to_tensor(loaded.rgb.resize(fitting, Image.Resampling.BICUBIC))
 
 
-def finish_image(output: torch.Tensor, loaded: "LoadedImage", config: StyleConfig, *, unet: nn.Module | None = None,
-                 render_size: bool = True) -> "Image.Image":
+def finish_image(output: torch.Tensor, loaded: LoadedImage, config: StyleConfig, *, unet: nn.Module | None = None,
+                 render_size: bool = True) -> Image.Image:
     """The saved image from the optimised working-size `output`: rendered at --output-size (the
     U-Net run on the content at that size, see `_statistics_source`), then CLIPstyler's contrast
     (--contrast), then the photo's colours (--keep-colors), then alpha."""

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from clipstyler_opt.models.unet import SIDE_MULTIPLE
 
-__all__ = ["working_size", "pad_to_multiple", "MIN_SIDE"]
+__all__ = ["MIN_SIDE", "pad_to_multiple", "working_size"]
 
 MIN_SIDE = 16  # VGG19 pools four times before relu5_2
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from clipstyler_opt.method.ensemble import Member
 from clipstyler_opt.core.errors import ConfigError
-from clipstyler_opt.method.losses import resize_for_backbone
 from clipstyler_opt.core.styles import FUSION_MODES, StyleSpec, fuse_directions, normalised_weights
+from clipstyler_opt.method.ensemble import Member
+from clipstyler_opt.method.losses import resize_for_backbone
 
-__all__ = ["StyleTarget", "Component", "FUSION_MODES"]
+__all__ = ["FUSION_MODES", "Component", "StyleTarget"]
 
 Component = tuple[float, torch.Tensor]
 
@@ -46,7 +46,7 @@ class StyleTarget:
 
     @classmethod
     def from_prompt(cls, prompt: str, source: str, fusion: str = "directions",
-                    images: tuple[tuple[torch.Tensor, float], ...] = ()) -> "StyleTarget":
+                    images: tuple[tuple[torch.Tensor, float], ...] = ()) -> StyleTarget:
         return cls(StyleSpec.parse(prompt) if prompt.strip() else None, source, fusion, images)
 
     def _weights(self) -> list[float]:

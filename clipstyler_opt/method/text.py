@@ -9,17 +9,24 @@ the text, so a known prompt costs no text-tower pass in a later run.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from clipstyler_opt.models import VisionLanguageBackbone
 from clipstyler_opt.core.templates import TEMPLATE_SETS, template_texts
 from clipstyler_opt.method.textcache import TextCache, text_cache_enabled
+from clipstyler_opt.models import VisionLanguageBackbone
 
-__all__ = ["TEMPLATE_SETS", "template_texts", "text_embedding", "text_direction", "TextEmbeddings",
-           "backbone_device"]
+__all__ = [
+    "TEMPLATE_SETS",
+    "TextEmbeddings",
+    "backbone_device",
+    "template_texts",
+    "text_direction",
+    "text_embedding",
+]
 
 
 def backbone_device(backbone: VisionLanguageBackbone) -> torch.device:

@@ -25,17 +25,26 @@ import struct
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 
-from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.digests import file_sha256, user_cache_dir
+from clipstyler_opt.core.errors import ConfigError
 
-__all__ = ["TextCache", "backbone_identity", "text_cache_enabled", "text_cache_dir", "TEXT_CACHE_ENV",
-           "MAX_ENTRIES", "MAX_BYTES", "ENTRY_SUFFIX"]
+__all__ = [
+    "ENTRY_SUFFIX",
+    "MAX_BYTES",
+    "MAX_ENTRIES",
+    "TEXT_CACHE_ENV",
+    "TextCache",
+    "backbone_identity",
+    "text_cache_dir",
+    "text_cache_enabled",
+]
 
 log = logging.getLogger(__name__)
 

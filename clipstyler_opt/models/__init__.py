@@ -7,11 +7,11 @@ other source, which open_clip builds (CLIP, SigLIP, SigLIP2, hf-hub:, local-dir:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from clipstyler_opt.core.backbone_spec import DEFAULT_BACKBONE, BackboneSpec, LoadContext, offline_requested
 from clipstyler_opt.core.errors import ConfigError
-from clipstyler_opt.core.backbone_spec import DEFAULT_BACKBONE, BackboneSpec, LoadContext
-from clipstyler_opt.core.backbone_spec import offline_requested
 from clipstyler_opt.weights.resolve import WeightsFile, resolve_vgg_weights
 
 if TYPE_CHECKING:  # torch is imported where a backbone is built, not when options are checked
@@ -20,17 +20,17 @@ if TYPE_CHECKING:  # torch is imported where a backbone is built, not when optio
     from clipstyler_opt.models.vgg import VGGFeatures
 
 __all__ = [
-    "VisionLanguageBackbone",
+    "DEFAULT_BACKBONE",
     "BackboneFactory",
     "BackboneSpec",
     "LoadContext",
-    "DEFAULT_BACKBONE",
-    "register_backbone",
-    "list_backbones",
+    "VisionLanguageBackbone",
     "create_backbone",
-    "resolve_content_weights",
     "create_content_network",
+    "list_backbones",
     "offline_requested",
+    "register_backbone",
+    "resolve_content_weights",
 ]
 
 

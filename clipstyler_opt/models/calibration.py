@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["BackboneDefaults", "CALIBRATION", "defaults_for"]
+__all__ = ["CALIBRATION", "BackboneDefaults", "defaults_for"]
 
 
 @dataclass(frozen=True)

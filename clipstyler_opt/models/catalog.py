@@ -13,21 +13,41 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
-from clipstyler_opt.core.errors import ConfigError, WeightsError
-from clipstyler_opt.core.digests import sha256_of_file
-from clipstyler_opt.models.inspect import check_integrity
 from clipstyler_opt.core.backbone_spec import DEFAULT_BACKBONE, BackboneSpec
+from clipstyler_opt.core.digests import sha256_of_file
+from clipstyler_opt.core.errors import ConfigError, WeightsError
+from clipstyler_opt.models.inspect import check_integrity
 from clipstyler_opt.models.tokenizers import resolve_tokenizer_folder
-from clipstyler_opt.weights.resolve import (VGG19_FILENAME, WeightsFile, _hf_candidates, _hub_caches, torchvision_sha256_prefix,
-                      vgg19_cache_files, resolve_hub_file, resolve_vgg_weights)
+from clipstyler_opt.weights.resolve import (
+    VGG19_FILENAME,
+    WeightsFile,
+    _hf_candidates,
+    _hub_caches,
+    resolve_hub_file,
+    resolve_vgg_weights,
+    torchvision_sha256_prefix,
+    vgg19_cache_files,
+)
 
-__all__ = ["KnownBackbone", "CATALOG", "CONTENT_NETWORK", "VGG19_SHA256_PREFIX", "HubSource", "hub_source",
-           "is_content_network", "tokenizer_repo_of", "CacheStatus", "cache_status", "Finding",
-           "check_cached_file", "verify_caches"]
+__all__ = [
+    "CATALOG",
+    "CONTENT_NETWORK",
+    "VGG19_SHA256_PREFIX",
+    "CacheStatus",
+    "Finding",
+    "HubSource",
+    "KnownBackbone",
+    "cache_status",
+    "check_cached_file",
+    "hub_source",
+    "is_content_network",
+    "tokenizer_repo_of",
+    "verify_caches",
+]
 
 CONTENT_NETWORK = "vgg19"
 VGG19_SHA256_PREFIX = torchvision_sha256_prefix(VGG19_FILENAME)

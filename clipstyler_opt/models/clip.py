@@ -9,22 +9,23 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
+from clipstyler_opt.core.backbone_spec import BackboneSpec, LoadContext
 from clipstyler_opt.core.errors import ConfigError, WeightsError
-from clipstyler_opt.weights.checkpoints import checkpoint_format, describe_load_error
 from clipstyler_opt.models.fast_vit import speed_up_vision_tower
 from clipstyler_opt.models.no_init import initialisation_skipped
-from clipstyler_opt.core.backbone_spec import BackboneSpec, LoadContext
 from clipstyler_opt.models.tokenizers import build_tokenizer, require_extra_for, resolve_tokenizer_folder
+from clipstyler_opt.weights.checkpoints import checkpoint_format, describe_load_error
 from clipstyler_opt.weights.resolve import WeightsFile, resolve_clip_weights, resolve_hub_file
 
-__all__ = ["OpenClipBackbone", "create_open_clip", "check_requirements"]
+__all__ = ["OpenClipBackbone", "check_requirements", "create_open_clip"]
 
 log = logging.getLogger(__name__)
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")

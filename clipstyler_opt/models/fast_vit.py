@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PackedSelfAttention", "PatchEmbedding", "ClassTokenBlock", "fold_quick_gelu", "speed_up_vision_tower"]
+__all__ = ["ClassTokenBlock", "PackedSelfAttention", "PatchEmbedding", "fold_quick_gelu", "speed_up_vision_tower"]
 
 QUICK_GELU_SCALE = 1.702  # QuickGELU(x) = x·σ(1.702x) = SiLU(1.702x) / 1.702
 

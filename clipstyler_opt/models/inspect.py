@@ -13,18 +13,27 @@ import math
 import re
 import zipfile
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
 from clipstyler_opt.core.errors import WeightsError
-from clipstyler_opt.weights.checkpoints import checkpoint_format, describe_load_error, load_state_dict, weights_error
 from clipstyler_opt.models.vgg import LAYER_NAMES, VGG19_LAYOUT, load_vgg_features
+from clipstyler_opt.weights.checkpoints import checkpoint_format, describe_load_error, load_state_dict, weights_error
 
-__all__ = ["TensorInfo", "Architecture", "CheckpointReport", "tensor_table", "infer_architecture",
-           "open_clip_candidates", "check_integrity", "inspect_checkpoint"]
+__all__ = [
+    "Architecture",
+    "CheckpointReport",
+    "TensorInfo",
+    "check_integrity",
+    "infer_architecture",
+    "inspect_checkpoint",
+    "open_clip_candidates",
+    "tensor_table",
+]
 
 _VGG19_CONVS = [index for index, name in enumerate(LAYER_NAMES) if name.startswith("conv")]
 _VGG19_WIDTHS = [width for width in VGG19_LAYOUT if width != "M"]

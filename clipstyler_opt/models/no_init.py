@@ -10,13 +10,14 @@ Buffers that are computed rather than drawn (the text tower's causal mask) are s
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch.nn import init
 
-__all__ = ["initialisation_skipped", "INIT_FUNCTIONS"]
+__all__ = ["INIT_FUNCTIONS", "initialisation_skipped"]
 
 INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
                   "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",

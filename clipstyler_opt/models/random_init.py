@@ -15,7 +15,7 @@ import torch
 
 from clipstyler_opt.core.backbone_spec import BackboneSpec
 
-__all__ = ["write_random_clip", "write_random_vgg", "randomised"]
+__all__ = ["randomised", "write_random_clip", "write_random_vgg"]
 
 
 def write_random_clip(folder: Path, model: str, seed: int = 0) -> tuple[Path, Path | None]:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from clipstyler_opt.core.errors import ConfigError, WeightsError
 from clipstyler_opt.weights.download import check_reachable, one_line
 from clipstyler_opt.weights.resolve import WeightsFile, _hub_caches, resolve_weights
 
-__all__ = ["EXTRA_HINT", "require_extra_for", "resolve_tokenizer_folder", "build_tokenizer", "TOKENIZER_FILES"]
+__all__ = ["EXTRA_HINT", "TOKENIZER_FILES", "build_tokenizer", "require_extra_for", "resolve_tokenizer_folder"]
 
 EXTRA_HINT = "pip install 'clipstyler_opt[siglip]'"
 TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "spiece.model",

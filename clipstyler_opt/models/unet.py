@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet", "ResBlock", "SIDE_MULTIPLE"]
+__all__ = ["SIDE_MULTIPLE", "ResBlock", "UNet"]
 
 SIDE_MULTIPLE = 8  # three stride-2 downsamplings
 

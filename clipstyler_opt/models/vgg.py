@@ -10,11 +10,18 @@ import torch
 from torch import nn
 
 from clipstyler_opt.core.errors import WeightsError
-from clipstyler_opt.weights.checkpoints import load_state_dict, weights_error
 from clipstyler_opt.models.no_init import initialisation_skipped
+from clipstyler_opt.weights.checkpoints import load_state_dict, weights_error
 
-__all__ = ["VGGFeatures", "VGG19_LAYOUT", "CONTENT_LAYERS", "build_vgg_features", "load_vgg_features",
-           "move_vgg_features", "plain_layout_copy"]
+__all__ = [
+    "CONTENT_LAYERS",
+    "VGG19_LAYOUT",
+    "VGGFeatures",
+    "build_vgg_features",
+    "load_vgg_features",
+    "move_vgg_features",
+    "plain_layout_copy",
+]
 
 # torchvision's vgg19 `features`: conv widths, "M" = max-pool. Layer indices follow from it.
 VGG19_LAYOUT: tuple[int | str, ...] = (

@@ -15,9 +15,10 @@ import csv
 import math
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +26,17 @@ from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.report.stats import bradley_terry, connected_components, wilson_interval
 from clipstyler_opt.report.study import CSV_COLUMNS
 
-__all__ = ["Answer", "CellPreference", "QuestionResult", "StudyAnalysis", "read_answers", "analyze",
-           "analyze_answers", "format_analysis", "REQUIRED_COLUMNS"]
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "Answer",
+    "CellPreference",
+    "QuestionResult",
+    "StudyAnalysis",
+    "analyze",
+    "analyze_answers",
+    "format_analysis",
+    "read_answers",
+]
 
 REQUIRED_COLUMNS = tuple(c for c in CSV_COLUMNS if c not in ("seed", "chosen_side"))
 _TRUE, _FALSE = {"1", "true", "yes"}, {"0", "false", "no", ""}

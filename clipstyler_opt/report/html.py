@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
 from clipstyler_opt.report.images import image_source
 from clipstyler_opt.report.load import Cell, ResultFolder, RunOutput, load_results
 from clipstyler_opt.report.markup import escape, fill_template, format_number, read_template
 from clipstyler_opt.report.sections import loss_section, metrics_section, tradeoff_section
+from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
 
-__all__ = ["render_report", "write_report", "REPORT_NAME"]
+__all__ = ["REPORT_NAME", "render_report", "write_report"]
 
 REPORT_NAME = "report.html"
 

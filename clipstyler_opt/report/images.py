@@ -10,8 +10,16 @@ from urllib.parse import quote
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["BROWSER_TYPES", "relative_url", "data_uri", "file_data_uri", "thumbnail_data_uri", "grey_data_uri",
-           "image_size", "image_source"]
+__all__ = [
+    "BROWSER_TYPES",
+    "data_uri",
+    "file_data_uri",
+    "grey_data_uri",
+    "image_size",
+    "image_source",
+    "relative_url",
+    "thumbnail_data_uri",
+]
 
 # Formats every current browser shows, by suffix; anything else is converted to PNG first.
 BROWSER_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",

@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from clipstyler_opt.batch.manifest import MANIFEST_NAME, read_records
 from clipstyler_opt.core.errors import ConfigError
-from clipstyler_opt.run.outputs import sidecar_path
 from clipstyler_opt.report.markup import clean_text, format_value
+from clipstyler_opt.run.outputs import sidecar_path
 
-__all__ = ["Cell", "RunOutput", "Evaluation", "ResultFolder", "load_results", "EVAL_NAME", "DEFAULT_CELL"]
+__all__ = ["DEFAULT_CELL", "EVAL_NAME", "Cell", "Evaluation", "ResultFolder", "RunOutput", "load_results"]
 
 EVAL_NAME = "eval.json"
 DEFAULT_CELL = "default"

@@ -6,11 +6,19 @@ import html
 import json
 import math
 import re
+from collections.abc import Mapping
 from importlib import resources
-from typing import Any, Mapping
+from typing import Any
 
-__all__ = ["clean_text", "escape", "format_number", "format_value", "fill_template", "read_template",
-           "script_json"]
+__all__ = [
+    "clean_text",
+    "escape",
+    "fill_template",
+    "format_number",
+    "format_value",
+    "read_template",
+    "script_json",
+]
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _PLACEHOLDER = re.compile(r"@@([A-Z_]+)@@")

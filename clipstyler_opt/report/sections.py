@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from clipstyler_opt.report.load import Cell, Evaluation, ResultFolder, RunOutput
 from clipstyler_opt.report.markup import escape, format_number
 from clipstyler_opt.report.svg import LabelledPoint, Series, line_chart, scatter_chart
 
-__all__ = ["metrics_section", "tradeoff_section", "loss_section", "mean_or_none", "CONTENT_METRICS",
-           "STYLE_METRICS"]
+__all__ = [
+    "CONTENT_METRICS",
+    "STYLE_METRICS",
+    "loss_section",
+    "mean_or_none",
+    "metrics_section",
+    "tradeoff_section",
+]
 
 CONTENT_METRICS = ("ssim", "vgg_content_distance")  # first available is the trade-off plot's x axis
 STYLE_METRICS = ("directional_similarity", "clip_score")  # first available is its y axis

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-__all__ = ["Z_95", "wilson_interval", "bradley_terry", "connected_components"]
+__all__ = ["Z_95", "bradley_terry", "connected_components", "wilson_interval"]
 
 Z_95 = 1.959963984540054  # the 97.5th percentile of the standard normal distribution
 

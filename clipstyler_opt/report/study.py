@@ -20,15 +20,15 @@ import hashlib
 import json
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.report.images import image_size
 from clipstyler_opt.report.load import Cell, ResultFolder, RunOutput
 
-__all__ = ["Side", "Trial", "StudyPlan", "plan_study", "QUESTIONS", "GREY_CELL", "CSV_COLUMNS"]
+__all__ = ["CSV_COLUMNS", "GREY_CELL", "QUESTIONS", "Side", "StudyPlan", "Trial", "plan_study"]
 
 QUESTIONS = ("style", "content")
 GREY_CELL = "attention:grey"

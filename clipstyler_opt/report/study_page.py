@@ -6,13 +6,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
 from clipstyler_opt.report.images import grey_data_uri, thumbnail_data_uri
 from clipstyler_opt.report.load import load_results
 from clipstyler_opt.report.markup import clean_text, fill_template, read_template, script_json
 from clipstyler_opt.report.study import CSV_COLUMNS, StudyPlan, plan_study
+from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
 
-__all__ = ["render_study", "write_study", "THUMBNAIL_SIDE"]
+__all__ = ["THUMBNAIL_SIDE", "render_study", "write_study"]
 
 THUMBNAIL_SIDE = 512
 

@@ -7,12 +7,12 @@ tick range that covers the data) onto that rectangle, y growing upwards.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from clipstyler_opt.report.markup import escape
 
-__all__ = ["Series", "LabelledPoint", "Axis", "nice_axis", "format_tick", "line_chart", "scatter_chart", "PALETTE"]
+__all__ = ["PALETTE", "Axis", "LabelledPoint", "Series", "format_tick", "line_chart", "nice_axis", "scatter_chart"]
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
            "#7f7f7f", "#bcbd22")

@@ -12,20 +12,29 @@ from typing import Any
 
 from PIL import Image
 
-from clipstyler_opt.models import create_content_network, resolve_content_weights
-from clipstyler_opt.method.ensemble import Member, check_members, load_members
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError, WeightsError
-from clipstyler_opt.run.images import ImageSource, LoadedImage, load_image
+from clipstyler_opt.method.ensemble import Member, check_members, load_members
 from clipstyler_opt.method.pixels import pil_to_tensor
-from clipstyler_opt.run.optimise import Optimisation
 from clipstyler_opt.method.precision import resolve_runtime
-from clipstyler_opt.run.results import FrameCallback, Progress, ProgressCallback, Result, RunInterrupted
 from clipstyler_opt.method.sizing import pad_to_multiple, working_size
 from clipstyler_opt.method.targets import StyleTarget
+from clipstyler_opt.models import create_content_network, resolve_content_weights
+from clipstyler_opt.run.images import ImageSource, LoadedImage, load_image
+from clipstyler_opt.run.optimise import Optimisation
+from clipstyler_opt.run.results import FrameCallback, Progress, ProgressCallback, Result, RunInterrupted
 
-__all__ = ["Stylizer", "stylize", "Progress", "Result", "ProgressCallback", "FrameCallback", "RunInterrupted",
-           "working_size", "pad_to_multiple"]
+__all__ = [
+    "FrameCallback",
+    "Progress",
+    "ProgressCallback",
+    "Result",
+    "RunInterrupted",
+    "Stylizer",
+    "pad_to_multiple",
+    "stylize",
+    "working_size",
+]
 
 log = logging.getLogger(__name__)
 # Fields that decide which backbones are loaded; changing them needs a new Stylizer.

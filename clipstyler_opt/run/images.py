@@ -18,29 +18,39 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from clipstyler_opt.core.errors import ConfigError, InputImageError
-from clipstyler_opt.run.outputs import (OUTPUT_FORMATS, check_writable, frame_writer, output_format, refuse_overwriting_inputs,
-                      same_file, save_image, save_image_exclusive, sidecar_path, write_atomic)
+from clipstyler_opt.run.outputs import (
+    OUTPUT_FORMATS,
+    check_writable,
+    frame_writer,
+    output_format,
+    refuse_overwriting_inputs,
+    same_file,
+    save_image,
+    save_image_exclusive,
+    sidecar_path,
+    write_atomic,
+)
 
 __all__ = [
-    "ImageSource",
-    "LoadedImage",
-    "load_image",
-    "max_input_bytes",
-    "same_file",
-    "refuse_overwriting_inputs",
-    "check_writable",
-    "output_format",
-    "save_image",
-    "save_image_exclusive",
-    "write_atomic",
-    "sidecar_path",
-    "frame_writer",
-    "OUTPUT_FORMATS",
     "INPUT_FORMATS",
-    "MAX_PIXELS",
     "MAX_ASPECT",
     "MAX_INPUT_BYTES",
     "MAX_INPUT_ENV",
+    "MAX_PIXELS",
+    "OUTPUT_FORMATS",
+    "ImageSource",
+    "LoadedImage",
+    "check_writable",
+    "frame_writer",
+    "load_image",
+    "max_input_bytes",
+    "output_format",
+    "refuse_overwriting_inputs",
+    "same_file",
+    "save_image",
+    "save_image_exclusive",
+    "sidecar_path",
+    "write_atomic",
 ]
 
 ImageSource = Union[str, os.PathLike, Image.Image, torch.Tensor]

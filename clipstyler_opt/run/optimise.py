@@ -6,30 +6,37 @@ import logging
 import math
 import statistics
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
 
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.method.early_stop import EarlyStopper
 from clipstyler_opt.core.errors import ConfigError, InputImageError, OptimisationError
-from clipstyler_opt.run.images import LoadedImage
-from clipstyler_opt.method.pixels import pil_to_tensor
+from clipstyler_opt.method.early_stop import EarlyStopper
 from clipstyler_opt.method.objective import LossDict, Objective, build_objective
-from clipstyler_opt.method.precision import (Runtime, compile_step, frozen_weights_dtype, is_compile_failure, resolve_compile,
-                        store_weights_as)
-from clipstyler_opt.run.record import provenance
+from clipstyler_opt.method.pixels import pil_to_tensor
+from clipstyler_opt.method.precision import (
+    Runtime,
+    compile_step,
+    frozen_weights_dtype,
+    is_compile_failure,
+    resolve_compile,
+    store_weights_as,
+)
 from clipstyler_opt.method.render import finish_image
-from clipstyler_opt.run.results import FrameCallback, Progress, ProgressCallback, Result, RunInterrupted
 from clipstyler_opt.method.sizing import MIN_SIDE, pad_to_multiple, working_size
 from clipstyler_opt.method.targets import StyleTarget
 from clipstyler_opt.models.unet import UNet
+from clipstyler_opt.run.images import LoadedImage
+from clipstyler_opt.run.record import provenance
+from clipstyler_opt.run.results import FrameCallback, Progress, ProgressCallback, Result, RunInterrupted
 
 if TYPE_CHECKING:
     from clipstyler_opt.run.engine import Stylizer
 
-__all__ = ["Optimisation", "MAX_CONSECUTIVE_NONFINITE"]
+__all__ = ["MAX_CONSECUTIVE_NONFINITE", "Optimisation"]
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_NONFINITE = 10
@@ -38,7 +45,7 @@ MAX_CONSECUTIVE_NONFINITE = 10
 class Optimisation:
     """One run: fixed content, prompt and seed. Kept separate so `Stylizer` stays stateless per call."""
 
-    def __init__(self, stylizer: "Stylizer", config: StyleConfig, runtime: Runtime, loaded: LoadedImage,
+    def __init__(self, stylizer: Stylizer, config: StyleConfig, runtime: Runtime, loaded: LoadedImage,
                  prompt: str, target: StyleTarget, started: float) -> None:
         self.stylizer, self.config, self.runtime = stylizer, config, runtime
         self.loaded, self.prompt, self.target, self.started = loaded, prompt, target, started

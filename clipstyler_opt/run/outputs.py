@@ -12,8 +12,9 @@ import itertools
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from PIL import Image, PngImagePlugin
 
@@ -22,18 +23,18 @@ from clipstyler_opt.core.naming import NAME_MAX, SIDECAR_SUFFIX, frames_folder, 
 from clipstyler_opt.core.portable import portable_metadata
 
 __all__ = [
-    "same_file",
-    "refuse_overwriting_inputs",
-    "check_writable",
-    "output_format",
-    "sidecar_path",
-    "write_atomic",
-    "save_image",
-    "save_image_exclusive",
-    "frame_writer",
     "OUTPUT_FORMATS",
     "TEMP_PREFIX",
     "TEMP_SUFFIX",
+    "check_writable",
+    "frame_writer",
+    "output_format",
+    "refuse_overwriting_inputs",
+    "same_file",
+    "save_image",
+    "save_image_exclusive",
+    "sidecar_path",
+    "write_atomic",
 ]
 
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from clipstyler_opt.run.engine import Result
     from clipstyler_opt.run.images import LoadedImage
 
-__all__ = ["provenance", "package_versions", "read_record", "RECORD_KEY"]
+__all__ = ["RECORD_KEY", "package_versions", "provenance", "read_record"]
 
 
 def package_versions() -> dict[str, str]:
@@ -59,7 +59,7 @@ def _sha(path: Any) -> dict[str, Any]:
     return {"name": Path(path).name, "sha256": file_sha256(Path(path))}
 
 
-def backbone_record(member: "Member", config: Any) -> dict[str, Any]:
+def backbone_record(member: Member, config: Any) -> dict[str, Any]:
     from clipstyler_opt.method.ensemble import member_settings
 
     record = {**member.backbone.provenance, "spec": str(member.spec), "weight": member.weight,
@@ -91,7 +91,7 @@ def absolute_config(config: Any) -> dict[str, Any]:
     return values
 
 
-def provenance(result: "Result", loaded: "LoadedImage", *, members: "list[Member]",
+def provenance(result: Result, loaded: LoadedImage, *, members: list[Member],
                content_network: dict[str, Any], objective: dict[str, Any], target: dict[str, Any],
                interrupted_at_step: int | None = None) -> dict[str, Any]:
     config = result.config

@@ -9,13 +9,14 @@ that fetches it.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.core.errors import ConfigError, InputImageError, WeightsError
 from clipstyler_opt.core.digests import file_sha256
+from clipstyler_opt.core.errors import ConfigError, InputImageError, WeightsError
 
 __all__ = ["Rerun", "rerun_from_record"]
 

@@ -28,20 +28,29 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.run.engine import working_size
 from clipstyler_opt.core.errors import OutputError, ResourceError
 from clipstyler_opt.models.unet import SIDE_MULTIPLE
+from clipstyler_opt.run.engine import working_size
 
-__all__ = ["estimate_peak_bytes", "available_memory", "check_memory", "smaller_settings",
-           "output_bytes_estimate", "check_free_space", "is_out_of_memory", "out_of_memory_error",
-           "out_of_memory_as_error"]
+__all__ = [
+    "available_memory",
+    "check_free_space",
+    "check_memory",
+    "estimate_peak_bytes",
+    "is_out_of_memory",
+    "out_of_memory_as_error",
+    "out_of_memory_error",
+    "output_bytes_estimate",
+    "smaller_settings",
+]
 
 UNET_BYTES_PER_PIXEL = 2300  # at width 16
 VGG_BYTES_PER_PIXEL = 1540

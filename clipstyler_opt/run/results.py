@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from PIL import Image
 
 from clipstyler_opt.core.config import StyleConfig
 
-__all__ = ["Progress", "Result", "RunInterrupted", "ProgressCallback", "FrameCallback"]
+__all__ = ["FrameCallback", "Progress", "ProgressCallback", "Result", "RunInterrupted"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,6 @@ class RunInterrupted(KeyboardInterrupt):
     image after the last finished step, with `metadata["interrupted_at_step"]`, or None when no
     step had finished."""
 
-    def __init__(self, result: "Result | None") -> None:
+    def __init__(self, result: Result | None) -> None:
         super().__init__()
         self.result = result

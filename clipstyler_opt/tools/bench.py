@@ -24,24 +24,32 @@ import gc
 import re
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from clipstyler_opt.models.random_init import randomised, write_random_vgg
-from clipstyler_opt.models.vgg import plain_layout_copy
 from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.method.losses import content_loss, directional_loss, thresholded_mean, total_variation
+from clipstyler_opt.method.pixels import pil_to_tensor
+from clipstyler_opt.models.random_init import randomised, write_random_vgg
+from clipstyler_opt.models.unet import UNet
+from clipstyler_opt.models.vgg import plain_layout_copy
 from clipstyler_opt.run.engine import BACKBONE_FIELDS, Progress, Stylizer, pad_to_multiple, working_size
 from clipstyler_opt.run.images import LoadedImage, load_image
-from clipstyler_opt.method.pixels import pil_to_tensor
-from clipstyler_opt.method.losses import content_loss, directional_loss, thresholded_mean, total_variation
-from clipstyler_opt.models.unet import UNet
 
-__all__ = ["BenchRow", "BenchVariant", "run_benchmark", "random_weights", "reset_peak_memory", "peak_memory",
-           "REFERENCE_LABEL", "PAPER_STEPS"]
+__all__ = [
+    "PAPER_STEPS",
+    "REFERENCE_LABEL",
+    "BenchRow",
+    "BenchVariant",
+    "peak_memory",
+    "random_weights",
+    "reset_peak_memory",
+    "run_benchmark",
+]
 
 PROMPT = "starry night by Vincent van Gogh"
 REFERENCE_LABEL = "CLIPstyler-style loop"

@@ -19,7 +19,7 @@ from typing import Any
 
 from clipstyler_opt.core.errors import ClipoptError
 
-__all__ = ["StartupRow", "measure_startup", "STARTUP_FIELDS"]
+__all__ = ["STARTUP_FIELDS", "StartupRow", "measure_startup"]
 
 # The config fields that decide what a start-up costs; they travel to the measuring process.
 STARTUP_FIELDS = ("backbone", "clip_model_config", "vgg_checkpoint", "device", "precision", "size", "crops",

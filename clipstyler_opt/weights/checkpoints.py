@@ -19,7 +19,7 @@ import torch
 
 from clipstyler_opt.core.errors import WeightsError
 
-__all__ = ["checkpoint_format", "load_state_dict", "describe_load_error", "weights_error"]
+__all__ = ["checkpoint_format", "describe_load_error", "load_state_dict", "weights_error"]
 
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's default format
 _PICKLE_PROTOCOL = b"\x80"  # torch.save's legacy format starts with a pickle protocol opcode

@@ -12,8 +12,17 @@ from urllib.parse import urlparse
 
 from clipstyler_opt.core.errors import WeightsError
 
-__all__ = ["download_file", "check_reachable", "one_line", "vgg19_url", "vgg19_cache_files",
-           "torchvision_sha256_prefix", "torch_hub_checkpoints", "VGG19_URL", "VGG19_FILENAME"]
+__all__ = [
+    "VGG19_FILENAME",
+    "VGG19_URL",
+    "check_reachable",
+    "download_file",
+    "one_line",
+    "torch_hub_checkpoints",
+    "torchvision_sha256_prefix",
+    "vgg19_cache_files",
+    "vgg19_url",
+]
 
 VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 VGG19_FILENAME = "vgg19-dcbb9e9d.pth"

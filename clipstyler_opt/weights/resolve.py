@@ -7,25 +7,33 @@ are never given a tag or URL to fetch themselves (offline, their retries take ~h
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from clipstyler_opt.core.errors import WeightsError
-from clipstyler_opt.weights.download import (VGG19_FILENAME, VGG19_URL, check_reachable, download_file, one_line, torchvision_sha256_prefix,
-                       vgg19_cache_files, vgg19_url)
+from clipstyler_opt.weights.download import (
+    VGG19_FILENAME,
+    VGG19_URL,
+    check_reachable,
+    download_file,
+    one_line,
+    torchvision_sha256_prefix,
+    vgg19_cache_files,
+    vgg19_url,
+)
 
 __all__ = [
+    "VGG19_FILENAME",
+    "VGG19_URL",
     "WeightsFile",
-    "resolve_weights",
     "resolve_clip_weights",
     "resolve_hub_file",
-    "vgg19_url",
-    "vgg19_cache_files",
-    "torchvision_sha256_prefix",
     "resolve_vgg_weights",
-    "VGG19_URL",
-    "VGG19_FILENAME",
+    "resolve_weights",
+    "torchvision_sha256_prefix",
+    "vgg19_cache_files",
+    "vgg19_url",
 ]
 
 

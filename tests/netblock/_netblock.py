@@ -13,9 +13,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["NetworkBlocked", "block_network", "PROXY_VARIABLES", "without_proxies"]
+__all__ = ["PROXY_VARIABLES", "NetworkBlocked", "block_network", "without_proxies"]
 
 PROXY_VARIABLES = tuple(name for base in ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "no_proxy")
                         for name in (base, base.upper()))
@@ -107,7 +108,7 @@ def block_network() -> None:
 
     for name, function in (("connect", connect), ("connect_ex", connect_ex), ("sendto", sendto),
                            ("sendmsg", sendmsg)):
-        setattr(function, "_netblock", True)
+        function._netblock = True
         setattr(cls, name, function)
     socket.getaddrinfo = lookup(socket.getaddrinfo, "resolve")
     socket.gethostbyname = lookup(socket.gethostbyname, "resolve")

@@ -5,8 +5,26 @@ evaluation all call it. `Objective(output)` returns a `LossDict`: term name -> v
 """
 
 from clipstyler_opt.method.objective.build import Objective, build_objective
-from clipstyler_opt.method.objective.terms import (ClipViews, ContentTerm, GlobalDirectionalTerm, LossDict, MemberViews, PatchDirectionalTerm,
-                    Term, TotalVariationTerm)
+from clipstyler_opt.method.objective.terms import (
+                    ClipViews,
+                    ContentTerm,
+                    GlobalDirectionalTerm,
+                    LossDict,
+                    MemberViews,
+                    PatchDirectionalTerm,
+                    Term,
+                    TotalVariationTerm,
+)
 
-__all__ = ["Objective", "build_objective", "LossDict", "Term", "ClipViews", "MemberViews", "GlobalDirectionalTerm",
-           "PatchDirectionalTerm", "ContentTerm", "TotalVariationTerm"]
+__all__ = [
+                    "ClipViews",
+                    "ContentTerm",
+                    "GlobalDirectionalTerm",
+                    "LossDict",
+                    "MemberViews",
+                    "Objective",
+                    "PatchDirectionalTerm",
+                    "Term",
+                    "TotalVariationTerm",
+                    "build_objective",
+]

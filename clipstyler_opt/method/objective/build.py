@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clipstyler_opt.method.views import PatchCrops
-from clipstyler_opt.method.ensemble import Member, member_settings
 from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.method.ensemble import Member, member_settings
 from clipstyler_opt.method.losses import resize_for_backbone
+from clipstyler_opt.method.objective.terms import (
+    ClipViews,
+    ContentTerm,
+    GlobalDirectionalTerm,
+    LossDict,
+    MemberViews,
+    PatchDirectionalTerm,
+    Step,
+    Term,
+    TotalVariationTerm,
+)
 from clipstyler_opt.method.targets import StyleTarget
-from clipstyler_opt.method.objective.terms import (ClipViews, ContentTerm, GlobalDirectionalTerm, LossDict, MemberViews, PatchDirectionalTerm, Step,
-                    Term, TotalVariationTerm)
+from clipstyler_opt.method.views import PatchCrops
 
 __all__ = ["Objective", "build_objective", "member_views"]
 

@@ -11,20 +11,35 @@ With several members or style components, dir and patch are Σ_m w_m Σ_k a_k ·
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
 
 import torch
 from torch import nn
 
-from clipstyler_opt.method.views import PatchCrops
 from clipstyler_opt.method.ensemble import Member
-from clipstyler_opt.method.losses import content_loss, directional_loss, resize_for_backbone, thresholded_mean, total_variation
+from clipstyler_opt.method.losses import (
+    content_loss,
+    directional_loss,
+    resize_for_backbone,
+    thresholded_mean,
+    total_variation,
+)
 from clipstyler_opt.method.targets import Component
+from clipstyler_opt.method.views import PatchCrops
 
-__all__ = ["LossDict", "Step", "Term", "MemberViews", "ClipViews", "GlobalDirectionalTerm", "PatchDirectionalTerm",
-           "ContentTerm", "TotalVariationTerm"]
+__all__ = [
+    "ClipViews",
+    "ContentTerm",
+    "GlobalDirectionalTerm",
+    "LossDict",
+    "MemberViews",
+    "PatchDirectionalTerm",
+    "Step",
+    "Term",
+    "TotalVariationTerm",
+]
 
 LossDict = dict[str, torch.Tensor]
 
