@@ -98,7 +98,8 @@ def test_siglip_run_records_backbone_preprocessing_and_weights(siglip_paths: dic
                                       "--backbone", siglip_spec(siglip_paths),
                                       "--clip-model-config", str(siglip_paths["config"]),
                                       "--vgg-checkpoint", str(tiny_paths["vgg_checkpoint"]),
-                                      *sum((["--" + k.replace("_", "-"), str(v)] for k, v in small().items()), [])])
+                                      *(arg for k, v in small().items()
+                                        for arg in ("--" + k.replace("_", "-"), str(v)))])
     assert result.exit_code == 0, result.output
     meta = json.loads(out.with_name(out.name + ".json").read_text())
     (member,) = meta["backbones"]
@@ -212,7 +213,7 @@ def test_clip_plus_siglip_ensemble_runs_and_records_both(siglip_paths: dict[str,
         "--clip-model-config", str(tiny_paths["clip_model_config"]),
         "--clip-model-config", str(siglip_paths["config"]),
         "--vgg-checkpoint", str(tiny_paths["vgg_checkpoint"]),
-        *sum((["--" + k.replace("_", "-"), str(v)] for k, v in small().items()), [])])
+        *(arg for k, v in small().items() for arg in ("--" + k.replace("_", "-"), str(v)))])
     assert result.exit_code == 0, result.output
     meta = json.loads(out.with_name(out.name + ".json").read_text())
     assert [m["model"] for m in meta["backbones"]] == [tiny.TINY_CLIP_NAME, tiny.TINY_SIGLIP_NAME]

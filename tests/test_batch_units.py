@@ -288,7 +288,7 @@ def test_one_batch_per_folder_but_shards_side_by_side(tmp_path: Path) -> None:
             with pytest.raises(BatchLocked, match="in use by another clipopt batch"):
                 BatchLock(tmp_path, shard)
     with BatchLock(tmp_path, Shard(0, 2)), BatchLock(tmp_path, Shard(1, 2)):
-        with pytest.raises(BatchLocked, match="shard 1/2 .* already being run"):
+        with pytest.raises(BatchLocked, match=r"shard 1/2 .* already being run"):
             BatchLock(tmp_path, Shard(1, 2))
         with pytest.raises(BatchLocked, match="in use"):
             BatchLock(tmp_path)

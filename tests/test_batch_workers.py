@@ -83,7 +83,7 @@ def test_a_worker_error_that_concerns_the_batch_stops_it_with_its_exit_code(phot
                                                                            capsys: pytest.CaptureFixture[str]) -> None:
     broken = tmp_path / "vgg.pth"
     broken.write_text("not a checkpoint\n")
-    args = batch_args(photos, tmp_path / "out", tiny_paths) + ["--vgg-checkpoint", str(broken)]
+    args = [*batch_args(photos, tmp_path / "out", tiny_paths), "--vgg-checkpoint", str(broken)]
     assert main(["batch", *args, "--workers-per-device", "2"]) == 4
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: cannot load weights from") and "Traceback" not in err[0]
@@ -163,9 +163,9 @@ def test_a_worker_that_dies_fails_its_job_and_the_others_go_on(photos: Path, tin
     out = tmp_path / "out"
     args = batch_args(photos, out, tiny_paths, steps=30)
     process = start_batch(args)
-    victim, survivor = wait_until_running(process, out / "manifest.jsonl")
+    victim, _survivor = wait_until_running(process, out / "manifest.jsonl")
     os.kill(victim, signal.SIGKILL)
-    stdout, stderr = process.communicate(timeout=TIMEOUT)
+    _stdout, stderr = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 8, stderr
     assert "ended unexpectedly" in stderr and "Traceback" not in stderr
     [summary] = records(out, "summary")

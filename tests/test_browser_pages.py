@@ -85,9 +85,9 @@ def take_study(context: Any, page_path: Path, participant: str, careless: bool, 
             assert left["x"] >= 0 and right["x"] + right["width"] <= PHONE["width"]
             assert abs(left["y"] - right["y"]) < 1 and right["y"] + right["height"] <= PHONE["height"]
         side = _preferred(trial, careless)
-        answer = [lambda: page.click(f"#{side}"),
-                  lambda: page.keyboard.press("ArrowLeft" if side == "left" else "ArrowRight"),
-                  lambda: page.keyboard.press("a" if side == "left" else "l")][index % 3]
+        answer = [lambda side=side: page.click(f"#{side}"),
+                  lambda side=side: page.keyboard.press("ArrowLeft" if side == "left" else "ArrowRight"),
+                  lambda side=side: page.keyboard.press("a" if side == "left" else "l")][index % 3]
         if index == len(trials) - 1:
             with page.expect_download() as download:
                 answer()

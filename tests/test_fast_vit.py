@@ -40,7 +40,6 @@ def _features_and_input_gradients(model: torch.nn.Module, image: torch.Tensor) -
 
 
 def test_image_features_and_input_gradients_match_open_clip(models: tuple[torch.nn.Module, torch.nn.Module]) -> None:
-    reference, fast = models
     image = torch.rand(5, 3, 32, 32)
     (out_ref, grad_ref), (out_fast, grad_fast) = (_features_and_input_gradients(m, image) for m in models)
     assert torch.allclose(out_ref, out_fast, atol=1e-5)
@@ -107,7 +106,7 @@ def test_a_tower_that_returns_its_tokens_keeps_every_token_in_the_last_block() -
     visual.output_tokens = True
     speed_up_vision_tower(visual)
     assert not isinstance(visual.transformer.resblocks[-1], ClassTokenBlock)
-    pooled, tokens = visual(torch.rand(2, 3, 32, 32))
+    _pooled, tokens = visual(torch.rand(2, 3, 32, 32))
     assert tokens.shape[1] == 16
 
 

@@ -168,7 +168,13 @@ def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
     errors: list[BaseException] = []
-    worker = threading.Thread(target=lambda: errors.append(pytest.raises(InputImageError, load_image, fifo).value))
+
+    def read() -> None:
+        with pytest.raises(InputImageError) as refused:
+            load_image(fifo)
+        errors.append(refused.value)
+
+    worker = threading.Thread(target=read)
     worker.start()
     worker.join(10)
     if worker.is_alive():  # unblock the reader before failing

@@ -149,7 +149,7 @@ def test_vgg_content_distance_is_the_mse_of_the_taps(tiny_paths: dict[str, Path]
     vgg = load_vgg_features(tiny_paths["vgg_checkpoint"])
     torch.manual_seed(2)
     a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
-    expected = sum(float(((x - y) ** 2).mean()) for x, y in zip(vgg(a), vgg(b)))
+    expected = sum(float(((x - y) ** 2).mean()) for x, y in zip(vgg(a), vgg(b), strict=True))
     assert vgg_content_distance(vgg, a, a) == 0.0
     assert vgg_content_distance(vgg, a, b) == pytest.approx(expected, rel=1e-5)
 
@@ -291,11 +291,11 @@ def test_lpips_weights_missing_offline_is_a_reason_and_a_bad_explicit_file_an_er
     assert metric.model is None and "not found offline" in (metric.reason or "")
     bad = tmp_path / "alexnet.pth"
     bad.write_text("not weights")
-    with pytest.raises(WeightsError, match="alexnet.pth"):
+    with pytest.raises(WeightsError, match=r"alexnet\.pth"):
         load_perceptual(bad, None, True, torch.device("cpu"))
     wrong = tmp_path / "other.pth"
     torch.save({"features.0.weight": torch.zeros(2, 3, 3, 3)}, wrong)
-    with pytest.raises(WeightsError, match="features.0.weight has shape"):
+    with pytest.raises(WeightsError, match=r"features\.0\.weight has shape"):
         load_perceptual(wrong, None, True, torch.device("cpu"))
 
 
@@ -316,7 +316,7 @@ def test_targets_come_from_the_sidecar_and_missing_inputs_are_one_line_errors(tm
     assert override.prompt == "blue" and override.style == StyleSpec.parse("blue")
     sidecar["input"]["source"] = str(tmp_path / "moved.png")
     (tmp_path / "out.png.json").write_text(json.dumps(sidecar))
-    with pytest.raises(InputImageError, match="moved.png is not found; pass --content"):
+    with pytest.raises(InputImageError, match=r"moved\.png is not found; pass --content"):
         collect_targets([output])
     bare = tmp_path / "bare.png"
     from PIL import Image
@@ -326,7 +326,7 @@ def test_targets_come_from_the_sidecar_and_missing_inputs_are_one_line_errors(tm
         collect_targets([bare])
     [given], _ = collect_targets([bare], Overrides(content=photo, prompt="red"))
     assert given.optimisers is None
-    with pytest.raises(ConfigError, match="manifest.jsonl"):
+    with pytest.raises(ConfigError, match=r"manifest\.jsonl"):
         collect_targets([tmp_path])
     with pytest.raises(ConfigError, match="given twice"):
         collect_targets([output, tmp_path / "." / "out.png"], Overrides(content=photo))

@@ -199,7 +199,7 @@ def test_line_chart_maps_data_linearly_onto_the_plot_area() -> None:
     # axis 0..10 on both sides (the NaN point is dropped): x = x0 + x/10·w, y = y0 + (1 − y/10)·h
     expected = [(x0, y0 + height), (x0 + width / 2, y0), (x0 + width, y0 + height / 2)]
     assert len(points) == len(expected)
-    for got, want in zip(points, expected):
+    for got, want in zip(points, expected, strict=True):
         assert got == pytest.approx(want, abs=0.01)
     assert line.get("data-name") == "total <&>"
     texts: dict[str | None, list[str | None]] = {t.get("class"): [] for t in root.iter(f"{SVG}text")}
@@ -221,7 +221,7 @@ def test_scatter_chart_labels_each_finite_point() -> None:
     def expected(x: float, y: float) -> tuple[float, float]:
         return (x0 + (x - 0.1) / 0.6 * width, y0 + (0.45 - y) / 0.3 * height)
 
-    for circle, (x, y) in zip(circles, [(0.2, 0.4), (0.6, 0.2)]):
+    for circle, (x, y) in zip(circles, [(0.2, 0.4), (0.6, 0.2)], strict=True):
         assert (float(circle.get("cx", "nan")), float(circle.get("cy", "nan"))) == pytest.approx(expected(x, y),
                                                                                                abs=0.01)
     ticks = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "y-tick"]
@@ -277,7 +277,7 @@ def test_report_metrics_table_means_and_unavailable(tmp_path: Path) -> None:
                        page).group(1)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row_50)
     headers = re.findall(r"<th>(.*?)</th>", page.split('class="metrics"')[1].split("</thead>")[0])
-    values = dict(zip(headers[2:], cells))
+    values = dict(zip(headers[2:], cells, strict=True))
     assert float(values["ssim ↑"]) == pytest.approx(0.6)
     assert float(values["directional_similarity ↑"]) == pytest.approx(0.25)
     assert values["lpips ↓"] == "unavailable" and values["gram_distance ↓"] == "unavailable"

@@ -111,7 +111,7 @@ def test_names_that_are_not_utf8_or_hold_newlines_work_and_resume(tiny_paths: di
     photos = tmp_path / "photos"
     photos.mkdir()
     names = [b"caf\xe9.png", b"caf%E9.png", b"new\nline.png"]
-    for name, source in zip(names, ("chelsea.png", "coffee.png", "chelsea.png")):
+    for name, source in zip(names, ("chelsea.png", "coffee.png", "chelsea.png"), strict=True):
         shutil.copy(EXAMPLES / source, os.path.join(os.fsencode(photos), name))
     out = tmp_path / "out"
     assert batch(photos, "-p", PROMPT, "-o", out, "-q", *tiny_flags(tiny_paths)) == 0

@@ -129,7 +129,7 @@ def test_normalised_weights_divide_by_the_absolute_sum() -> None:
     assert normalised_weights([1.0, -0.5]) == (2.0, -1.0)  # sum 0.5
     assert normalised_weights([-1.0, -1.0]) == (-0.5, -0.5)  # sum -2: divided by 2, signs kept
     assert normalised_weights([1.0]) == (1.0,)
-    with pytest.raises(ConfigError, match="style weights 1, -0.9999999 sum to"):
+    with pytest.raises(ConfigError, match=r"style weights 1, -0\.9999999 sum to"):
         normalised_weights([1.0, -0.9999999])
     with pytest.raises(ConfigError, match=r"\(none\)"):
         normalised_weights([])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -114,7 +115,7 @@ def test_cells_loading_the_same_backbones_come_together() -> None:
     item = InputFile(EXAMPLES / "chelsea.png", EXAMPLES, PurePosixPath("chelsea.png"))
     jobs = build_sweep_jobs([item], ["a", "b"], Path("out"), cells, StyleConfig())
     keys = [backbone_key(job.config(StyleConfig())) for job in jobs]
-    assert len(jobs) == 8 and sum(a != b for a, b in zip(keys, keys[1:])) == 1  # one switch of backbones
+    assert len(jobs) == 8 and sum(a != b for a, b in itertools.pairwise(keys)) == 1  # one switch of backbones
     assert [job.cell for job in jobs[:4:2]] == [cells[0], cells[2]]  # grid order within a group
     assert len({job.seed for job in jobs if job.prompt == "a"}) == 1  # the same seed in every cell
 
@@ -150,7 +151,7 @@ def expected_outputs() -> list[str]:
 def test_sweep_writes_the_documented_layout_and_names_each_cell_in_its_sidecars(finished: Path) -> None:
     jobs = records(finished)
     assert statuses(jobs) == {"done": 4} and sorted(r["output"] for r in jobs) == expected_outputs()
-    for cell, value in zip(CELLS, (50.0, 150.0)):
+    for cell, value in zip(CELLS, (50.0, 150.0), strict=True):
         for name in NAMES:
             output = finished / cell / prompt_slug(PROMPT) / name
             assert_readable_image(output)

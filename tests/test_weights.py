@@ -50,7 +50,7 @@ def test_explicit_checkpoint_wins(tiny_paths: dict[str, Path]) -> None:
 
 
 def test_missing_explicit_checkpoint_names_the_flag(tmp_path: Path) -> None:
-    with pytest.raises(WeightsError, match="--vgg-checkpoint .*no such file"):
+    with pytest.raises(WeightsError, match=r"--vgg-checkpoint .*no such file"):
         resolve_vgg_weights(explicit=tmp_path / "nope.pth", cache_dir=None, offline=False)
 
 
@@ -129,7 +129,7 @@ def test_corrupt_checkpoint_is_a_weights_error(tmp_path: Path, tiny_config: Styl
 def test_vgg_checkpoint_of_the_wrong_shape_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "wrong.pth"
     torch.save({"features.0.weight": torch.zeros(4, 3, 3, 3)}, path)
-    with pytest.raises(WeightsError, match="features.0.bias|features.2.weight"):
+    with pytest.raises(WeightsError, match=r"features\.0\.bias|features\.2\.weight"):
         load_vgg_features(path)
 
 

@@ -343,7 +343,7 @@ def test_info_reads_the_tiny_clip_architecture(tiny_paths: dict[str, Path]) -> N
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as handle:
-        elements = sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())
+        elements = sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())  # noqa: SIM118 - safe_open handles are not iterable
     assert report["parameters"] == elements and report["dtypes"] == {"float32": elements}
     assert report["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert report["size_bytes"] == path.stat().st_size and report["format"] == "safetensors"

@@ -182,7 +182,7 @@ def expand_grid(base: StyleConfig, variations: Sequence[Variation]) -> list[Swee
         raise ConfigError("nothing to sweep: give --vary FIELD=V1,V2 (repeatable)")
     cells = []
     for combination in itertools.product(*(values for _, values in variations)):
-        values = tuple(zip(names, combination))
+        values = tuple(zip(names, combination, strict=True))
         cell = SweepCell(cell_id(values), values)
         cell.apply(base)
         cells.append(cell)

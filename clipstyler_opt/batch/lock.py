@@ -8,8 +8,9 @@ A batch holds `flock` locks inside DIR from its plan to its summary:
 
 Under torchrun only rank 0 takes them, for all ranks. A process that finds a lock taken stops
 at once with `BatchLocked` (exit code 10). The kernel drops a dead process's locks, so a crash
-never leaves DIR locked. On a file system without flock the batch says so and runs unlocked. The shard lock file is removed when its shard ends; a process that
-locked a file just removed checks the file is still in place and otherwise tries again.
+never leaves DIR locked. On a file system without flock the batch says so and runs unlocked.
+The shard lock file is removed when its shard ends; a process that locked a file just removed
+checks the file is still in place and otherwise tries again.
 """
 
 from __future__ import annotations

@@ -167,7 +167,7 @@ class JobRunner:
     def _failed(self, job: Job, exc: BaseException, started: float) -> Record:
         if is_out_of_memory(exc):
             torch.cuda.empty_cache()
-        log.debug("job %s failed", printable(job.label), exc_info=True)
+        log.debug("job %s failed", printable(job.label), exc_info=exc)
         device = str(self._stylizer.runtime.device) if self._stylizer is not None else self.device
         return job_record(job, FAILED, run=self.run_id, rank=self.rank, device=device, digest=self._digest,
                           error=_error_message(exc), timings={"job_s": time.perf_counter() - started})

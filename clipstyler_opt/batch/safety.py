@@ -77,5 +77,6 @@ class InputGuard:
         folder = frames_folder(job.output)
         victim = self._folders.get(os.path.realpath(folder)) if frames else None
         if victim is not None:
-            return f"refusing to write frames into {printable(str(folder))}: it holds the input {printable(str(victim))}"
+            return (f"refusing to write frames into {printable(str(folder))}: "
+                    f"it holds the input {printable(str(victim))}")
         return None

@@ -185,7 +185,8 @@ def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], mo
         raise click.UsageError("--image is required when examples/ is not present")
     if steps < 1 or rounds < 1:
         raise click.UsageError("--steps and --rounds must be at least 1")
-    given = {name for name in ("size", "crops", "crop_size") if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
+    given = {name for name in ("size", "crops", "crop_size")
+             if ctx.get_parameter_source(name) != ParameterSource.DEFAULT}
     base = StyleConfig(size=size, crops=crops, crop_size=crop_size, device=device, vgg_checkpoint=vgg_checkpoint,
                        clip_model_config=model_configs, explicit_fields=given)
     auto = resolve_runtime(device, "auto").precision

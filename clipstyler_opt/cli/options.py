@@ -15,7 +15,8 @@ import click
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.config_files import load_toml
 
-__all__ = ["config_file_option", "configure_logging", "given_options", "split_config", "style_options", "verbosity_options"]
+__all__ = ["config_file_option", "configure_logging", "given_options", "split_config", "style_options",
+           "verbosity_options"]
 
 F = Callable[..., Any]
 

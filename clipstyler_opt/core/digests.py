@@ -10,6 +10,7 @@ its entries are kept instead of ours; the file is never half-written), holds at 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -173,8 +174,6 @@ def _write_atomically(target: Path, data: dict[str, Any]) -> None:
             json.dump(data, fh, separators=(",", ":"))
         os.replace(temp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(temp)
-        except OSError:
-            pass
         raise

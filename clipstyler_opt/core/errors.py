@@ -89,9 +89,11 @@ EXIT_CODES: dict[int, str] = {
     InputImageError.exit_code: "input image missing, unreadable, not a regular file, over the size limit, "
                                "not in an accepted format, corrupt, a decompression bomb, or of an absurd size",
     WeightsError.exit_code: "backbone weights missing and not downloadable (offline or no network), or corrupt",
-    OutputError.exit_code: "output cannot be written (folder not writable, disk full, name too long, unknown extension)",
+    OutputError.exit_code: "output cannot be written (folder not writable, disk full, name too long, "
+                           "unknown extension)",
     DeviceError.exit_code: "requested device is not available",
-    OptimisationError.exit_code: "optimisation failed (loss or gradient non-finite for 10 steps in a row, or on every step)",
+    OptimisationError.exit_code: "optimisation failed (loss or gradient non-finite for 10 steps in a row, "
+                                 "or on every step)",
     BatchFailures.exit_code: "batch finished but some jobs failed (see the manifest)",
     ResourceError.exit_code: "not enough memory for this run (the message names a smaller --size/--crops)",
     10: "another batch is using the output folder (or the same shard is running)",  # batch.lock.BatchLocked

@@ -102,7 +102,7 @@ SIMPLE_TEMPLATES: tuple[str, ...] = (
 )
 TEMPLATE_SETS: dict[str, tuple[str, ...]] = {
     "imagenet": CLIPSTYLER_TEMPLATES,
-    "imagenet80": CLIPSTYLER_TEMPLATES[:1] + (_CLIP_ONLY,) + CLIPSTYLER_TEMPLATES[1:],
+    "imagenet80": (*CLIPSTYLER_TEMPLATES[:1], _CLIP_ONLY, *CLIPSTYLER_TEMPLATES[1:]),
     "simple": SIMPLE_TEMPLATES,
     "none": ("{}",),
 }

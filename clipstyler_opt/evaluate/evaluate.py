@@ -57,7 +57,7 @@ class EvalOptions:
     cache_dir: Path | None = None
     offline: bool = False
     device: str = "auto"
-    patch: PatchProtocol = PatchProtocol()
+    patch: PatchProtocol = field(default_factory=PatchProtocol)
 
     def context(self) -> LoadContext:
         return LoadContext(self.cache_dir, offline_requested(self.offline), tuple(self.clip_model_config))

@@ -37,7 +37,8 @@ def gram_distance(output_features: Sequence[torch.Tensor], style_features: Seque
     """Mean over layers of the squared Frobenius distance between normalised Gram matrices."""
     if len(output_features) != len(style_features) or not output_features:
         raise ValueError("expected the same non-empty list of layers for output and style")
-    distances = [(gram_matrix(o) - gram_matrix(s)).pow(2).sum() for o, s in zip(output_features, style_features)]
+    distances = [(gram_matrix(o) - gram_matrix(s)).pow(2).sum()
+                 for o, s in zip(output_features, style_features, strict=True)]
     return float(torch.stack(distances).mean())
 
 

@@ -43,7 +43,7 @@ def _align(table: Sequence[Sequence[str]], left: int = 1) -> list[str]:
     """Columns padded to one width: the first `left` ones left-aligned, the others right-aligned."""
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     return ["  ".join(cell.ljust(width) if i < left else cell.rjust(width) for i, (cell, width)
-                      in enumerate(zip(row, widths))).rstrip() for row in table]
+                      in enumerate(zip(row, widths, strict=True))).rstrip() for row in table]
 
 
 def format_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -7,7 +7,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -43,7 +43,7 @@ class Runtime:
     def uses_grad_scaler(self) -> bool:
         return self.precision == "fp16"
 
-    def autocast(self) -> ContextManager[object]:
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)

@@ -185,7 +185,7 @@ def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
     """Starts on the 8-pixel grid (length, tile and stride are multiples of 8); the last tile ends at `length`."""
     if length <= tile:
         return [0]
-    return list(range(0, length - tile, stride)) + [length - tile]
+    return [*range(0, length - tile, stride), length - tile]
 
 
 def _ramp(size: int, overlap: int, rises: bool, falls: bool) -> torch.Tensor:
@@ -250,7 +250,8 @@ def clipstyler_contrast(image: torch.Tensor) -> torch.Tensor:
 RENDER_BUDGET_BYTES = 2 << 30  # activations of one render pass; larger outputs are tiled
 
 
-def output_dimensions(input_size: tuple[int, int], working: tuple[int, int], output_size: str | None) -> tuple[int, int]:
+def output_dimensions(input_size: tuple[int, int], working: tuple[int, int],
+                      output_size: str | None) -> tuple[int, int]:
     """(width, height) of the saved image: the working size, the input's ('full'), or a long side N."""
     if output_size is None:
         return working

@@ -55,7 +55,8 @@ class StyleTarget:
     @torch.no_grad()
     def components(self, member: Member, templates: str, content_embedding: torch.Tensor) -> list[Component]:
         weights = normalised_weights(self._weights())
-        text_weights, image_weights = weights[: len(weights) - len(self.images)], weights[len(weights) - len(self.images):]
+        split = len(weights) - len(self.images)
+        text_weights, image_weights = weights[:split], weights[split:]
         components: list[Component] = []
         if self.style is not None:
             source = member.texts(self.source, templates)
@@ -66,9 +67,10 @@ class StyleTarget:
                 fused = fuse_directions(torch.stack(embeddings), self.style.weights, source)
                 components.append((abs(sum(text_weights)), fused))
             else:
-                components += [(w, F.normalize(e - source, dim=-1)) for w, e in zip(text_weights, embeddings)]
+                components += [(w, F.normalize(e - source, dim=-1))
+                               for w, e in zip(text_weights, embeddings, strict=True)]
         backbone = member.backbone
-        for (image, _), weight in zip(self.images, image_weights):
+        for (image, _), weight in zip(self.images, image_weights, strict=True):
             view = resize_for_backbone(image.to(content_embedding.device), backbone)
             style_embedding = F.normalize(backbone.encode_image(view).float(), dim=-1)
             components.append((weight, F.normalize(style_embedding[0] - content_embedding, dim=-1)))

@@ -17,6 +17,7 @@ modification time). `CLIPOPT_TEXT_CACHE=0` turns the cache off.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -136,10 +137,8 @@ class TextCache:
         if tensor is None:
             log.debug("ignoring the invalid text-cache entry %s", path)
             return None
-        try:
+        with contextlib.suppress(OSError):
             os.utime(path)  # most recently used: evicted last
-        except OSError:
-            pass
         return tensor
 
     def save(self, key: Mapping[str, Any], tensor: torch.Tensor) -> bool:
@@ -225,7 +224,5 @@ def _write_atomically(target: Path, data: bytes) -> None:
 
 
 def _unlink(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass

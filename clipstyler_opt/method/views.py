@@ -24,7 +24,8 @@ class PatchCrops(nn.Module):
         self.antialias = crop_size > min(out_size)
         self.crop = K.RandomCrop((crop_size, crop_size), cropping_mode="slice")
         # CLIPstyler: torchvision RandomPerspective(distortion_scale=0.5, p=1, fill=0), bilinear.
-        self.warp: nn.Module = K.RandomPerspective(distortion_scale=distortion, p=1.0) if distortion > 0 else nn.Identity()
+        self.warp: nn.Module = (K.RandomPerspective(distortion_scale=distortion, p=1.0) if distortion > 0
+                                else nn.Identity())
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """image: (1, C, H, W) -> (crops, C, *out_size)."""

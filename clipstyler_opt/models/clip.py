@@ -232,10 +232,10 @@ def create_open_clip(spec: BackboneSpec, context: LoadContext, device: torch.dev
         options = dict(pretrained=str(weights.path.absolute()), force_quick_gelu=quick_gelu,
                        force_preprocess_cfg=tag_settings)
     try:
-        with _suffixed_for_open_clip(weights.path, options) as options:
-            # With a file given, open_clip loads every weight strictly, so the random draws are wasted.
-            with initialisation_skipped() if "pretrained" in options else nullcontext():
-                model = open_clip.create_model(name, device=device, weights_only=True, **options)
+        # With a file given, open_clip loads every weight strictly, so the random draws are wasted.
+        with (_suffixed_for_open_clip(weights.path, options) as options,
+              initialisation_skipped() if "pretrained" in options else nullcontext()):
+            model = open_clip.create_model(name, device=device, weights_only=True, **options)
     except WeightsError:
         raise
     except Exception as exc:  # open_clip raises RuntimeError/KeyError/pickle errors for bad files

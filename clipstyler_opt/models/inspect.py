@@ -79,7 +79,8 @@ class CheckpointReport:
 
 
 def tensor_table(state: Mapping[str, torch.Tensor]) -> dict[str, TensorInfo]:
-    return {key: TensorInfo(tuple(value.shape), str(value.dtype).removeprefix("torch.")) for key, value in state.items()}
+    return {key: TensorInfo(tuple(value.shape), str(value.dtype).removeprefix("torch."))
+            for key, value in state.items()}
 
 
 def _blocks(table: Mapping[str, TensorInfo], prefix: str) -> int:
@@ -112,8 +113,10 @@ def _text_details(table: Mapping[str, TensorInfo], prefix: str) -> dict[str, Any
 
 def _vit(table: Mapping[str, TensorInfo]) -> Architecture:
     width, _, patch, _ = table["visual.conv1.weight"].shape
-    details: dict[str, Any] = {"width": width, "patch_size": patch, "layers": _blocks(table, "visual.transformer.resblocks.")}
-    if (positions := _shape(table, "visual.positional_embedding")) is not None and (side := _grid_side(positions[0] - 1)):
+    details: dict[str, Any] = {"width": width, "patch_size": patch,
+                               "layers": _blocks(table, "visual.transformer.resblocks.")}
+    positions = _shape(table, "visual.positional_embedding")
+    if positions is not None and (side := _grid_side(positions[0] - 1)):
         details["image_size"] = side * patch
     details.update(_text_details(table, ""))
     if (projection := _shape(table, "visual.proj")) is not None:

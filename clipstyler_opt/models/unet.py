@@ -54,12 +54,12 @@ class UNet(nn.Module):
         x0 = self.stem(image)
         x = x0
         skips = []
-        for block, down in zip(self.down_blocks, self.downsamplers):
+        for block, down in zip(self.down_blocks, self.downsamplers, strict=True):
             x = block(x)
             skips.append(x)
             x = down(x)
         x = self.bottleneck(x)
-        for block, skip in zip(self.up_blocks, reversed(skips)):
+        for block, skip in zip(self.up_blocks, reversed(skips), strict=True):
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
             x = block(torch.cat([x, skip], dim=1))
         return torch.sigmoid(self.head(torch.cat([x, x0], dim=1)))

@@ -103,9 +103,9 @@ def load_results(root: Path) -> ResultFolder:
     notes: list[str] = []
     latest: dict[str, dict[str, Any]] = {}
     for record in read_records(manifest):
-        if record.get("record") == "job" and record.get("status") in ("done", "skipped"):
-            if isinstance(record.get("output"), str):
-                latest[PurePosixPath(record["output"]).as_posix()] = record
+        if (record.get("record") == "job" and record.get("status") in ("done", "skipped")
+                and isinstance(record.get("output"), str)):
+            latest[PurePosixPath(record["output"]).as_posix()] = record
     raw = [item for item in (_read_output(root, rel, rec, notes) for rel, rec in latest.items()) if item]
     if not raw:
         raise ConfigError(f"{root}: {MANIFEST_NAME} lists no finished output that exists")
@@ -184,8 +184,8 @@ def _hashable(value: Any) -> Any:
 
 def _cell_order(cell: Cell) -> tuple[Any, ...]:
     """Numbers numerically, then everything else as text."""
-    return tuple((0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool)
-                 else (1, 0, format_value(value)) for _, value in cell.values) + ((2, 0, cell.id),)
+    return (*((0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool)
+              else (1, 0, format_value(value)) for _, value in cell.values), (2, 0, cell.id))
 
 
 def _read_evaluation(path: Path) -> Evaluation | None:

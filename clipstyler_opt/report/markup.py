@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import math
@@ -30,10 +31,8 @@ def clean_text(value: object) -> str:
     text = str(value)
     if not _SURROGATES.search(text):
         return text
-    try:
+    with contextlib.suppress(UnicodeEncodeError):  # lone surrogates that are not escaped bytes
         text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    except UnicodeEncodeError:  # lone surrogates that are not escaped bytes
-        pass
     return _SURROGATES.sub("\ufffd", text)
 
 

@@ -19,7 +19,8 @@ from clipstyler_opt.core.errors import ConfigError, OutputError
 from clipstyler_opt.core.formats import ANIMATION_FORMATS, check_animation_path
 from clipstyler_opt.run.outputs import write_atomic
 
-__all__ = ["ANIMATION_FORMATS", "MAX_FPS", "MAX_FRAME_SIDE", "AnimationWriter", "FrameSink", "animation_path", "check_animation_path"]
+__all__ = ["ANIMATION_FORMATS", "MAX_FPS", "MAX_FRAME_SIDE", "AnimationWriter", "FrameSink", "animation_path",
+           "check_animation_path"]
 
 MAX_FRAME_SIDE = 512
 MAX_FPS = 100.0

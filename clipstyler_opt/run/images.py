@@ -11,7 +11,7 @@ import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +53,7 @@ __all__ = [
     "write_atomic",
 ]
 
-ImageSource = Union[str, os.PathLike, Image.Image, torch.Tensor]
+ImageSource = str | os.PathLike | Image.Image | torch.Tensor
 # Raster formats Pillow decodes in-process. Never EPS/PS/PDF (Ghostscript) or anything that runs a program.
 INPUT_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "PPM", "TGA", "ICO", "QOI", "JPEG2000",
                  "AVIF")

@@ -109,7 +109,7 @@ class Optimisation:
                                                           progress, on_frame)
             with torch.no_grad(), runtime.autocast():
                 output = unet(padded)[..., :height, :width].float()
-                final = dict(zip(objective.names, objective.stack(objective(output)).tolist()))
+                final = dict(zip(objective.names, objective.stack(objective(output)).tolist(), strict=True))
         if not torch.isfinite(output).all():
             raise OptimisationError(f"{self.loaded.source}: the optimised image is not finite")
         self.unet = unet
@@ -196,7 +196,7 @@ class Optimisation:
             grads_finite = torch.isfinite(torch.stack(torch._foreach_norm([p.grad for p in params]))).all()
             # One host sync per step: the loss terms and the gradient check together.
             values = torch.cat([objective.stack(terms), grads_finite.float().view(1)]).tolist()
-            losses = dict(zip(objective.names, values[:-1]))
+            losses = dict(zip(objective.names, values[:-1], strict=True))
             loss_finite = all(math.isfinite(v) for v in values[:-1])
             updated = loss_finite and values[-1] == 1.0
             if runtime.uses_grad_scaler:

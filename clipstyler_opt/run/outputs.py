@@ -8,6 +8,7 @@ exists, so concurrent runs never share a name and nothing is checked-then-writte
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -100,10 +101,8 @@ def _cannot_write(path: Path, exc: OSError) -> OutputError:
 
 def _discard(temp: str | None) -> None:
     if temp is not None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
-        except FileNotFoundError:
-            pass
 
 
 def _write_temp(folder: Path, write: Callable[[Any], Any], target: Path) -> str:

@@ -169,10 +169,8 @@ def _embedded(path: Path) -> str | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path, formats=list(INPUT_FORMATS)) as image:
-                if image.format == "PNG":
-                    value = image.info.get(RECORD_KEY)
-                else:
-                    value = image.getexif().get(_IMAGE_DESCRIPTION)
+                value = (image.info.get(RECORD_KEY) if image.format == "PNG"
+                         else image.getexif().get(_IMAGE_DESCRIPTION))
     except (UnidentifiedImageError, Image.DecompressionBombError):
         raise InputImageError(f"{path}: not an image file and no {sidecar_path(path).name} sidecar") from None
     except (OSError, SyntaxError, ValueError) as exc:

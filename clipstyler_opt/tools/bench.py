@@ -19,8 +19,10 @@ CLIP weights left trainable), on the same backbones and losses, as a baseline fo
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
+import itertools
 import re
 import statistics
 import time
@@ -182,7 +184,7 @@ def _run_variant(row: BenchRow, stylizer: Stylizer, config: StyleConfig, loaded:
     result = stylizer.stylize(loaded, prompt, progress=record, **overrides)
     row.add_peak(peak_memory(device, start))
     row.first_step_times.append(marks[0])
-    row.step_times += [b - a for a, b in zip(marks, marks[1:])]  # drops the warm-up step
+    row.step_times += [b - a for a, b in itertools.pairwise(marks)]  # drops the warm-up step
     row.setup_times.append(result.timings["setup_s"])
     row.precision = result.precision  # what ran (auto resolved, or a fallback)
     row.notes = list(dict.fromkeys([*row.notes, *result.warnings]))
@@ -207,7 +209,8 @@ def run_benchmark(variants: list[BenchVariant], image: Path, *, steps: int, roun
         reference_step = _reference_step_fn(base, config, content, direction)
         rows.append(BenchRow(REFERENCE_LABEL, base.runtime.precision, steps_per_image=config.steps))
     for _ in range(rounds):
-        for row, stylizer, variant in zip(rows, stylizers, variants):
+        # rows may end with the reference row, which runs below
+        for row, stylizer, variant in zip(rows, stylizers, variants, strict=False):
             _run_variant(row, stylizer, variant.config, loaded, steps, on_step, variant.prompt)
         if reference_step is not None:
             start = reset_peak_memory(stylizers[0].runtime.device)
@@ -253,10 +256,8 @@ def _release_free_memory() -> None:
     """Hand memory freed by earlier runs back to the system (glibc's malloc_trim), so that a
     variant's growth is not hidden by what the allocator kept from the one before."""
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: peaks then include memory kept from earlier runs
         ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: peaks then include memory kept from earlier runs
-        pass
 
 
 def peak_memory(device: torch.device, start: float | None) -> tuple[float, float] | None:

@@ -67,7 +67,7 @@ def download_file(url: str, dest: Path, *, sha256_prefix: str = "", sha256: str 
     part = dest.with_name(dest.name + ".part")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(part, "ab")
+        lock = open(part, "ab")  # noqa: SIM115 - closed by `with lock:` below; opened here so only its error is caught
     except OSError as exc:
         raise WeightsError(f"cannot write {part}: {exc.strerror or exc}") from None
     with lock:

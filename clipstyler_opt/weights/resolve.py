@@ -86,7 +86,7 @@ def _hf_candidates(hf_hub: str) -> tuple[str, list[str]]:
         return repo_id, ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
     stem, ext = os.path.splitext(filename)
     safe = [f"{stem}.safetensors"] if ext in (".bin", ".pth", ".pt") else []
-    return repo_id, safe + [filename]
+    return repo_id, [*safe, filename]
 
 
 def _hub_caches(cache_dir: Path | None) -> list[str]:

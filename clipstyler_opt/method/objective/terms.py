@@ -110,8 +110,8 @@ class GlobalDirectionalTerm(Term):
     def forward(self, step: Step) -> torch.Tensor:
         members = self.clip[0].members
         return weighted_sum([(m.member.weight, weighted_sum([(a, per_view[0]) for (a, _), per_view
-                                                             in zip(m.components, losses)]))
-                             for m, losses in zip(members, step.clip_losses)])
+                                                             in zip(m.components, losses, strict=True)]))
+                             for m, losses in zip(members, step.clip_losses, strict=True)])
 
 
 class PatchDirectionalTerm(Term):
@@ -123,9 +123,10 @@ class PatchDirectionalTerm(Term):
 
     def forward(self, step: Step) -> torch.Tensor:
         members = self.clip[0].members
-        return weighted_sum([(m.member.weight, weighted_sum([(a, thresholded_mean(per_view[1:], m.threshold))
-                                                             for (a, _), per_view in zip(m.components, losses)]))
-                             for m, losses in zip(members, step.clip_losses)])
+        return weighted_sum([(m.member.weight,
+                              weighted_sum([(a, thresholded_mean(per_view[1:], m.threshold))
+                                            for (a, _), per_view in zip(m.components, losses, strict=True)]))
+                             for m, losses in zip(members, step.clip_losses, strict=True)])
 
 
 class ContentTerm(Term):
