@@ -209,7 +209,7 @@ class _Pool:
 
     def _handle(self, worker: _Worker, kind: str, payload: Any) -> None:
         if kind == STARTED:
-            worker.running = tuple(payload)  # type: ignore[assignment]
+            worker.running = tuple(payload)
         elif kind == RECORD:
             worker.running = None
             key = (payload["prompt"], payload["output"])

@@ -49,6 +49,18 @@ class _ErrorMappingGroup(click.Group):
             _report(f"internal error: {type(exc).__name__}: {first_line} (rerun with -v for the traceback)", exc)
             ctx.exit(EXIT_INTERNAL)
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        from importlib import import_module
+
+        module, attribute = _COMMANDS[cmd_name].split(":")
+        command: click.Command = getattr(import_module(f".{module}", __name__), attribute)
+        return command
+
 
 def _report(line: str, exc: BaseException) -> None:
     """`line` on stderr as one line: newlines and undecodable bytes of file names are escaped."""
@@ -70,22 +82,6 @@ _COMMANDS = {"run": "run:run", "batch": "batch:batch", "sweep": "sweep:sweep", "
              "eval": "eval:eval_command", "info": "info:info", "report": "report:report", "study": "study:study",
              "weights": "weights:weights"}
 
-
-def _list_commands(ctx: click.Context) -> list[str]:
-    return list(_COMMANDS)
-
-
-def _get_command(ctx: click.Context, name: str) -> click.Command | None:
-    if name not in _COMMANDS:
-        return None
-    from importlib import import_module
-
-    module, attribute = _COMMANDS[name].split(":")
-    return getattr(import_module(f".{module}", __name__), attribute)
-
-
-cli.list_commands = _list_commands  # type: ignore[method-assign]
-cli.get_command = _get_command  # type: ignore[method-assign]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

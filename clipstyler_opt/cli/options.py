@@ -28,7 +28,8 @@ def _param_type(hint: Any, meta: typing.Mapping[str, Any]) -> click.ParamType:
         return click.Path(path_type=Path)
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1 else hint
-    return {int: click.INT, float: click.FLOAT}.get(base, click.STRING)
+    numbers: dict[Any, click.ParamType] = {int: click.INT, float: click.FLOAT}
+    return numbers.get(base, click.STRING)
 
 
 def style_options(func: F) -> F:

@@ -62,8 +62,8 @@ def _toml_type_mismatch(value: Any, hint: Any) -> str | None:
     if origin in (tuple, list):  # a repeatable option: an array, or one item alone
         item = (typing.get_args(hint) or (Any,))[0]
         items = value if isinstance(value, list) else [value]
-        expected = next((e for e in (_toml_type_mismatch(v, item) for v in items) if e), None)
-        return None if expected is None else f"{expected} or an array of them"
+        mismatch = next((e for e in (_toml_type_mismatch(v, item) for v in items) if e), None)
+        return None if mismatch is None else f"{mismatch} or an array of them"
     if hint is bool:
         fits = isinstance(value, bool)
     elif hint is int:

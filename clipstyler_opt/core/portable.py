@@ -55,4 +55,4 @@ def portable_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
             return [rewrite(item) for item in value]
         return value
 
-    return rewrite(metadata)  # type: ignore[no-any-return]
+    return rewrite(metadata)

@@ -251,7 +251,7 @@ RENDER_BUDGET_BYTES = 2 << 30  # activations of one render pass; larger outputs 
 
 
 def output_dimensions(input_size: tuple[int, int], working: tuple[int, int],
-                      output_size: str | None) -> tuple[int, int]:
+                      output_size: str | int | None) -> tuple[int, int]:
     """(width, height) of the saved image: the working size, the input's ('full'), or a long side N."""
     if output_size is None:
         return working

@@ -35,9 +35,12 @@ _LOCAL_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 class OpenClipBackbone(nn.Module):
     """Frozen open_clip model. Images arrive in [0, 1] at `input_size`; normalisation is applied here."""
 
+    mean: torch.Tensor  # buffers
+    std: torch.Tensor
+
     def __init__(self, model: nn.Module, tokenizer: Any, preprocess: dict[str, Any], provenance: dict[str, Any]):
         super().__init__()
-        self.model = model.eval().requires_grad_(False)
+        self.model: Any = model.eval().requires_grad_(False)  # open_clip's model: untyped
         self.tokenizer = tokenizer
         size = preprocess["size"]
         self.input_size: tuple[int, int] = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))

@@ -14,6 +14,8 @@ reproduces:
 
 from __future__ import annotations
 
+from typing import Any, TypeGuard
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -89,7 +91,7 @@ class ClassTokenBlock(nn.Module):
                 attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         if attn_mask is not None or k_x is not None or v_x is not None:
             return self.block(x, k_x, v_x, attn_mask=attn_mask)[:, :1]
-        b = self.block
+        b: Any = self.block  # an open_clip block: its parts are untyped
         normed = b.ln_1(x)
         x = x[:, :1] + b.ls_1(b.attn(normed[:, :1], normed, normed, need_weights=False)[0])
         return x + b.ls_2(b.mlp(b.ln_2(x)))
@@ -117,7 +119,7 @@ def _is_plain_self_attention(module: nn.Module) -> bool:
             and not module.add_zero_attn and module.dropout == 0.0)
 
 
-def _is_patch_conv(module: nn.Module) -> bool:
+def _is_patch_conv(module: object) -> TypeGuard[nn.Conv2d]:
     return (isinstance(module, nn.Conv2d) and module.bias is None and module.groups == 1
             and module.kernel_size == module.stride and module.kernel_size[0] == module.kernel_size[1]
             and module.padding in (0, (0, 0)) and module.dilation == (1, 1))
@@ -126,7 +128,7 @@ def _is_patch_conv(module: nn.Module) -> bool:
 def _reads_only_the_class_token(visual: nn.Module) -> bool:
     """True where the tower's pooled output depends on the last block's class token alone."""
     transformer = getattr(visual, "transformer", None)
-    blocks = getattr(transformer, "resblocks", None)
+    blocks: Any = getattr(transformer, "resblocks", None)
     return (bool(blocks) and getattr(visual, "pool_type", None) == "tok" and getattr(visual, "attn_pool", 1) is None
             and not getattr(visual, "output_tokens", True) and getattr(transformer, "batch_first", False)
             and type(blocks[-1]).__name__ == "ResidualAttentionBlock" and not hasattr(blocks[-1], "ln_1_kv")
@@ -143,11 +145,13 @@ def speed_up_vision_tower(visual: nn.Module) -> int:
             block.attn = PackedSelfAttention(block.attn)
             replaced += 1
         replaced += fold_quick_gelu(getattr(block, "mlp", None))  # type: ignore[arg-type]
-    if _is_patch_conv(getattr(visual, "conv1", None)):  # type: ignore[arg-type]
-        visual.conv1 = PatchEmbedding(visual.conv1)
+    conv1 = getattr(visual, "conv1", None)
+    if _is_patch_conv(conv1):
+        visual.conv1 = PatchEmbedding(conv1)
         replaced += 1
     if _reads_only_the_class_token(visual):
-        blocks = visual.transformer.resblocks
+        transformer: Any = visual.transformer  # open_clip's: untyped
+        blocks = transformer.resblocks
         blocks[-1] = ClassTokenBlock(blocks[-1])
         replaced += 1
     return replaced

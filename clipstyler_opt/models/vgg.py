@@ -157,7 +157,7 @@ def load_vgg_features(path: Path, layers: tuple[str, ...] = CONTENT_LAYERS) -> V
 def move_vgg_features(vgg: VGGFeatures, device: torch.device) -> VGGFeatures:
     """`vgg` on `device`, its weights in the memory layout its convolutions run fastest in there."""
     layout = torch.channels_last if device.type in vgg.channels_last_on else torch.contiguous_format
-    return vgg.to(device, memory_format=layout)
+    return vgg.to(device, memory_format=layout)  # type: ignore[call-overload]  # torch's overloads omit this pair
 
 
 def plain_layout_copy(vgg: VGGFeatures) -> VGGFeatures:

@@ -67,7 +67,7 @@ def script_json(data: Any) -> str:
 
 def read_template(name: str) -> str:
     """A file from the package's templates folder."""
-    return resources.files(__package__).joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files(__package__).joinpath("templates").joinpath(name).read_text(encoding="utf-8")
 
 
 def fill_template(template: str, values: Mapping[str, str]) -> str:

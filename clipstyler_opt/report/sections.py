@@ -120,7 +120,7 @@ def loss_section(results: ResultFolder) -> str:
     if not any(o.history for o in results.outputs):
         return ('<p class="missing">No per-step loss history in the sidecars (outputs written before '
                 'histories were recorded); rerun with <code>--overwrite</code> to get curves.</p>')
-    blocks = []
+    blocks: list[str] = []
     for (content, prompt), outputs in results.groups().items():
         with_history = [o for o in outputs if o.history]
         if not with_history:

@@ -136,7 +136,7 @@ def _decode(fp: Any, name: str, *, load: bool) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(fp, formats=_allowed_formats())
+            image: Image.Image = Image.open(fp, formats=_allowed_formats())
             _check_size(image, name)
             if load:
                 image.load()

@@ -7,7 +7,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from PIL import Image
@@ -193,7 +193,8 @@ class Optimisation:
             lr = cfg.lr * cfg.lr_decay_factor ** ((step - 1) // cfg.lr_decay_every)
             optimizer.param_groups[0]["lr"] = lr
             terms, step_forward = self._forward_backward(step_forward, forward, optimizer, scaler)
-            grads_finite = torch.isfinite(torch.stack(torch._foreach_norm([p.grad for p in params]))).all()
+            grads = cast("list[torch.Tensor]", [p.grad for p in params])  # every U-Net parameter has one now
+            grads_finite = torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
             # One host sync per step: the loss terms and the gradient check together.
             values = torch.cat([objective.stack(terms), grads_finite.float().view(1)]).tolist()
             losses = dict(zip(objective.names, values[:-1], strict=True))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -38,13 +38,16 @@ class Objective(nn.Module):
         self.terms = nn.ModuleList(terms)
         self.weights = dict(weights)
 
+    def _terms(self) -> list[Term]:
+        return cast("list[Term]", list(self.terms))  # iterating an nn.ModuleList gives plain Modules
+
     @property
     def names(self) -> tuple[str, ...]:
-        return ("total", *(term.name for term in self.terms))
+        return ("total", *(term.name for term in self._terms()))
 
     def forward(self, output: torch.Tensor) -> LossDict:
         step = Step(output, self.clip)
-        values = {term.name: term(step) for term in self.terms}
+        values = {term.name: term(step) for term in self._terms()}
         total: torch.Tensor | None = None
         for name, value in values.items():
             contribution = self.weights[name] * value
