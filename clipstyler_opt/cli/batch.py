@@ -10,28 +10,19 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from tqdm.auto import tqdm
 
-from clipstyler_opt.batch import (
-    BatchSettings,
-    Job,
-    Shard,
-    Summary,
-    SweepCell,
-    launched_by_torchrun,
-    read_prompts_file,
-    run_batch,
-)
-from clipstyler_opt.batch.jobs import unique_prompts
 from clipstyler_opt.cli.options import config_file_option, split_config, style_options, verbosity, verbosity_options
 from clipstyler_opt.cli.progress import StepBar
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import BatchFailures
 from clipstyler_opt.core.naming import printable
-from clipstyler_opt.run.engine import ProgressCallback
+
+if TYPE_CHECKING:
+    from clipstyler_opt.batch import Job, Summary, SweepCell
+    from clipstyler_opt.run.engine import ProgressCallback
 
 __all__ = ["BarObserver", "LineObserver", "batch", "batch_options", "run_batch_command"]
 
@@ -50,6 +41,8 @@ class BarObserver:
         self.counts: Counter[str] = Counter()
 
     def started(self, total: int, skipped: int) -> None:
+        from tqdm.auto import tqdm
+
         self.counts["skipped"] = skipped
         self.overall = tqdm(total=total, initial=skipped, desc="batch", unit="job", position=0, dynamic_ncols=True)
         self._postfix()
@@ -63,6 +56,8 @@ class BarObserver:
         self._close_step()
         self.counts[record["status"]] += 1
         if record["status"] == "failed":
+            from tqdm.auto import tqdm
+
             tqdm.write(f"failed: {printable(job.label)}: {printable(record['error'])}", file=sys.stderr)
         if self.overall is not None:
             self._postfix()
@@ -156,6 +151,9 @@ def batch_options(layout: str) -> Callable[[F], F]:
 def run_batch_command(params: dict[str, Any], cells: Callable[[StyleConfig], tuple[SweepCell, ...]] | None = None
                       ) -> None:
     """Run a batch from the parameters of `batch_options`; `cells` makes it a sweep."""
+    from clipstyler_opt.batch import BatchSettings, Shard, launched_by_torchrun, read_prompts_file, run_batch
+    from clipstyler_opt.batch.jobs import unique_prompts
+
     level = verbosity(params.pop("quiet"), params.pop("verbose"))
     inputs, prompt_file = params.pop("inputs"), params.pop("prompts_file")
     config, extra = split_config(params)

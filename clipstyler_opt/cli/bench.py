@@ -10,44 +10,45 @@ import platform
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
-from tqdm.auto import tqdm
 
 from clipstyler_opt.cli.options import verbosity
 from clipstyler_opt.core.config import COMPILE_MODES, PRECISIONS, StyleConfig
 from clipstyler_opt.core.errors import OutputError
 from clipstyler_opt.core.presets import DEFAULT_PRESET, PRESET_NAMES
 from clipstyler_opt.core.styles import FUSION_MODES, StyleSpec
-from clipstyler_opt.method.precision import cpu_has_native_bf16, resolve_runtime
-from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
-from clipstyler_opt.run.record import package_versions
-from clipstyler_opt.tools.bench import (
-    PAPER_STEPS,
-    PROMPT,
-    REFERENCE_LABEL,
-    BenchRow,
-    BenchVariant,
-    random_weights,
-    run_benchmark,
-)
-from clipstyler_opt.tools.startup import STARTUP_FIELDS, StartupRow, measure_startup
+
+if TYPE_CHECKING:
+    from clipstyler_opt.tools.bench import BenchRow, BenchVariant
+    from clipstyler_opt.tools.startup import StartupRow
 
 __all__ = ["bench"]
 
 _DEFAULTS = StyleConfig()
 _EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "astronaut.png"
-# As CLIPstyler's authors report it: the figure a GPU measurement here is compared with.
-PUBLISHED = {"method": "CLIPstyler (Kwon & Ye, CVPR 2022)", "seconds_per_image": 40,
-             "gpu": "NVIDIA GeForce RTX 2080 Ti", "steps": PAPER_STEPS, "size": 512,
-             "note": "approximate, as reported by the authors; compare est_s_per_200_steps of a CUDA run"}
+# The default prompt, shown in --help, which loads nothing heavy (tools.bench loads torch); a test
+# checks it is clipstyler_opt.tools.bench.PROMPT.
+PROMPT = "starry night by Vincent van Gogh"
+
+
+def _published() -> dict[str, Any]:
+    """As CLIPstyler's authors report it: the figure a GPU measurement here is compared with."""
+    from clipstyler_opt.tools.bench import PAPER_STEPS
+
+    return {"method": "CLIPstyler (Kwon & Ye, CVPR 2022)", "seconds_per_image": 40,
+            "gpu": "NVIDIA GeForce RTX 2080 Ti", "steps": PAPER_STEPS, "size": 512,
+            "note": "approximate, as reported by the authors; compare est_s_per_200_steps of a CUDA run"}
 
 
 def _variants(backbones: tuple[str, ...], precisions: list[str], presets: list[str], modes: list[str],
               bf16_weights: bool, base: StyleConfig, prompts: tuple[str, ...] = (), fusions: tuple[str, ...] = (),
               ) -> list[BenchVariant]:
+    from clipstyler_opt.method.precision import resolve_runtime
+    from clipstyler_opt.tools.bench import BenchVariant
+
     variants = []
     for backbone, precision, preset, mode, prompt, fusion in itertools.product(
             backbones or ("",), precisions, presets, modes, prompts or (PROMPT,), fusions or (base.fusion,)):
@@ -66,6 +67,8 @@ def _variants(backbones: tuple[str, ...], precisions: list[str], presets: list[s
 
 def _check_json_target(path: Path, image: Path, configs: list[StyleConfig]) -> None:
     """Before any work: the JSON file may not replace an input, and its folder must take files."""
+    from clipstyler_opt.run.outputs import refuse_overwriting_inputs
+
     refuse_overwriting_inputs(path, [image, *(f for c in configs for f in c.files_read())])
     folder = path.absolute().parent
     while not folder.exists() and folder != folder.parent:
@@ -91,6 +94,8 @@ def _device_name(device: Any) -> str:
 def _machine(device_spec: str) -> dict[str, Any]:
     import torch
 
+    from clipstyler_opt.method.precision import cpu_has_native_bf16, resolve_runtime
+
     device = resolve_runtime(device_spec, "fp32").device
     cuda = device.type == "cuda"
     return {"device": str(device), "device_name": _device_name(device), "torch": torch.__version__,
@@ -101,6 +106,8 @@ def _machine(device_spec: str) -> dict[str, Any]:
 
 
 def _row_record(row: BenchRow, baseline: BenchRow | None) -> dict[str, Any]:
+    from clipstyler_opt.tools.bench import PAPER_STEPS
+
     return {"variant": row.variant, "preset": row.preset, "preset_applied": row.preset_applied,
             "precision": row.precision, "compile": row.compile,
             "bf16_weights": row.bf16_weights, "median_s": row.median_s, "step_times": row.step_times,
@@ -180,6 +187,14 @@ def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], mo
           steps: int, rounds: int, reference: bool, startup: bool, size: int, crops: int, crop_size: int,
           vgg_checkpoint: Path | None, device: str, json_path: Path | None, quiet: bool) -> None:
     """Measure seconds per optimisation step of the real architectures (random weights unless given)."""
+    from tqdm.auto import tqdm
+
+    from clipstyler_opt.method.precision import resolve_runtime
+    from clipstyler_opt.run.outputs import write_atomic
+    from clipstyler_opt.run.record import package_versions
+    from clipstyler_opt.tools.bench import REFERENCE_LABEL, BenchVariant, random_weights, run_benchmark
+    from clipstyler_opt.tools.startup import STARTUP_FIELDS, measure_startup
+
     verbosity(quiet, False)
     if image is None:
         raise click.UsageError("--image is required when examples/ is not present")
@@ -215,7 +230,7 @@ def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], mo
     if json_path:
         record = {"settings": {"size": size, "crops": crops, "crop_size": crop_size, "device": device,
                                "image": str(image), "steps": steps, "rounds": rounds},
-                  "machine": machine, "published": PUBLISHED,
+                  "machine": machine, "published": _published(),
                   "rows": [_row_record(row, baseline) for row in rows],
                   "startup": [{**asdict(row), "to_first_step_s": row.to_first_step_s} for row in startup_rows],
                   "versions": package_versions()}

@@ -4,35 +4,29 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from tqdm.auto import tqdm
 
 from clipstyler_opt.cli.options import verbosity, verbosity_options
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.naming import printable
 from clipstyler_opt.core.styles import StyleImage
-from clipstyler_opt.evaluate import (
-    EvalOptions,
-    EvalReport,
-    EvalRow,
-    Evaluator,
-    Overrides,
-    PatchProtocol,
-    collect_targets,
-    evaluate_targets,
-)
-from clipstyler_opt.evaluate.scorer import DEFAULT_SCORERS
-from clipstyler_opt.evaluate.table import format_rows, format_summary, format_unavailable, write_csv, write_json
-from clipstyler_opt.evaluate.targets import EvalTarget
-from clipstyler_opt.report.load import EVAL_NAME
-from clipstyler_opt.run.outputs import refuse_overwriting_inputs, sidecar_path
+
+if TYPE_CHECKING:
+    from clipstyler_opt.evaluate import EvalOptions, EvalReport, EvalRow
+    from clipstyler_opt.evaluate.targets import EvalTarget
 
 __all__ = ["eval_command"]
 
 log = logging.getLogger("clipstyler_opt")
+
+# Shown in --help, which loads nothing heavy (the evaluation and report packages load torch); a test
+# checks each against its source: DEFAULT_SCORERS, report.load.EVAL_NAME, PatchProtocol's defaults.
+DEFAULT_SCORERS = ("ViT-B-16/openai", "ViT-B-32-quickgelu/openai")
+EVAL_NAME = "eval.json"
+PATCH_CROPS, PATCH_CROP_SIZE = 64, 128
 
 
 def _help(field: str) -> str:
@@ -41,6 +35,8 @@ def _help(field: str) -> str:
 
 def _inputs(targets: list[EvalTarget], options: EvalOptions) -> list[Path | None]:
     """Every file eval reads; none of them may be written over."""
+    from clipstyler_opt.run.outputs import sidecar_path
+
     files: list[Path | None] = [options.vgg_checkpoint, options.lpips_checkpoint, *options.clip_model_config]
     for target in targets:
         files += [target.image, sidecar_path(target.image), target.content,
@@ -75,9 +71,9 @@ def _rows_of(report: EvalReport, root: Path | None) -> list[EvalRow]:
               help=f"Write the results as JSON here [default for a result folder: DIR/{EVAL_NAME}].")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write one row per output as CSV here.")
-@click.option("--patch-crops", type=click.IntRange(1, 1024), default=PatchProtocol.crops, show_default=True,
+@click.option("--patch-crops", type=click.IntRange(1, 1024), default=PATCH_CROPS, show_default=True,
               help="Random crops for patch_clip_score.")
-@click.option("--patch-size", type=click.IntRange(8, 4096), default=PatchProtocol.crop_size, show_default=True,
+@click.option("--patch-size", type=click.IntRange(8, 4096), default=PATCH_CROP_SIZE, show_default=True,
               help="Crop side for patch_clip_score (clipped to the image's short side).")
 @click.option("--clip-model-config", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help=_help("clip_model_config"))
@@ -99,6 +95,19 @@ def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | 
     gram_distance ↓ against style images. Content image and prompt come from each output's
     metadata unless given. Prints a table; writes DIR/eval.json for a folder (or --json F).
     """
+    from tqdm.auto import tqdm
+
+    from clipstyler_opt.evaluate import (
+        EvalOptions,
+        Evaluator,
+        Overrides,
+        PatchProtocol,
+        collect_targets,
+        evaluate_targets,
+    )
+    from clipstyler_opt.evaluate.table import format_rows, format_summary, format_unavailable, write_csv, write_json
+    from clipstyler_opt.run.outputs import refuse_overwriting_inputs
+
     level = verbosity(quiet, verbose)
     if json_path is not None and csv_path is not None and json_path.absolute() == csv_path.absolute():
         raise ConfigError("--json and --csv name the same file")

@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.run.record import read_record
 
 __all__ = ["describe_record", "info"]
 
@@ -129,6 +128,8 @@ def info(output: Path, as_json: bool) -> None:
     Reads the JSON sidecar when it exists (it keeps full paths), else the metadata embedded in
     the image. Exit code 3 when there is no record.
     """
+    from clipstyler_opt.run.record import read_record
+
     record, source = read_record(output)
     if as_json:
         click.echo(json.dumps(record, indent=2, sort_keys=True))

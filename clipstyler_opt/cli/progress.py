@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING
 
-from clipstyler_opt.run.results import Progress
+if TYPE_CHECKING:
+    from clipstyler_opt.run.results import Progress
 
 __all__ = ["StepBar"]
 
@@ -13,6 +14,8 @@ class StepBar:
     """Per-image bar: steps, loss terms and ETA."""
 
     def __init__(self, total: int, desc: str, *, disable: bool, position: int = 0, leave: bool = True) -> None:
+        from tqdm.auto import tqdm
+
         self.bar = tqdm(total=total, desc=desc, unit="step", disable=disable, position=position, leave=leave,
                         dynamic_ncols=True)
 

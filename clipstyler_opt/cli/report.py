@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from clipstyler_opt.report import REPORT_NAME, write_report
+# The page's default name, shown in --help, which loads nothing heavy (the report package loads torch);
+# a test checks it is clipstyler_opt.report.REPORT_NAME.
+REPORT_NAME = "report.html"
 
 __all__ = ["report"]
 
@@ -20,5 +22,7 @@ __all__ = ["report"]
 def report(folder: Path, output: Path | None, embed: bool) -> None:
     """Write an HTML report of a result folder (from `clipopt batch` or `clipopt sweep`): the image grid,
     the metrics of `eval.json`, a content-against-style trade-off plot and the loss curves."""
+    from clipstyler_opt.report import write_report
+
     path = write_report(folder, output, embed=embed)
     click.echo(f"wrote {path}")

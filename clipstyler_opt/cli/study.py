@@ -7,9 +7,6 @@ from pathlib import Path
 
 import click
 
-from clipstyler_opt.report import analyze_answers, format_analysis, write_study
-from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
-
 __all__ = ["study"]
 
 
@@ -34,6 +31,8 @@ def study() -> None:
 def make(folder: Path, output: Path, pairs: int, seed: int, repeat_fraction: float, attention_checks: int | None,
          image_size: int) -> None:
     """Write a study page comparing outputs of FOLDER's cells (two-alternative forced choice)."""
+    from clipstyler_opt.report import write_study
+
     plan = write_study(folder, output, pairs=pairs, seed=seed, repeat_fraction=repeat_fraction,
                        attention_checks=attention_checks, max_side=image_size)
     for note in plan.notes:
@@ -53,6 +52,9 @@ def make(folder: Path, output: Path, pairs: int, seed: int, repeat_fraction: flo
 def analyze(answers: tuple[Path, ...], json_path: Path | None, max_attention_failures: int) -> None:
     """Preference rates (Wilson 95% CIs), Bradley-Terry strengths and repeat agreement per cell,
     from the CSV files a study page saved."""
+    from clipstyler_opt.report import analyze_answers, format_analysis
+    from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
+
     if json_path is not None:
         refuse_overwriting_inputs(json_path, answers)
     result = analyze_answers(list(answers), max_attention_failures=max_attention_failures)

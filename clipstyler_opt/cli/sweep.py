@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from clipstyler_opt.batch import SweepCell, expand_grid, parse_vary
-from clipstyler_opt.batch.jobs import backbone_key
 from clipstyler_opt.cli.batch import batch_options, run_batch_command
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ClipoptError
-from clipstyler_opt.method.ensemble import check_members
+
+if TYPE_CHECKING:
+    from clipstyler_opt.batch import SweepCell
 
 __all__ = ["grid_cells", "sweep"]
 
@@ -19,6 +19,10 @@ __all__ = ["grid_cells", "sweep"]
 def grid_cells(varies: tuple[str, ...], base: StyleConfig) -> tuple[SweepCell, ...]:
     """The cells of `--vary` options on top of `base`, each checked before any work: its
     settings, and the extra packages its backbones need (once per set of backbones)."""
+    from clipstyler_opt.batch import expand_grid, parse_vary
+    from clipstyler_opt.batch.jobs import backbone_key
+    from clipstyler_opt.method.ensemble import check_members
+
     cells = expand_grid(base, [parse_vary(text) for text in varies])
     checked: set[tuple[Any, ...]] = set()
     for cell in cells:

@@ -10,29 +10,20 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from clipstyler_opt.core.backbone_spec import BackboneSpec, offline_requested
 from clipstyler_opt.core.digests import file_sha256, sha256_of_file
 from clipstyler_opt.core.errors import OutputError, WeightsError
-from clipstyler_opt.models import catalog
-from clipstyler_opt.models.catalog import (
-    CATALOG,
-    CacheStatus,
-    HubSource,
-    cache_status,
-    check_cached_file,
-    hub_source,
-    is_content_network,
-    tokenizer_repo_of,
-    verify_caches,
-)
-from clipstyler_opt.models.inspect import CheckpointReport, inspect_checkpoint
 from clipstyler_opt.models.tokenizers import TOKENIZER_FILES, resolve_tokenizer_folder
 from clipstyler_opt.weights.download import VGG19_FILENAME, check_reachable, download_file, one_line, vgg19_url
 from clipstyler_opt.weights.resolve import resolve_hub_file, resolve_vgg_weights
+
+if TYPE_CHECKING:  # models.catalog and models.inspect load torch: imported where used, so --help stays light
+    from clipstyler_opt.models.catalog import CacheStatus, HubSource
+    from clipstyler_opt.models.inspect import CheckpointReport
 
 __all__ = ["weights"]
 
@@ -72,6 +63,8 @@ def list_command(cache_dir: Path | None, as_json: bool) -> None:
 
     Looks only in the caches a run searches; never touches the network.
     """
+    from clipstyler_opt.models.catalog import CATALOG, cache_status
+
     statuses = [cache_status(entry, cache_dir) for entry in CATALOG]
     if as_json:
         click.echo(json.dumps([_status_dict(status) for status in statuses], indent=2))
@@ -100,6 +93,8 @@ class _Fetched:
 
 def _checked(path: Path) -> str:
     """The sha256 of a file just resolved or downloaded, after re-checking it; WeightsError if corrupt."""
+    from clipstyler_opt.models.catalog import check_cached_file
+
     finding = check_cached_file(path)
     if finding.problem:
         raise WeightsError(f"{path}: {finding.problem}; delete it and run the download again")
@@ -130,6 +125,8 @@ def _hub_to_folder(repo_id: str, filenames: list[str], folder: Path) -> Path:
 def _config_and_weights(source: HubSource, fetch: Callable[[list[str]], Path], fetched: _Fetched
                         ) -> tuple[Path, str | None]:
     """(weights file, tokenizer repo): hf-hub: sources name their tokenizer in their config."""
+    from clipstyler_opt.models.catalog import tokenizer_repo_of
+
     tokenizer_repo = source.tokenizer_repo
     if source.with_config:
         config = fetch([_CONFIG_FILE])
@@ -183,6 +180,9 @@ def _hub_into_folder(spec: BackboneSpec, source: HubSource, folder: Path) -> _Fe
 
 
 def _fetch_vgg(folder: Path | None, cache_dir: Path | None) -> _Fetched:
+    from clipstyler_opt.models import catalog
+    from clipstyler_opt.models.catalog import check_cached_file
+
     fetched = _Fetched("vgg19")
     if folder is None:
         path = resolve_vgg_weights(explicit=None, cache_dir=cache_dir, offline=False).path
@@ -237,6 +237,8 @@ def download(specs: tuple[str, ...], folder: Path | None, cache_dir: Path | None
     them. Every file is checked (SHA-256 where the hub or the file name gives one) and its
     SHA-256 printed; an interrupted VGG19 download resumes on the next attempt.
     """
+    from clipstyler_opt.models.catalog import hub_source, is_content_network
+
     if offline_requested(False):
         raise WeightsError("downloads are switched off (CLIPOPT_OFFLINE or HF_HUB_OFFLINE is set)")
     plans: list[tuple[BackboneSpec, HubSource] | None] = []
@@ -269,6 +271,8 @@ def verify(specs: tuple[str, ...], cache_dir: Path | None) -> None:
     files are intact checkpoints (no model is built), and reports partial downloads. Exit
     code 4 when anything is wrong, with one line per problem.
     """
+    from clipstyler_opt.models.catalog import verify_caches
+
     findings = verify_caches(cache_dir, specs)
     problems = [finding for finding in findings if finding.problem]
     for finding in findings:
@@ -307,6 +311,8 @@ def info_command(file: Path, as_json: bool) -> None:
     """What the checkpoint FILE holds: architecture (from tensor names and shapes), candidates
     among open_clip's architectures, parameters, size and SHA-256. Exit code 4 when it is not
     a checkpoint."""
+    from clipstyler_opt.models.inspect import inspect_checkpoint
+
     report = inspect_checkpoint(file)
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))

@@ -10,6 +10,7 @@ __all__ = [
     "EXIT_INTERNAL",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_STDOUT_CLOSED",
     "EXIT_USAGE",
     "BatchFailures",
     "ClipoptError",
@@ -26,6 +27,7 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_STDOUT_CLOSED = 141  # as for a process ended by SIGPIPE
 
 
 class ClipoptError(Exception):
@@ -84,7 +86,7 @@ class ResourceError(ClipoptError):
 
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
-    EXIT_INTERNAL: "unexpected internal error (run with -v for the traceback)",
+    EXIT_INTERNAL: "unexpected internal error (-v, on the commands that have it, shows the traceback)",
     EXIT_USAGE: "invalid command line, option or config file, or an output that would overwrite an input",
     InputImageError.exit_code: "input image missing, unreadable, not a regular file, over the size limit, "
                                "not in an accepted format, corrupt, a decompression bomb, or of an absurd size",
@@ -98,4 +100,5 @@ EXIT_CODES: dict[int, str] = {
     ResourceError.exit_code: "not enough memory for this run (the message names a smaller --size/--crops)",
     10: "another batch is using the output folder (or the same shard is running)",  # batch.lock.BatchLocked
     EXIT_INTERRUPTED: "interrupted (Ctrl-C or SIGTERM); finished outputs are kept, a rerun resumes",
+    EXIT_STDOUT_CLOSED: "standard output was closed early (e.g. piped into head); the rest is dropped quietly",
 }
