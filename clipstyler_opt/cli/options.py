@@ -35,7 +35,7 @@ def style_options(func: F) -> F:
     hints = typing.get_type_hints(StyleConfig)
     for f in reversed(dataclasses.fields(StyleConfig)):
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"[{f.metadata['group']}] {f.metadata['help']}"
+        help_text = f"[{f.metadata['role']}] {f.metadata['help']}"
         if hints[f.name] is bool:  # --x/--no-x, so that a config file's `x = true` can be undone
             option = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default, show_default=True,
                                   help=help_text)
