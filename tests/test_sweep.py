@@ -73,7 +73,7 @@ def test_values_are_read_with_their_fields_type(text: str, expected: tuple[str, 
     ("seed=[1, 2", "not a JSON list"),
     ("seed=[]", "no values"),
     ("seed=[1.5]", "not an integer"),
-    ("backbone=[1]", "is not text"),
+    ("backbone=[1]", "1 is not a string"),
 ])
 def test_bad_values_are_refused_with_the_reason(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
