@@ -69,7 +69,7 @@ def test_the_command_line_reads_words_like_vary(args: list[str], message: str) -
 
 
 def test_vary_json_values_follow_the_strict_rules_and_keep_their_extra_syntax() -> None:
-    with pytest.raises(ConfigError, match="1.5 is not an integer"):
+    with pytest.raises(ConfigError, match=r"1\.5 is not an integer"):
         parse_vary("seed=[1.5]")
     with pytest.raises(ConfigError, match="1 is not true or false"):
         parse_vary("contrast=[1]")  # JSON 1 is a number, as in a config file

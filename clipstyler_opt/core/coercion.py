@@ -79,9 +79,11 @@ def type_mismatch(value: Any, hint: Any, *, null_ok: bool = False) -> str | None
         return None if None in expected else " or ".join(e for e in expected if e)
     if typing.get_origin(hint) in (tuple, list):  # a repeatable option: an array, or one item alone
         item = (typing.get_args(hint) or (Any,))[0]
-        items = value if isinstance(value, list) else [value]
-        expected = next((e for e in (type_mismatch(v, item) for v in items) if e), None)
-        return None if expected is None else f"{expected} or an array of them"
+        for member in value if isinstance(value, list) else [value]:
+            wrong = type_mismatch(member, item)
+            if wrong is not None:
+                return f"{wrong} or an array of them"
+        return None
     if hint is bool:
         fits = isinstance(value, bool)
     elif hint is int:

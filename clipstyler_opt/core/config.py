@@ -236,11 +236,21 @@ class StyleConfig:
         """The values the preset set (the fields it did not set keep what was given)."""
         return dict(self._preset_applied)
 
+    def content_weight_scale(self) -> float:
+        """The factor --style-strength S puts on the content weight: 8^(1 - 2S), 1 when unset.
+
+        Example:
+            >>> StyleConfig(style_strength=1.0).content_weight_scale()
+            0.125
+        """
+        return 1.0 if self.style_strength is None else CONTENT_SCALE_BASE ** (1.0 - 2.0 * self.style_strength)
+
     def term_weight(self, name: str) -> float:
-        """λ for the loss term `name`: the `lambda_<name>` field, with --style-strength applied."""
+        """λ for the loss term `name`: the `lambda_<name>` field, with --style-strength applied
+        to the content term (the registry's `LossTerm.weight` is the general form)."""
         weight = float(getattr(self, f"lambda_{name}"))
         if name == "content" and self.style_strength is not None:
-            weight *= CONTENT_SCALE_BASE ** (1.0 - 2.0 * self.style_strength)
+            weight *= self.content_weight_scale()
         return weight
 
     def style_images(self) -> list[StyleImage]:
@@ -292,7 +302,7 @@ class StyleConfig:
             >>> StyleConfig.field_meta("steps")["role"]
             'method'
         """
-        return _field_metadata()[name]
+        return _field_metadata(cls)[name]
 
     def replace(self, **changes: Any) -> StyleConfig:
         unknown = sorted(set(changes) - set(self.field_names()))
@@ -316,12 +326,11 @@ class StyleConfig:
         """The settings that can change the output image (used for provenance and resume checks).
         Files count by name and SHA-256, so other weights change the settings but moving them does not."""
         values = self.to_dict()
-        defaults = _field_defaults()
         settings: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             if f.metadata.get("part_of_backbone"):
                 continue  # part of "backbone": --clip-model X --clip-checkpoint F is --backbone X:file=F
-            if f.metadata["added_in"] and getattr(self, f.name) == defaults[f.name]:
+            if f.metadata["added_in"] and getattr(self, f.name) == f.default:
                 continue  # added later: at its default, the hash stays what earlier versions made
             if f.name == "preset":
                 continue  # its values are: --preset fast is the options it stands for
@@ -348,13 +357,12 @@ def _field_defaults() -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(StyleConfig)}
 
 
-@functools.cache
-def _field_metadata() -> dict[str, Mapping[str, Any]]:
-    return {f.name: f.metadata for f in dataclasses.fields(StyleConfig)}
+def _field_metadata(cls: type[StyleConfig] = StyleConfig) -> dict[str, Mapping[str, Any]]:
+    return {f.name: f.metadata for f in dataclasses.fields(cls)}
 
 
-def _names_where(test: Any) -> tuple[str, ...]:
-    return tuple(name for name, meta in _field_metadata().items() if test(meta))
+def _names_where(test: Any, cls: type[StyleConfig] = StyleConfig) -> tuple[str, ...]:
+    return tuple(name for name, meta in _field_metadata(cls).items() if test(meta))
 
 
 # The --clip-* options: together one backbone, the one --backbone stands for when not given.
@@ -372,14 +380,14 @@ def model_fields() -> tuple[str, ...]:
     return _names_where(lambda meta: meta["role"] == "weights" or meta.get("loads_models"))
 
 
-def term_weight_fields() -> tuple[str, ...]:
-    """The fields that weight a loss term (role "term weight").
+def term_weight_fields(cls: type[StyleConfig] = StyleConfig) -> tuple[str, ...]:
+    """The fields of `cls` that weight a loss term (role "term weight").
 
     Example:
         >>> term_weight_fields()[:2]
         ('lambda_patch', 'lambda_dir')
     """
-    return _names_where(lambda meta: meta["role"] == TERM_WEIGHT)
+    return _names_where(lambda meta: meta["role"] == TERM_WEIGHT, cls)
 
 
 CONTENT_SCALE_BASE = 8.0  # --style-strength 0 / 1 multiply the content weight by 8 / 1/8
