@@ -43,8 +43,8 @@ from clipstyler_opt.core.presets import DEFAULT_PRESET, PRESET_NAMES, preset_val
 from clipstyler_opt.core.styles import FUSION_MODES, StyleImage
 from clipstyler_opt.core.templates import TEMPLATE_SETS
 
-__all__ = ["COMPILE_MODES", "DEVICES", "MAX_SIZE", "PRECISIONS", "ROLES", "TEMPLATE_CHOICES", "StyleConfig",
-           "model_fields", "term_weight_fields"]
+__all__ = ["COMPILE_MODES", "DEVICES", "LEGACY_BACKBONE_FIELDS", "MAX_SIZE", "PRECISIONS", "ROLES",
+           "TEMPLATE_CHOICES", "StyleConfig", "model_fields", "term_weight_fields"]
 
 TEMPLATE_CHOICES = ("auto", *TEMPLATE_SETS)
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
