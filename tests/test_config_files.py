@@ -65,9 +65,9 @@ def test_an_integer_is_a_valid_float_and_types_that_fit_pass(tmp_path: Path) -> 
     ({"a": 1}, int, "an integer"),
 ])
 def test_type_rules_for_optional_and_repeatable_fields(value: object, hint: object, expected: str | None) -> None:
-    from clipstyler_opt.core.config_files import _toml_type_mismatch
+    from clipstyler_opt.core.coercion import type_mismatch
 
-    assert _toml_type_mismatch(value, hint) == expected
+    assert type_mismatch(value, hint) == expected
 
 
 def test_a_key_given_in_both_spellings_is_an_error(tmp_path: Path) -> None:

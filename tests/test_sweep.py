@@ -74,7 +74,7 @@ def test_values_are_read_with_their_fields_type(text: str, expected: tuple[str, 
     ("seed=[1, 2", "not a JSON list"),
     ("seed=[]", "no values"),
     ("seed=[1.5]", "not an integer"),
-    ("backbone=[1]", "is not text"),
+    ("backbone=[1]", "1 is not a string"),
 ])
 def test_bad_values_are_refused_with_the_reason(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -242,3 +242,42 @@ def test_a_sweep_cell_round_trips_through_its_record() -> None:
     cell = SweepCell("x", (("backbone", ("A", "B")), ("vgg_checkpoint", Path("v.pth")), ("threshold", None)))
     assert cell.record() == {"cell": "x", "values": {"backbone": ["A", "B"], "vgg_checkpoint": "v.pth",
                                                      "threshold": None}}
+
+
+def test_varying_the_seed_gives_each_cell_the_jobs_of_a_batch_with_that_seed(
+        photos: Path, tiny_paths: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert sweep(photos / "chelsea.png", "-p", PROMPT, "--vary", "seed=1,2", "-o", out, "-q",
+                 *tiny_flags(tiny_paths)) == 0
+    assert statuses(records(out)) == {"done": 2}
+    for seed in (1, 2):
+        sidecar = json.loads((out / f"seed={seed}" / prompt_slug(PROMPT) / "chelsea.png.json").read_text())
+        assert sidecar["seed"] == derive_seed(seed, "chelsea.png", PROMPT)
+    batch = tmp_path / "batch"
+    assert main(["batch", str(photos / "chelsea.png"), "-p", PROMPT, "-o", str(batch), "-q", "--seed", "2",
+                 *tiny_flags(tiny_paths)]) == 0
+    assert_same_result(out / "seed=2" / prompt_slug(PROMPT) / "chelsea.png",
+                       batch / prompt_slug(PROMPT) / "chelsea.png")
+
+
+@pytest.mark.parametrize("vary", ['style_image=[["s+t.png"],["s","t.png"]]', 'output_size=[64,"64"]'])
+def test_values_that_would_share_a_cell_folder_are_refused(photos: Path, tiny_paths: dict[str, Path],
+                                                           tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                           monkeypatch: pytest.MonkeyPatch, vary: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("s+t.png", "s", "t.png"):
+        shutil.copy(EXAMPLES / "chelsea.png", tmp_path / name)
+    out = tmp_path / "out"
+    assert sweep(photos, "-p", PROMPT, "--vary", vary, "-o", out, *tiny_flags(tiny_paths)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("share the cell folder" in err[0] or "given twice" in err[0]), err
+    assert not out.exists()
+
+
+def test_the_progress_label_keeps_the_whole_cell_id() -> None:
+    from clipstyler_opt.cli.progress import job_label
+
+    cell = "lambda_content=50,contrast=true,style_strength=0.25"
+    label = job_label("holidays/2024/beach-at-sunset.png", "starry night by Vincent van Gogh", cell)
+    assert label.endswith(" | " + cell) and label.startswith("holidays/20") and "…" in label
+    assert job_label("a.png", "oil", "seed=1") == "a.png | oil | seed=1"  # short labels are left whole

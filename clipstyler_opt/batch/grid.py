@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clipstyler_opt.core.coercion import field_hint, text_value, type_mismatch, typed_value, value_mismatch
 from clipstyler_opt.core.config import StyleConfig, unknown_setting_message
 from clipstyler_opt.core.errors import ClipoptError, ConfigError
 
@@ -65,10 +66,6 @@ def plain_value(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(StyleConfig)
-
-
 def _varying_field(text: str) -> str:
     name = text.strip().replace("-", "_")
     if name not in StyleConfig.field_names():
@@ -79,43 +76,34 @@ def _varying_field(text: str) -> str:
     return name
 
 
-def _convert(name: str, raw: Any, hint: Any) -> Any:
-    """`raw` (command-line text, or a JSON value) as a value of the field's type `hint`."""
+def _convert(name: str, raw: Any, hint: Any = None) -> Any:
+    """`raw` (command-line text, or a JSON value) as a value of field `name` (or of `hint`, one
+    member of a tuple): the shared coercion (core/coercion.py), plus --vary's own syntax: `none`,
+    yes/no and on/off, `+` between the members of a tuple, and a nested JSON list as a tuple."""
+    hint = field_hint(name) if hint is None else hint
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if raw is None or (isinstance(raw, str) and raw.strip().lower() == "none"):
             return None
-        options = [a for a in args if a is not type(None)]
-        if str in options and int in options:  # output_size: 'full' or a number of pixels
-            return raw if isinstance(raw, (str, int)) and not isinstance(raw, bool) else _refuse(name, raw, "text")
-        return _convert(name, raw, options[0])
+        return _convert(name, raw, next(a for a in args if a is not type(None)))
     if origin is tuple:
         members = raw if isinstance(raw, list) else [raw] if not isinstance(raw, str) else \
             [part for part in raw.split("+") if part.strip()]
         return tuple(_convert(name, member, args[0]) for member in members)
-    if hint is bool:
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower() if isinstance(raw, (str, int)) else ""
-        if text in _TRUE or text in _FALSE:
-            return text in _TRUE
-        return _refuse(name, raw, "true or false")
-    if hint is int:
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str) and re.fullmatch(r"\s*[+-]?\d+\s*", raw):
-            return int(raw)
-        return _refuse(name, raw, "an integer")
-    if hint is float:
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            return float(raw)
+    if isinstance(raw, str):
+        if hint is bool:
+            text = raw.strip().lower()
+            return text in _TRUE if text in _TRUE or text in _FALSE else _refuse(name, raw, "true or false")
         try:
-            return float(raw) if isinstance(raw, str) else _refuse(name, raw, "a number")
-        except ValueError:
-            return _refuse(name, raw, "a number")
-    if hint is Path:
-        return Path(raw) if isinstance(raw, str) and raw.strip() else _refuse(name, raw, "a file name")
-    return raw if isinstance(raw, str) else _refuse(name, raw, "text")
+            value = text_value(name, raw, hint)
+        except ConfigError as exc:
+            raise ConfigError(f"--vary {name}: {exc}") from None
+        return value
+    # A typed JSON value (true, 3, 0.5): the config file's strict rules.
+    if hint is str and value_mismatch(name, raw) is None:  # text that may be given as a number (output_size)
+        return typed_value(name, raw)
+    expected = type_mismatch(raw, hint)
+    return _refuse(name, raw, expected) if expected is not None else float(raw) if hint is float else raw
 
 
 def _refuse(name: str, raw: Any, wanted: str) -> Any:
@@ -139,8 +127,7 @@ def parse_vary(text: str) -> Variation:
         raw_values = values_text.split(",")
     if not raw_values:
         raise ConfigError(f"--vary {name}: no values")
-    hint = _field_types()[name]
-    values = tuple(_convert(name, raw, hint) for raw in raw_values)
+    values = tuple(_convert(name, raw) for raw in raw_values)
     duplicated = [plain_value(v) for i, v in enumerate(values) if v in values[:i]]
     if duplicated:
         raise ConfigError(f"--vary {name}: the value {duplicated[0]!r} is given twice")
@@ -180,10 +167,17 @@ def expand_grid(base: StyleConfig, variations: Sequence[Variation]) -> list[Swee
         raise ConfigError(f"--vary {repeated[0]} is given twice; list all its values in one --vary")
     if not variations:
         raise ConfigError("nothing to sweep: give --vary FIELD=V1,V2 (repeatable)")
-    cells = []
+    cells: list[SweepCell] = []
+    by_id: dict[str, SweepCell] = {}
     for combination in itertools.product(*(values for _, values in variations)):
         values = tuple(zip(names, combination, strict=True))
         cell = SweepCell(cell_id(values), values)
+        other = by_id.setdefault(cell.id, cell)
+        if other is not cell:  # ids are never renamed (folders made before must resume), so refuse
+            name, first, second = next((n, plain_value(a), plain_value(b)) for (n, a), (_, b)
+                                       in zip(other.values, cell.values, strict=True) if a != b)
+            raise ConfigError(f"--vary {name}: the values {json.dumps(first)} and {json.dumps(second)} would share "
+                              f"the cell folder {cell.id!r}; write one of them differently (e.g. a path as ./NAME)")
         cell.apply(base)
         cells.append(cell)
     return cells

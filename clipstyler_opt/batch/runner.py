@@ -150,7 +150,8 @@ class JobRunner:
             self.digests.remember(job.input, self._digest)
         progress = self.observer.job_started(job)
         self._frames = self._frame_sink(job, stylizer)
-        cell_values = dict(job.cell.values) if job.cell else {}
+        # A varied seed is already in the job's own seed (derived from its cell's seed), as in resume.py.
+        cell_values = {name: value for name, value in job.cell.values if name != "seed"} if job.cell else {}
         return stylizer.stylize(loaded, job.prompt, seed=job.seed, progress=progress, on_frame=self._frames.callback,
                                 **cell_values)
 

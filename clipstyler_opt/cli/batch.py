@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from clipstyler_opt.cli.options import config_file_option, split_config, style_options, verbosity, verbosity_options
-from clipstyler_opt.cli.progress import StepBar
+from clipstyler_opt.cli.progress import StepBar, job_label
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import BatchFailures
 from clipstyler_opt.core.naming import printable
@@ -49,7 +49,8 @@ class BarObserver:
 
     def job_started(self, job: Job) -> ProgressCallback | None:
         self._close_step()
-        self.step_bar = StepBar(self.steps, _short(printable(job.label), 40), disable=False, position=1, leave=False)
+        label = job_label(printable(job.relative), printable(job.prompt), job.cell.id if job.cell else None)
+        self.step_bar = StepBar(self.steps, label, disable=False, position=1, leave=False)
         return self.step_bar
 
     def job_finished(self, job: Job, record: Record) -> None:
@@ -109,10 +110,6 @@ class LineObserver:
 def _print_summary(summary: Summary, prefix: str = "") -> None:
     for line in summary.lines():
         click.echo(prefix + line)
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def batch_options(layout: str) -> Callable[[F], F]:

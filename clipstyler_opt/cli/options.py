@@ -12,42 +12,65 @@ from typing import Any
 
 import click
 
+from clipstyler_opt.core.coercion import field_hint, text_value, typed_value
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.config_files import load_toml
+from clipstyler_opt.core.errors import ConfigError
 
-__all__ = ["config_file_option", "configure_logging", "given_options", "split_config", "style_options",
+__all__ = ["FieldText", "config_file_option", "configure_logging", "given_options", "split_config", "style_options",
            "verbosity_options"]
 
 F = Callable[..., Any]
 
 
-def _param_type(hint: Any, meta: typing.Mapping[str, Any]) -> click.ParamType:
+class FieldText(click.ParamType):
+    """A command-line word read as a StyleConfig field's value by core/coercion.py, the one
+    conversion shared with config files, `--vary` and `run --from`.
+
+    Example:
+        >>> FieldText("steps").convert("3", None, None)
+        3
+    """
+
+    def __init__(self, field: str, kind: str) -> None:
+        self.field, self.name = field, kind
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):  # a default, or a value from --config (checked there)
+            return typed_value(self.field, value)
+        try:
+            return text_value(self.field, value)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _param_type(name: str, meta: typing.Mapping[str, Any]) -> click.ParamType:
     if "choices" in meta:
         return click.Choice(meta["choices"])
     if meta.get("path"):
         return click.Path(path_type=Path)
+    hint = field_hint(name)
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1 else hint
-    numbers: dict[Any, click.ParamType] = {int: click.INT, float: click.FLOAT}
-    return numbers.get(base, click.STRING)
+    kind = {int: "integer", float: "float"}.get(base)
+    return FieldText(name, kind) if kind else click.STRING
 
 
 def style_options(func: F) -> F:
     """One option per StyleConfig field, default and help taken from the field."""
-    hints = typing.get_type_hints(StyleConfig)
     for f in reversed(dataclasses.fields(StyleConfig)):
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"[{f.metadata['group']}] {f.metadata['help']}"
-        if hints[f.name] is bool:  # --x/--no-x, so that a config file's `x = true` can be undone
+        help_text = f"[{f.metadata['role']}] {f.metadata['help']}"
+        if field_hint(f.name) is bool:  # --x/--no-x, so that a config file's `x = true` can be undone
             option = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=f.default, show_default=True,
                                   help=help_text)
         elif f.metadata.get("multiple"):
-            option = click.option(flag, f.name, multiple=True, type=_param_type(str, f.metadata),
+            option = click.option(flag, f.name, multiple=True, type=_param_type(f.name, f.metadata),
                                   metavar=f.metadata.get("metavar", "FILE" if f.metadata.get("path") else "SPEC"),
                                   default=f.default,
                                   help=help_text)
         else:
-            option = click.option(flag, f.name, type=_param_type(hints[f.name], f.metadata), default=f.default,
+            option = click.option(flag, f.name, type=_param_type(f.name, f.metadata), default=f.default,
                                   show_default=f.default is not None, help=help_text)
         func = option(func)
     return func

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 from click.core import ParameterSource
 
-from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.config import LEGACY_BACKBONE_FIELDS, StyleConfig
 from clipstyler_opt.core.errors import EXIT_INTERRUPTED, OutputError
 from clipstyler_opt.core.naming import default_output_path, partial_output_path, printable
 from clipstyler_opt.core.styles import StyleSpec
@@ -88,7 +88,7 @@ def _from_output(ctx: click.Context, source: Path, image: Path | None, prompt: s
     rerun = rerun_from_record(read_record(source)[0])
     given = {name: value for name, value in params.items()
              if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
-    if given.keys() & {"backbone", "clip_model", "clip_pretrained", "clip_checkpoint"}:
+    if given.keys() & {"backbone", *LEGACY_BACKBONE_FIELDS}:
         rerun.values.pop("backbone")  # the user names the backbone anew
     if "preset" in given:  # a new preset may set what the recorded one had set
         for name in rerun.preset_applied - given.keys():

@@ -48,9 +48,11 @@ def sweep(vary: tuple[str, ...], **params: Any) -> None:
     Each --vary FIELD=V1,V2 names a setting (an option of `clipopt run` that can change the
     image, spelled with - or _) and its values; the grid is every combination. Outputs go to
     DIR/<cell>/<prompt-slug>/..., each sidecar names its cell and values (`sweep`), and a
-    job's seed is the same in every cell (unless `seed` is varied), so cells differ only in
-    the varied settings. Every cell is checked before any work (a bad value exits 2 naming
-    the cell). Resume, --shard, torchrun and --workers-per-device work as in `clipopt batch`.
+    job's seed is the same in every cell, so cells differ only in the varied settings; with
+    `--vary seed=1,2` each cell's jobs take their seeds from its seed, as `batch --seed` does
+    (replicates). Every cell is checked before any work (a bad value exits 2 naming the cell,
+    and two values that would share a cell folder exit 2). Resume, --shard, torchrun and
+    --workers-per-device work as in `clipopt batch`.
     """
     if not vary:
         raise click.UsageError("nothing to sweep: give --vary FIELD=V1,V2 (repeatable)")

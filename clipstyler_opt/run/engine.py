@@ -12,7 +12,7 @@ from typing import Any
 
 from PIL import Image
 
-from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.config import StyleConfig, model_fields
 from clipstyler_opt.core.errors import ConfigError, WeightsError
 from clipstyler_opt.method.ensemble import Member, check_members, load_members
 from clipstyler_opt.method.pixels import pil_to_tensor
@@ -38,8 +38,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 # Fields that decide which backbones are loaded; changing them needs a new Stylizer.
-BACKBONE_FIELDS = ("backbone", "clip_model", "clip_pretrained", "clip_checkpoint", "clip_model_config",
-                   "vgg_checkpoint", "cache_dir", "offline", "device", "bf16_weights")
+BACKBONE_FIELDS = model_fields()
 
 
 class Stylizer:

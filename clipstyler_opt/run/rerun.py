@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from clipstyler_opt.core.backbone_spec import BackboneSpec
+from clipstyler_opt.core.coercion import typed_value
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.digests import file_sha256
 from clipstyler_opt.core.errors import ConfigError, InputImageError, WeightsError
@@ -94,12 +95,23 @@ def _pin_backbones(record: dict[str, Any], values: dict[str, Any]) -> None:
 
 
 def rerun_from_record(record: dict[str, Any]) -> Rerun:
-    """The image, prompt and StyleConfig values that reproduce a recorded output."""
+    """The image, prompt and StyleConfig values that reproduce a recorded output. The recorded
+    values are read with the config file's strict rules: a value of the wrong type is a
+    ConfigError (exit 2), never rounded or passed on.
+
+    Example:
+        >>> rerun_from_record({"prompt": "oil", "config": {"seed": 1.5}})
+        Traceback (most recent call last):
+        ...
+        clipstyler_opt.core.errors.ConfigError: the record's seed must be an integer, got 1.5 (a float)
+    """
     values = record.get("config")
     if not isinstance(values, dict) or "prompt" not in record:
         raise ConfigError("this output's record has no full settings (made by an older version); "
                           "pass the options yourself")
-    values = {k: v for k, v in values.items() if k in StyleConfig.field_names()}
+    # The config file's strict rules (core/coercion.py): a recorded seed=1.5 is refused, not rounded.
+    values = {k: typed_value(k, v, label=f"the record's {k}") for k, v in values.items()
+              if k in StyleConfig.field_names()}
     settings = record.get("settings") or {}
     _pin_file_fields(values, settings)
     _pin_backbones(record, values)

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.config import LEGACY_BACKBONE_FIELDS, StyleConfig
 from clipstyler_opt.method.losses import content_loss, directional_loss, thresholded_mean, total_variation
 from clipstyler_opt.method.pixels import pil_to_tensor
 from clipstyler_opt.models.random_init import randomised, write_random_vgg
@@ -105,7 +105,7 @@ def random_weights(config: StyleConfig, folder: Path) -> StyleConfig:
     """`config` with every backbone without a local file replaced by random-init files of its architecture."""
     specs = [randomised(spec, folder) for spec in config.backbone_specs()]
     clip_defaults = {name: StyleConfig.__dataclass_fields__[name].default
-                     for name in ("clip_model", "clip_pretrained", "clip_checkpoint")}
+                     for name in LEGACY_BACKBONE_FIELDS}
     return config.replace(**clip_defaults, backbone=tuple(str(spec) for spec in specs),
                           vgg_checkpoint=config.vgg_checkpoint or write_random_vgg(folder))
 

@@ -17,15 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clipstyler_opt.core.config import StyleConfig, model_fields
 from clipstyler_opt.core.errors import ClipoptError
 
 __all__ = ["STARTUP_FIELDS", "StartupRow", "measure_startup"]
 
-# The config fields that decide what a start-up costs; they travel to the measuring process.
-STARTUP_FIELDS = ("backbone", "clip_model_config", "vgg_checkpoint", "device", "precision", "size", "crops",
-                  "crop_size", "preset", "bf16_weights")  # not compile: it acts in the first step, not before
+# The config fields that decide what a start-up costs; they travel to the measuring process: those
+# that decide which models load, and those that shape the setup before the first step (not compile:
+# it acts in the first step, not before).
+STARTUP_FIELDS = (*model_fields(), "precision", "size", "crops", "crop_size", "preset")
 PROBE_MODULE = "clipstyler_opt.cli.startup_probe"  # the measuring process: cli/startup_probe.py
-TUPLE_FIELDS = {"backbone": str, "clip_model_config": Path}
+# The repeatable ones among them, with the type of one item (JSON carries them as lists of text).
+TUPLE_FIELDS = {name: Path if StyleConfig.field_meta(name).get("path") else str
+                for name in STARTUP_FIELDS if StyleConfig.field_meta(name).get("multiple")}
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -12,17 +12,8 @@ from torch import nn
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.method.ensemble import Member, member_settings
 from clipstyler_opt.method.losses import resize_for_backbone
-from clipstyler_opt.method.objective.terms import (
-    ClipViews,
-    ContentTerm,
-    GlobalDirectionalTerm,
-    LossDict,
-    MemberViews,
-    PatchDirectionalTerm,
-    Step,
-    Term,
-    TotalVariationTerm,
-)
+from clipstyler_opt.method.objective.base import ClipViews, LossDict, MemberViews, Step, Term
+from clipstyler_opt.method.objective.registry import TermContext, registered_terms
 from clipstyler_opt.method.targets import StyleTarget
 from clipstyler_opt.method.views import PatchCrops
 
@@ -30,24 +21,30 @@ __all__ = ["Objective", "build_objective", "member_views"]
 
 
 class Objective(nn.Module):
-    """Σ_name λ_name · term_name(output). Returns every term by name, plus "total"."""
+    """Σ_name λ_name · term_name(output). Returns every term by name, plus "total".
 
-    def __init__(self, clip: ClipViews, terms: Sequence[Term], weights: dict[str, float]) -> None:
+    Example:
+        >>> from clipstyler_opt.method.objective.terms.tv import TotalVariationTerm
+        >>> objective = Objective(ClipViews([]), {"tv": TotalVariationTerm()}, {"tv": 2.0})
+        >>> losses = objective(torch.zeros(1, 3, 4, 4))
+        >>> objective.names, float(losses["total"])
+        (('total', 'tv'), 0.0)
+    """
+
+    def __init__(self, clip: ClipViews, terms: Mapping[str, Term], weights: Mapping[str, float]) -> None:
         super().__init__()
         self.clip = clip
-        self.terms = nn.ModuleList(terms)
+        self.term_names = tuple(terms)
+        self.terms = nn.ModuleList(terms.values())
         self.weights = dict(weights)
-
-    def _terms(self) -> list[Term]:
-        return cast("list[Term]", list(self.terms))  # iterating an nn.ModuleList gives plain Modules
 
     @property
     def names(self) -> tuple[str, ...]:
-        return ("total", *(term.name for term in self._terms()))
+        return ("total", *self.term_names)
 
     def forward(self, output: torch.Tensor) -> LossDict:
         step = Step(output, self.clip)
-        values = {term.name: term(step) for term in self._terms()}
+        values = {name: term(step) for name, term in zip(self.term_names, self.terms, strict=True)}
         total: torch.Tensor | None = None
         for name, value in values.items():
             contribution = self.weights[name] * value
@@ -79,10 +76,11 @@ def member_views(member: Member, config: StyleConfig, content: torch.Tensor, tar
 
 def build_objective(config: StyleConfig, members: Sequence[Member], vgg: nn.Module, content: torch.Tensor,
                     target: StyleTarget, *, crop_size: int | None = None) -> Objective:
-    """The CLIPstyler objective for one content image (1, 3, H, W) in [0, 1] and one style target.
-    Content references (e_c per member, VGG features) are computed once, here. Term weights are
-    the config's `lambda_<name>` fields (see `StyleConfig.term_weight`)."""
+    """The CLIPstyler objective for one content image (1, 3, H, W) in [0, 1] and one style target:
+    every registered loss term (registry.py), each weighted by its StyleConfig weight field.
+    Content references (e_c per member, VGG features) are computed once, here."""
     clip = ClipViews([member_views(m, config, content, target, crop_size or config.crop_size) for m in members])
-    terms: list[Term] = [PatchDirectionalTerm(clip), GlobalDirectionalTerm(clip), ContentTerm(vgg, content),
-                         TotalVariationTerm()]
-    return Objective(clip, terms, {term.name: config.term_weight(term.name) for term in terms})
+    context = TermContext(config, clip, vgg, content)
+    entries = registered_terms()
+    return Objective(clip, {entry.name: entry.build(context) for entry in entries},
+                     {entry.name: entry.weight(config) for entry in entries})
