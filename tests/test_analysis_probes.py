@@ -108,3 +108,14 @@ def test_identical_scorers_agree_perfectly_and_one_scorer_is_skipped() -> None:
     scores = {"o1": 0.2, "o2": 0.5, "o3": 0.1}
     assert agreement_probe({"CLIP": scores, "copy": dict(scores)})["pairs"][0]["tau"] == 1.0  # type: ignore[index]
     assert isinstance(agreement_probe({"CLIP": scores}), Skipped)
+
+
+def test_figure_names_never_collide(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from clipstyler_opt.analysis.plots import analysis_figures
+
+    recognition = {"labels": ["a", "b"], "confusion": [[1, 0], [0, 1]], "top1": 1.0}
+    summary = {"scorers": {name: {"probes": {"recognition": recognition}} for name in ("CLIP B", "CLIP-B")}}
+    written = analysis_figures(summary, Path(str(tmp_path)))
+    assert len({p.name for p in written}) == len(written) == 6

@@ -24,7 +24,8 @@ import numpy as np
 
 from clipstyler_opt.analysis.intervals import Interval, cluster_bootstrap
 
-__all__ = ["GAMMA_RANGE", "MIN_POWER_LEVELS", "CurveFit", "Skipped", "fit_linear", "fit_power", "response_curve"]
+__all__ = ["GAMMA_RANGE", "MIN_POWER_LEVELS", "CurveFit", "Skipped", "fit_linear", "fit_power", "level_means",
+           "response_curve"]
 
 MIN_POWER_LEVELS = 4
 GAMMA_RANGE = (0.02, 20.0)
@@ -139,6 +140,30 @@ def fit_power(points: Points) -> CurveFit | Skipped:
     return CurveFit("power", a, b, gamma, _r2(rss, y), rss, _aicc(rss, len(x), 3), len(x))
 
 
+def level_means(points_per_image: Sequence[Points], *, seed: int = 0) -> list[dict[str, Any]]:
+    """The mean response at each level, with its interval over content images (an image with
+    several points at one level counts once, by its own mean).
+
+    Example:
+        >>> level_means([[(0.0, 1.0), (1.0, 2.0)], [(0.0, 3.0), (1.0, 4.0)]], seed=0)[0]["mean"]
+        2.0
+    """
+    per_level: dict[float, list[float]] = {}
+    for image in points_per_image:
+        mine: dict[float, list[float]] = {}
+        for x, y in image:
+            mine.setdefault(float(x), []).append(float(y))
+        for x, ys in mine.items():
+            per_level.setdefault(x, []).append(float(np.mean(ys)))
+    rows = []
+    for x in sorted(per_level):
+        interval = cluster_bootstrap(per_level[x], lambda values: float(np.mean(values)), seed=seed)
+        assert interval is not None
+        rows.append({"x": x, "mean": interval.estimate, "ci_low": interval.low, "ci_high": interval.high,
+                     "n_images": interval.clusters})
+    return rows
+
+
 def response_curve(points_per_image: Sequence[Points], *, seed: int = 0) -> dict[str, Any]:
     """Both fits on the points of all content images, γ with an interval over content images,
     and the model the data prefer (lower AICc). Each element of `points_per_image` holds one
@@ -153,7 +178,7 @@ def response_curve(points_per_image: Sequence[Points], *, seed: int = 0) -> dict
     pooled = [p for image in points_per_image for p in image]
     linear, power = fit_linear(pooled), fit_power(pooled)
     summary: dict[str, Any] = {"n_points": len(pooled), "n_images": len(points_per_image),
-                               "levels": sorted({float(x) for x, _ in pooled}),
+                               "levels": level_means(points_per_image, seed=seed),
                                "linear": linear.to_dict(), "power": power.to_dict()}
     if isinstance(power, CurveFit):
         def gamma_of(images: list[Points]) -> float | None:

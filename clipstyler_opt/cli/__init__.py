@@ -68,7 +68,7 @@ def cli() -> None:
 # command line does not wait for torch and open_clip to load.
 _COMMANDS = {"run": "run:run", "batch": "batch:batch", "sweep": "sweep:sweep", "bench": "bench:bench",
              "eval": "eval:eval_command", "info": "info:info", "report": "report:report", "study": "study:study",
-             "weights": "weights:weights"}
+             "weights": "weights:weights", "analyze": "analyze:analyze"}
 
 
 def _list_commands(ctx: click.Context) -> list[str]:

@@ -23,13 +23,15 @@ WIDTH_IN, HEIGHT_IN = 6.4, 4.0
 
 @dataclass(frozen=True)
 class Series:
-    """One labelled curve; `low` and `high`, when given, draw an interval band around it."""
+    """One labelled curve; `low` and `high`, when given, draw an interval band around it. A
+    `fitted` curve (a model through the data) is drawn dashed, without markers."""
 
     label: str
     x: Sequence[float]
     y: Sequence[float]
     low: Sequence[float] | None = None
     high: Sequence[float] | None = None
+    fitted: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def _axes(xlabel: str, ylabel: str, title: str | None) -> tuple[Figure, Axes]:
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     if title:
-        axes.set_title(title)
+        axes.set_title(title, fontsize="medium", loc="left")
     return figure, axes
 
 
@@ -84,7 +86,10 @@ def curve_chart(series: Sequence[Series], *, xlabel: str, ylabel: str, title: st
     colours = colours or cell_colours([s.label for s in series])
     figure, axes = _axes(xlabel, ylabel, title)
     for s in series:
-        axes.plot(s.x, s.y, marker="o", markersize=3, color=colours[s.label], label=s.label)
+        if s.fitted:
+            axes.plot(s.x, s.y, linestyle="--", linewidth=1, color=colours[s.label], label=s.label)
+        else:
+            axes.plot(s.x, s.y, marker="o", markersize=3, color=colours[s.label], label=s.label)
         if s.low is not None and s.high is not None:
             axes.fill_between(s.x, s.low, s.high, color=colours[s.label], alpha=0.2, linewidth=0)
     if integer_x:
