@@ -73,6 +73,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "sweep": CommandEntry("sweep:sweep", "A batch repeated for every cell of a grid of settings (--vary)."),
     "bench": CommandEntry("bench:bench", "Time optimisation steps of each variant against CLIPstyler's loop."),
     "eval": CommandEntry("eval:eval_command", "Score outputs or result folders for style and content."),
+    "analyze": CommandEntry("analyze:analyze", "How texts and images correlate in each scorer's embedding space."),
     "info": CommandEntry("info:info", "Show how an output was made, read from its record."),
     "report": CommandEntry("report:report", "Write an HTML report of a result folder: images, metrics, losses."),
     "study": CommandEntry("study:study", "An A/B study page of a result folder's cells, and its analysis."),

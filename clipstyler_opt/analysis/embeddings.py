@@ -1,0 +1,118 @@
+"""A scorer's embeddings of a folder's images and texts, computed once per scorer and file.
+
+Image embeddings n(E_I(view(image))) are cached in the result folder, in
+`<folder>/.clipopt-embeddings/<scorer key>.json`: one file per scorer, keyed by the scorer's weights
+SHA-256, holding one entry per image keyed by the image file's SHA-256. A changed file has another
+hash and is encoded anew; another scorer has another cache file. A scorer whose weights have no
+known SHA-256 (a backbone built in code) is not cached. The cache is JSON (never unpickled),
+replaced whole and atomically, and ignored when unreadable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from clipstyler_opt.core.digests import file_sha256
+from clipstyler_opt.core.styles import StyleSpec, fuse_directions
+from clipstyler_opt.method.ensemble import Member
+from clipstyler_opt.method.losses import resize_for_backbone
+from clipstyler_opt.method.pixels import pil_to_tensor
+from clipstyler_opt.run.images import load_image
+from clipstyler_opt.run.outputs import write_atomic
+
+__all__ = ["CACHE_FOLDER", "CACHE_VERSION", "ScorerEmbeddings"]
+
+log = logging.getLogger(__name__)
+CACHE_FOLDER = ".clipopt-embeddings"
+CACHE_VERSION = 1
+
+
+@dataclass
+class ScorerEmbeddings:
+    """One scorer (an ensemble member), its template set, and its cache of image embeddings."""
+
+    name: str
+    member: Member
+    templates: str
+    weights_sha256: str | None
+    folder: Path | None = None
+    encoded: int = 0  # images encoded by the network in this process (cache misses)
+    _images: dict[str, list[float]] = field(default_factory=dict)
+    _dirty: bool = False
+
+    def __post_init__(self) -> None:
+        path = self.cache_path
+        if path is None or not path.is_file():
+            return
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("version") == CACHE_VERSION and data.get("scorer_sha256") == self.weights_sha256:
+                self._images = {k: v for k, v in data.get("images", {}).items()
+                                if isinstance(v, list) and all(isinstance(x, float) for x in v)}
+        except (OSError, ValueError, AttributeError, RecursionError):
+            log.warning("%s: unreadable embedding cache; encoding again", path)
+
+    @property
+    def spec_text(self) -> str:
+        """The scorer's backbone spec as given (it may name a file by its full path: the record
+        keeps it, labels never show it)."""
+        return str(self.member.spec)
+
+    @property
+    def cache_path(self) -> Path | None:
+        if self.folder is None or self.weights_sha256 is None:
+            return None
+        return self.folder / CACHE_FOLDER / f"{self.weights_sha256[:16]}.json"
+
+    @torch.no_grad()
+    def image(self, path: Path) -> np.ndarray:
+        """n(E_I(view(image))): the whole image squashed to the scorer's input size, as the loss sees it."""
+        key = file_sha256(path)
+        cached = self._images.get(key)
+        if cached is not None:
+            return np.asarray(cached, dtype=np.float64)
+        backbone = self.member.backbone
+        device = next((p.device for p in backbone.parameters()), torch.device("cpu")) \
+            if isinstance(backbone, torch.nn.Module) else torch.device("cpu")
+        pixels = pil_to_tensor(load_image(path).rgb).to(device)
+        features = F.normalize(backbone.encode_image(resize_for_backbone(pixels, backbone)).float(), dim=-1)[0]
+        vector = features.cpu().numpy().astype(np.float64)
+        self._images[key] = [float(x) for x in vector]
+        self._dirty, self.encoded = True, self.encoded + 1
+        return vector
+
+    @torch.no_grad()
+    def text(self, text: str) -> np.ndarray:
+        """n(T(text)): the template-averaged text embedding."""
+        return self.member.texts(text, self.templates).float().cpu().numpy().astype(np.float64)
+
+    @torch.no_grad()
+    def direction(self, spec: StyleSpec, source_text: str) -> np.ndarray:
+        """ΔT of a (multi-style) prompt, as the `directions` fusion defines it."""
+        embeddings = torch.stack([self.member.texts(t, self.templates).float() for t in spec.texts])
+        source = self.member.texts(source_text, self.templates).float()
+        return fuse_directions(embeddings, spec.weights, source).cpu().numpy().astype(np.float64)
+
+    def save(self) -> None:
+        """Write the cache if anything was encoded (atomically; a failure only costs a later re-encode)."""
+        path = self.cache_path
+        if path is None or not self._dirty:
+            return
+        payload: dict[str, Any] = {"version": CACHE_VERSION, "scorer": self.name,
+                                   "scorer_sha256": self.weights_sha256, "images": self._images}
+        blob = json.dumps(payload).encode()
+        try:
+            path.parent.mkdir(exist_ok=True)
+            write_atomic(path, lambda handle: handle.write(blob))
+            self._dirty = False
+        except OSError as exc:
+            log.warning("%s: cannot write the embedding cache (%s)", path, exc.strerror or exc)
+

@@ -1,0 +1,151 @@
+"""`clipopt analyze DIR`: every probe for every scorer over a result folder, into `analysis.json`
+and `figures/`.
+
+The folder is read as `clipopt report` reads it (manifest, sidecars, cells). For each scorer the
+outputs become `Observation`s: ΔI from the scorer's image embeddings, the prompt's style texts
+(parts), the cell and its numeric settings; the texts become a `TextSpace`. Each probe then runs or
+says why it was skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clipstyler_opt.analysis.embeddings import ScorerEmbeddings
+from clipstyler_opt.analysis.fits import Skipped
+from clipstyler_opt.analysis.probes import (
+    Observation,
+    TextSpace,
+    agreement_probe,
+    gap_probe,
+    recognition_probe,
+    response_probe,
+    text_image_probe,
+)
+from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.styles import StyleSpec
+from clipstyler_opt.report.load import ResultFolder, RunOutput, load_results
+from clipstyler_opt.run.outputs import write_atomic
+
+__all__ = ["ANALYSIS_NAME", "SCHEMA_VERSION", "AnalysisResult", "analyze_folder", "numeric_settings"]
+
+ANALYSIS_NAME = "analysis.json"
+SCHEMA_VERSION = 1
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    summary: dict[str, Any]
+    path: Path
+
+
+def numeric_settings(folder: ResultFolder) -> list[str]:
+    """The settings the folder's cells vary that take numbers (booleans and texts are left out)."""
+    values: dict[str, set[float]] = {}
+    for cell in folder.cells:
+        for key, value in cell.values:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                values.setdefault(key, set()).add(math.nan)
+            else:
+                values.setdefault(key, set()).add(float(value))
+    return sorted(k for k, v in values.items() if len(v) >= 2 and not any(math.isnan(x) for x in v))
+
+
+def _observations(outputs: Sequence[RunOutput], scorer: ScorerEmbeddings, settings: Sequence[str]
+                  ) -> tuple[list[Observation], list[str]]:
+    observations, notes = [], []
+    for output in outputs:
+        try:
+            spec = StyleSpec.parse(output.prompt)
+        except ConfigError:
+            notes.append(f"{output.relative}: its prompt is not a style spec; left out")
+            continue
+        cell_values = dict(output.cell.values)
+        numeric = {k: float(cell_values[k]) for k in settings if k in cell_values}
+        observations.append(Observation(
+            output.relative, str(output.content), str(spec), tuple((p.text, p.weight) for p in spec.parts),
+            scorer.image(output.image), scorer.image(output.content), output.cell.id, numeric))
+    return observations, notes
+
+
+def _text_space(observations: Sequence[Observation], scorer: ScorerEmbeddings, source_text: str) -> TextSpace:
+    texts = sorted({text for o in observations for text, _ in o.parts})
+    prompts = sorted({o.prompt for o in observations})
+    return TextSpace({t: scorer.text(t) for t in texts},
+                     {t: scorer.direction(StyleSpec.single(t), source_text) for t in texts},
+                     {p: scorer.direction(StyleSpec.parse(p), source_text) for p in prompts})
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Skipped):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def _own_score(observations: Sequence[Observation], texts: TextSpace) -> dict[str, float]:
+    """cos(ΔI, ΔT_prompt) per output: how well each output follows its own prompt, for agreement."""
+    scores = {}
+    for o in observations:
+        if not o.degenerate and o.prompt in texts.prompt_directions:
+            direction = texts.prompt_directions[o.prompt]
+            scores[o.output] = float(o.delta @ direction / (np.linalg.norm(o.delta) * np.linalg.norm(direction)))
+    return scores
+
+
+def analyze_folder(root: Path, scorers: Sequence[ScorerEmbeddings], *, progress: Progress | None = None,
+                   source_text: str | None = None, optimised: Mapping[str, int] | None = None) -> AnalysisResult:
+    """Run every probe for every scorer over the result folder `root`; write `root/analysis.json`.
+
+    Args:
+        scorers: loaded scorers with their caches (see `ScorerEmbeddings`).
+        source_text: the text the directions start from (default: the config's, "a Photo").
+        optimised: per scorer, how many of the outputs it also optimised (it may score them too kindly).
+    """
+    folder = load_results(root)
+    source = source_text or StyleConfig().source_text
+    settings = numeric_settings(folder)
+    say = progress or (lambda _message: None)
+    result: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "folder": root.name,
+                              "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                              "n_outputs": len(folder.outputs), "numeric_settings": settings,
+                              "source_text": source, "scorers": {}, "notes": list(folder.notes)}
+    own_scores: dict[str, dict[str, float]] = {}
+    for scorer in scorers:
+        say(f"{scorer.name}: embedding {len(folder.outputs)} outputs and their content images")
+        observations, notes = _observations(folder.outputs, scorer, settings)
+        texts = _text_space(observations, scorer, source)
+        probes: dict[str, Any] = {
+            "modality_gap": gap_probe(observations, texts),
+            "response_curves": {s: response_probe(observations, texts, s) for s in settings}
+            or Skipped("no numeric setting was varied (sweep one, e.g. --vary style_strength=0.25,0.5,0.75,1)"),
+            "text_vs_image": text_image_probe(observations, texts),
+            "recognition": recognition_probe(observations, texts),
+        }
+        own_scores[scorer.name] = _own_score(observations, texts)
+        result["scorers"][scorer.name] = {"spec": scorer.spec_text, "weights_sha256": scorer.weights_sha256,
+                                          "templates": scorer.templates,
+                                          "images_encoded": scorer.encoded, "probes": probes, "notes": notes,
+                                          "optimised_outputs": (optimised or {}).get(scorer.name)}
+        scorer.save()
+    result["agreement"] = agreement_probe(own_scores)
+    summary = _plain(result)
+    path = root / ANALYSIS_NAME
+    blob = (json.dumps(summary, indent=1, allow_nan=False) + "\n").encode()
+    write_atomic(path, lambda handle: handle.write(blob))
+    return AnalysisResult(summary, path)

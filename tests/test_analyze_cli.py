@@ -1,0 +1,88 @@
+"""`clipopt analyze` end to end with tiny models: a sweep over a numeric setting with two prompts,
+two scorers, analysis.json, the figures, and the embedding cache."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import tiny
+from test_batch_support import EXAMPLES, tiny_flags
+
+from clipstyler_opt.cli import main
+
+STRENGTHS = "0.25,0.5,0.75,1"
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path], Path]:
+    root = tmp_path_factory.mktemp("analyze")
+    paths = tiny.write_all(root / "weights")
+    _, second = tiny.write_tiny_clip(root / "weights-2", seed=7)
+    inputs = root / "in"
+    inputs.mkdir()
+    for name in ("chelsea.png", "coffee.png"):
+        shutil.copy(EXAMPLES / name, inputs / name)
+    out = root / "sweep"
+    code = main(["sweep", str(inputs), "-p", "starry night", "-p", "oil painting", "--vary",
+                 f"style_strength={STRENGTHS}", "-o", str(out), "-q", *tiny_flags(paths, steps=1)])
+    assert code == 0
+    return out, paths, second
+
+
+def _analyze(folder: Path, paths: dict[str, Path], second: Path, *extra: str) -> int:
+    scorers = ["--scorer", f"{tiny.TINY_CLIP_NAME}:file={paths['clip_checkpoint']}",
+               "--scorer", f"{tiny.TINY_CLIP_NAME}:file={second}"]
+    return main(["analyze", str(folder), *scorers, "--clip-model-config", str(paths["clip_model_config"]),
+                 "--device", "cpu", "-q", *extra])
+
+
+def test_analyze_writes_every_probe_and_figure_for_two_scorers(swept: tuple[Path, dict[str, Path], Path]) -> None:
+    folder, paths, second = swept
+    assert _analyze(folder, paths, second) == 0
+    summary = json.loads((folder / "analysis.json").read_text())
+    assert summary["schema_version"] == 1 and summary["n_outputs"] == 16
+    assert summary["numeric_settings"] == ["style_strength"]
+    assert len(summary["scorers"]) == 2
+    for scorer in summary["scorers"].values():
+        probes = scorer["probes"]
+        assert probes["modality_gap"]["n_texts"] == 2
+        curve = probes["response_curves"]["style_strength"]["starry night"]["cos"]
+        assert [row["x"] for row in curve["levels"]] == [0.25, 0.5, 0.75, 1.0]
+        assert curve["levels"][0]["n_images"] == 2
+        assert "r2" in curve["linear"] and ("gamma" in curve["power"] or "skipped" in curve["power"])
+        assert probes["recognition"]["n_outputs"] == 16 or "skipped" in probes["recognition"]
+        assert "n_pairs" in probes["text_vs_image"] or "skipped" in probes["text_vs_image"]
+        assert scorer["images_encoded"] == 18  # 16 outputs and 2 content images, each once
+    assert summary["agreement"]["pairs"][0]["n"] == 16
+    assert "nan" not in (folder / "analysis.json").read_text().lower()
+    figures = {p.name for p in (folder / "figures").iterdir()}
+    for stem in ("modality-gap", "response-style-strength-cos-clipopt-tiny-test-tiny-clip"):
+        assert any(name.startswith(stem) and name.endswith(".pdf") for name in figures), stem
+    for suffix in ("svg", "pdf", "png"):
+        assert any(name.endswith(suffix) for name in figures)
+
+
+def test_a_second_analysis_encodes_nothing_and_a_changed_file_is_encoded_again(
+        swept: tuple[Path, dict[str, Path], Path]) -> None:
+    folder, paths, second = swept
+    assert _analyze(folder, paths, second, "--no-figures") == 0
+    summary = json.loads((folder / "analysis.json").read_text())
+    assert [s["images_encoded"] for s in summary["scorers"].values()] == [0, 0]
+    output = next(folder.rglob("chelsea.png"))
+    from PIL import Image
+
+    with Image.open(output) as image:
+        image.convert("RGB").rotate(90).save(output)
+    assert _analyze(folder, paths, second, "--no-figures") == 0
+    summary = json.loads((folder / "analysis.json").read_text())
+    assert [s["images_encoded"] for s in summary["scorers"].values()] == [1, 1]
+
+
+def test_a_folder_without_a_manifest_is_refused_before_any_weights_load(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyze", str(tmp_path), "--scorer", "no-such-model/xyz"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "manifest.jsonl" in err
