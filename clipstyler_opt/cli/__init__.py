@@ -104,13 +104,6 @@ def _discard_stdout() -> None:
     os.close(devnull)
 
 
-def _has_verbose_option(ctx: click.Context) -> bool:
-    """Whether the command that ran has -v (which shows tracebacks)."""
-    command = ctx.command.get_command(ctx, ctx.invoked_subcommand or "") if isinstance(ctx.command, click.Group) \
-        else None
-    return command is not None and any("-v" in param.opts for param in command.params)
-
-
 class _ErrorMappingGroup(click.Group):
     """Maps every failure of a subcommand to one line on stderr and its documented exit code."""
 
@@ -137,7 +130,7 @@ class _ErrorMappingGroup(click.Group):
                 ctx.exit(error.exit_code)
             # a bug: still one line unless -v asks for the traceback
             first_line = (str(exc).splitlines() or [""])[0]
-            hint = " (rerun with -v for the traceback)" if _has_verbose_option(ctx) else ""
+            hint = " (rerun with -v for the traceback)" if self._has_verbose_option(ctx) else ""
             _report(f"internal error: {type(exc).__name__}: {first_line}{hint}", exc)
             ctx.exit(EXIT_INTERNAL)
 
@@ -150,6 +143,14 @@ class _ErrorMappingGroup(click.Group):
                 raise
             _discard_stdout()
             raise click.exceptions.Exit(EXIT_STDOUT_CLOSED) from None
+
+    def _has_verbose_option(self, ctx: click.Context) -> bool:
+        """Whether the command that ran has -v (which shows tracebacks)."""
+        try:
+            command = self.get_command(ctx, ctx.invoked_subcommand or "")
+        except Exception:  # its module does not even import: no options to speak of
+            return False
+        return command is not None and any("-v" in param.opts for param in command.params)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
