@@ -125,3 +125,19 @@ def test_study_can_be_completed_and_its_answers_analysed(context: Any, tmp_path:
     repeated = sum(bool(t["is_repeat"]) for t in trials)
     assert repeated > 0 and (result.repeat_agree, result.repeat_total) == (repeated, repeated)
     assert sum(q.answers for q in result.questions) == len(main)
+
+
+def test_study_answers_neutralise_formula_characters_and_read_back_exactly(context: Any, tmp_path: Path) -> None:
+    """A participant name starting with = + - @ must not reach a spreadsheet as a formula: the
+    page writes it with a leading single quote (OWASP), and the analysis reads the name as typed."""
+    root = make_result_folder(tmp_path, prompts=("pencil sketch",), lambdas=(50.0, 150.0), evaluation=False)
+    study_page = tmp_path / "study.html"
+    write_study(root, study_page, pairs=2, seed=1)
+    name = '=HYPERLINK("http://example.invalid","x")'
+    careless, _ = take_study(context, study_page, name, careless=True, download_dir=tmp_path)
+    with open(careless, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    fields = [field for row in rows[1:] for field in row]
+    assert {row[2] for row in rows[1:]} == {"'" + name}
+    assert not [f for f in fields if f[:1] in ("=", "+", "-", "@")], fields
+    assert list(analyze_answers([careless]).excluded) == [name]

@@ -175,3 +175,23 @@ def test_bad_requests_are_one_line_errors_and_write_nothing(made: Path, tiny_pat
     result = invoke("eval", made, *scorer_flags(tiny_paths), "--device", "tpu")
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert not same.exists() and not (tmp_path / "eval.json").exists()
+
+
+def test_csv_text_fields_cannot_run_as_spreadsheet_formulas(made: Path, tiny_paths: dict[str, Path],
+                                                             tmp_path: Path) -> None:
+    """A prompt (or file name) starting with = + - @ gets a leading single quote in the CSV (OWASP);
+    the JSON keeps the text as typed, and numbers stay numbers."""
+    output = copy_output(made, tmp_path / "out")
+    renamed = output.with_name("-cat.png")
+    output.rename(renamed)
+    output.with_name(output.name + ".json").rename(renamed.with_name(renamed.name + ".json"))
+    prompt = '=SUM(1+2)*cmd starry night'
+    result = invoke("eval", renamed, "--prompt", prompt, *scorer_flags(tiny_paths),
+                    "--csv", tmp_path / "e.csv", "--json", tmp_path / "e.json")
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "e.csv", newline="", encoding="utf-8") as fh:
+        [row] = list(csv.DictReader(fh))
+    assert row["prompt"] == "'" + prompt
+    assert json.loads((tmp_path / "e.json").read_text())["rows"][0]["prompt"] == prompt
+    assert not row["output"].startswith(("=", "+", "-", "@"))
+    assert float(row["ssim"]) == json.loads((tmp_path / "e.json").read_text())["rows"][0]["metrics"]["ssim"]

@@ -87,17 +87,34 @@ def format_unavailable(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             for (metric, reason), count in counts.items()]
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(text: str) -> str:
+    """A text as a CSV cell that no spreadsheet runs as a formula: one starting with = + - @, tab or
+    CR gets a leading single quote (the OWASP convention against CSV injection). Numbers are written
+    as they are.
+
+    Example:
+        >>> _text_cell("=cmd|' /C calc'!A0"), _text_cell("-starry night"), _text_cell("oil")
+        ("'=cmd|' /C calc'!A0", "'-starry night", 'oil')
+    """
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """One CSV row per output; text fields neutralised against spreadsheet formulas (`_text_cell`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         metrics = row["metrics"]
-        writer.writerow([row["output"], row["content"], row["prompt"], row.get("cell") or "",
+        texts = (row["output"], row["content"], row["prompt"], row.get("cell") or "")
+        writer.writerow([*(_text_cell("" if text is None else str(text)) for text in texts),
                          *("" if metrics.get(m) is None else repr(metrics[m]) for m in METRICS),
                          "" if row.get("scorer_was_optimiser") is None else str(row["scorer_was_optimiser"]).lower(),
                          f"{row['seconds']:.4f}",
-                         "; ".join(f"{k}: {v}" for k, v in row["unavailable"].items())])
+                         _text_cell("; ".join(f"{k}: {v}" for k, v in row["unavailable"].items()))])
     return buffer.getvalue()
 
 

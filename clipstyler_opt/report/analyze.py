@@ -7,6 +7,10 @@ Rules:
   count one judgement twice); attention checks never count. An answer with an empty
   `chosen_cell` is a tie: half a win to each side.
 - Repeat agreement: the share of repeated questions answered with the same cell both times.
+- Answers that cannot be right are refused with the file and line: an unknown question, a cell
+  compared with itself, a chosen cell that is neither side, a response time that is not a
+  finite number of milliseconds >= 0. Text fields that the study page wrote with a leading `'`
+  (spreadsheet formula neutralisation, see study.py) are read without it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.report.stats import bradley_terry, connected_components, wilson_interval
-from clipstyler_opt.report.study import CSV_COLUMNS
+from clipstyler_opt.report.study import CSV_COLUMNS, QUESTIONS, unescape_csv_field
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -115,11 +119,16 @@ def _flag(text: str, where: str) -> bool:
     raise ConfigError(f"{where}: expected 0 or 1, got {text!r}")
 
 
-def _answer(row: dict[str, str], where: str) -> Answer:
+def _answer(raw: dict[str, str], where: str) -> Answer:
+    row = {column: unescape_csv_field(value) for column, value in raw.items()}
     try:
         trial = int(row["trial"])
     except ValueError:
         raise ConfigError(f"{where}: trial must be a whole number, got {row['trial']!r}") from None
+    if row["question"] not in QUESTIONS:
+        raise ConfigError(f"{where}: unknown question {row['question']!r} (expected {' or '.join(QUESTIONS)})")
+    if row["left_cell"] == row["right_cell"]:
+        raise ConfigError(f"{where}: cell {row['left_cell']!r} is compared with itself")
     chosen = row["chosen_cell"]
     if chosen not in ("", row["left_cell"], row["right_cell"]):
         raise ConfigError(f"{where}: chosen_cell {chosen!r} is neither the left nor the right cell")
@@ -127,6 +136,9 @@ def _answer(row: dict[str, str], where: str) -> Answer:
         response = float(row["response_ms"]) if row.get("response_ms", "").strip() else None
     except ValueError:
         raise ConfigError(f"{where}: response_ms must be a number, got {row['response_ms']!r}") from None
+    if response is not None and not (math.isfinite(response) and response >= 0):
+        raise ConfigError(f"{where}: response_ms must be a finite number of milliseconds >= 0, "
+                          f"got {row['response_ms']!r}")
     return Answer(study_id=row["study_id"], participant=row["participant"], trial=trial, pair=row["pair"],
                   question=row["question"], left_cell=row["left_cell"], right_cell=row["right_cell"],
                   chosen_cell=chosen, is_repeat=_flag(row["is_repeat"], where),

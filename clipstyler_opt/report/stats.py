@@ -37,6 +37,19 @@ def bradley_terry(wins: np.ndarray, *, prior: float = 0.5, tolerance: float = 1e
     of every pair that was compared at least once, so a cell that never won (or never lost) gets
     a finite strength instead of 0 (or everything else 0). Items never compared get NaN.
     Strengths of items in different connected groups of comparisons are not comparable.
+
+    Raises ValueError rather than return a fit that is not one: with `prior=0`, when an item
+    of a group never beat (or never lost to) the rest of its group, no finite strengths exist
+    (Hunter's condition: each group's "beat" graph must be strongly connected); and when the
+    iteration has not converged to `tolerance` after `max_iterations`.
+
+    Example:
+        >>> bradley_terry(np.array([[0, 3], [1, 0]]), prior=0).round(3)
+        array([0.75, 0.25])
+        >>> bradley_terry(np.array([[0, 3], [0, 0]]), prior=0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: Bradley-Terry with prior 0 has no finite fit: ... use a prior > 0
     """
     wins = np.asarray(wins, dtype=float)
     if wins.ndim != 2 or wins.shape[0] != wins.shape[1] or (wins < 0).any():
@@ -44,6 +57,9 @@ def bradley_terry(wins: np.ndarray, *, prior: float = 0.5, tolerance: float = 1e
     wins = wins.copy()
     np.fill_diagonal(wins, 0.0)
     compared = (wins + wins.T) > 0
+    if prior <= 0 and not _every_group_strongly_connected(wins > 0, compared):
+        raise ValueError(f"Bradley-Terry with prior {prior:g} has no finite fit: in a group of items compared with "
+                         "each other, some never beat (or never lost to) the others; use a prior > 0")
     wins = wins + prior * compared
     games = wins + wins.T
     total_wins = wins.sum(axis=1)
@@ -61,8 +77,27 @@ def bradley_terry(wins: np.ndarray, *, prior: float = 0.5, tolerance: float = 1e
             p = updated
             break
         p = updated
+    else:
+        raise ValueError(f"Bradley-Terry did not converge to {tolerance:g} in {max_iterations} iterations")
     strength[active] = p
     return strength
+
+
+def _reachable(edges: np.ndarray) -> np.ndarray:
+    """reach[i, j]: j can be reached from i along `edges` (i reaches itself)."""
+    reach = edges | np.eye(len(edges), dtype=bool)
+    while True:
+        wider = reach | ((reach.astype(np.int64) @ reach.astype(np.int64)) > 0)
+        if (wider == reach).all():
+            return reach
+        reach = wider
+
+
+def _every_group_strongly_connected(beat: np.ndarray, compared: np.ndarray) -> bool:
+    """Within every group linked by comparisons, can each item be reached from every other along
+    "i beat j" edges? (Only then do finite maximum-likelihood strengths exist.)"""
+    reach = _reachable(beat)
+    return all(reach[np.ix_(group, group)].all() for group in connected_components(compared))
 
 
 def connected_components(compared: np.ndarray) -> list[list[int]]:

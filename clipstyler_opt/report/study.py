@@ -28,12 +28,38 @@ from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.report.images import image_size
 from clipstyler_opt.report.load import Cell, ResultFolder, RunOutput
 
-__all__ = ["CSV_COLUMNS", "GREY_CELL", "QUESTIONS", "Side", "StudyPlan", "Trial", "plan_study"]
+__all__ = ["CSV_COLUMNS", "FORMULA_STARTS", "GREY_CELL", "QUESTIONS", "Side", "StudyPlan", "Trial",
+           "escape_csv_field", "plan_study", "unescape_csv_field"]
 
 QUESTIONS = ("style", "content")
 GREY_CELL = "attention:grey"
 CSV_COLUMNS = ("study_id", "seed", "participant", "trial", "pair", "question", "left_cell", "right_cell",
                "chosen_cell", "chosen_side", "is_repeat", "is_attention_check", "expected_cell", "response_ms")
+
+# A spreadsheet reads a cell that starts with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_csv_field(text: str) -> str:
+    """A text field as the answers CSV holds it: prefixed with a single quote when it starts with
+    a formula character, or with a quote itself (so that `unescape_csv_field` undoes it exactly).
+    The study page's script applies the same rule to every text field it writes.
+
+    Example:
+        >>> escape_csv_field("=HYPERLINK(1)"), escape_csv_field("ann"), escape_csv_field("'x")
+        ("'=HYPERLINK(1)", 'ann', "''x")
+    """
+    return "'" + text if text.startswith((*FORMULA_STARTS, "'")) else text
+
+
+def unescape_csv_field(text: str) -> str:
+    """The original text of a field written by `escape_csv_field`.
+
+    Example:
+        >>> unescape_csv_field("'=HYPERLINK(1)"), unescape_csv_field("ann"), unescape_csv_field("''x")
+        ('=HYPERLINK(1)', 'ann', "'x")
+    """
+    return text[1:] if text.startswith("'") else text
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,9 @@
   }
 
   function csvField(value) {
-    var text = String(value);
+    // A text starting with = + - @ (or tab, CR) would run as a spreadsheet formula: prefix a single
+    // quote, and to texts starting with one, so that the analysis can remove it exactly (study.py).
+    var text = typeof value === "string" && /^[=+\-@\t\r']/.test(value) ? "'" + value : String(value);
     return /[",\r\n]/.test(text) || text.trim() !== text ? "\"" + text.replace(/"/g, "\"\"") + "\"" : text;
   }
 
