@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import Any
 
 import click
@@ -28,7 +32,8 @@ class _ErrorMappingGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _terminate_as_interrupt():
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
@@ -48,6 +53,24 @@ class _ErrorMappingGroup(click.Group):
             first_line = (str(exc).splitlines() or [""])[0]
             _report(f"internal error: {type(exc).__name__}: {first_line} (rerun with -v for the traceback)", exc)
             ctx.exit(EXIT_INTERNAL)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (schedulers, `kill`) stops every command as Ctrl-C does: exit 130, never a bare 143.
+    Commands that keep partial work (run, batch) install the same handler around it themselves."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _report(line: str, exc: BaseException) -> None:
