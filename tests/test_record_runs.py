@@ -85,12 +85,15 @@ def test_run_from_a_name_only_record_takes_explicit_files_with_the_recorded_sha2
     assert not (tmp_path / "bad.png").exists()
 
 
-def test_a_resume_redoes_a_job_whose_sidecar_is_nested_too_deeply(tmp_path: Path, tiny_paths: dict[str, Path]) -> None:
+def test_a_resume_redoes_a_job_whose_sidecar_is_nested_too_deeply(tmp_path: Path, tiny_paths: dict[str, Path],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copy(EXAMPLES / "chelsea.png", tmp_path / "cat.png")
     out = tmp_path / "out"
     args = ["batch", str(tmp_path / "cat.png"), "-p", "oil", "-o", str(out), "-q", *tiny_flags(tiny_paths)]
     assert main(args) == 0
     sidecar = next(out.rglob("*.png.json"))
+    written = sidecar.with_name(sidecar.name.removesuffix(".json"))
+    assert f"s) -> {written}\n" in capsys.readouterr().out  # -q names the file written
     sidecar.write_text(DEEP)
     assert main(args) == 0
     assert statuses(last_run(out)) == {"done": 1}
