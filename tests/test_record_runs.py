@@ -77,6 +77,13 @@ def test_run_from_a_name_only_record_takes_explicit_files_with_the_recorded_sha2
     result = invoke("run", "--from", first, "-o", tmp_path / "third.png", "-q", *files)
     assert result.exit_code == 0, result.output
     assert np.array_equal(pixels(first), pixels(tmp_path / "third.png"))
+    cache = tmp_path / "cache"
+    (cache / "sub").mkdir(parents=True)
+    for name in ("clip_checkpoint", "vgg_checkpoint", "clip_model_config"):
+        shutil.copy(tiny_paths[name], cache / "sub" / tiny_paths[name].name)
+    result = invoke("run", "--from", first, "-o", tmp_path / "cached.png", "-q", "--cache-dir", cache)
+    assert result.exit_code == 0, result.output  # the files found by name and sha256 in the given cache
+    assert np.array_equal(pixels(first), pixels(tmp_path / "cached.png"))
     other = tmp_path / "other-vgg.pth"
     other.write_bytes(tiny_paths["vgg_checkpoint"].read_bytes() + b"\0")
     files[3] = other

@@ -93,7 +93,7 @@ def _target(image: Path, label: str, record: Mapping[str, Any] | None, overrides
         try:  # a folder's outputs come with their content image already found (see load_results)
             content_path = content if content is not None else recorded_input_of(dict(record), image)
         except InputImageError as unusable:
-            raise InputImageError(f"{label}: {str(unusable).split(': ', 1)[-1]} (or pass --content FILE)") from None
+            raise InputImageError(f"{label}: {str(unusable).split(': ', 1)[-1]}; pass --content FILE") from None
         if not content_path.is_file():
             raise InputImageError(f"{label}: its content image {content_path} is not found; pass --content FILE")
     settings: Mapping[str, Any] = record["settings"] if isinstance(record.get("settings"), dict) else {}

@@ -232,7 +232,7 @@ def recorded_input(record: dict[str, Any], output: Path) -> Path:
     if not isinstance(expected, str):
         reason = "cannot be checked (no sha256 recorded)"
     raise InputImageError(f"{printable(str(output))}: the recorded content image {printable(source)} is a relative "
-                          f"path, and {printable(str(candidate))} {reason}; give the content image")
+                          f"path, and {printable(str(candidate))} {reason}")
 
 
 def recorded_file(text: str, output: Path, sha256: str | None) -> Path | None:
