@@ -174,7 +174,7 @@ def test_a_relative_content_path_is_found_beside_the_output_only_with_its_sha256
     Image.new("RGB", (16, 12), (200, 2, 3)).save(folder / "cat.png")  # changed since: refused, never elsewhere's
     from clipstyler_opt.core.errors import InputImageError
 
-    with pytest.raises(InputImageError, match="relative path.*has another sha256"):
+    with pytest.raises(InputImageError, match=r"relative path.*has another sha256"):
         recorded_input(record, folder / "out.png")
     (folder / "cat.png").unlink()
     with pytest.raises(InputImageError, match="is not there"):

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from conftest import subprocess_env
 from PIL import Image
 from test_batch_support import EXAMPLES, last_run, statuses, tiny_flags
-from test_eval_cli import batch_folder, private_cache, scorer_flags  # noqa: F401  (module fixtures)
+from test_eval_cli import batch_folder, private_cache, scorer_flags  # module fixtures
 from test_record_reading import DEEP, one_line_error
 
 from clipstyler_opt.cli import cli, main
@@ -109,7 +109,7 @@ def test_a_resume_redoes_a_job_whose_sidecar_is_nested_too_deeply(tmp_path: Path
     assert statuses(last_run(out)) == {"skipped": 1}
 
 
-def test_eval_dir_replaces_a_damaged_eval_json(batch_folder: Path, tiny_paths: dict[str, Path]) -> None:  # noqa: F811
+def test_eval_dir_replaces_a_damaged_eval_json(batch_folder: Path, tiny_paths: dict[str, Path]) -> None:
     damaged = batch_folder / "eval.json"
     damaged.write_text('{"rows": [{"output": ')
     result = invoke("eval", batch_folder, *scorer_flags(tiny_paths))
