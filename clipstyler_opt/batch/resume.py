@@ -1,6 +1,7 @@
 """The resume scan: which jobs are already done with exactly these settings.
 
-A job is skipped when its output and sidecar exist and the sidecar's `settings_hash` equals
+A job is skipped when its output and sidecar exist and the sidecar's `settings_hash` (read by
+`run.record.recorded_settings_hash`: any unreadable or invalid sidecar means "redo") equals
 the hash the engine would record now: `config.settings_hash(prompt, input sha256)` with the
 job's own seed (and its sweep cell's settings). Input digests are reused from earlier manifest records while the file's
 size and modification time are unchanged, so a rescan reads sidecars but no images.
@@ -9,7 +10,6 @@ size and modification time are unchanged, so a rescan reads sidecars but no imag
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +18,7 @@ from pathlib import Path
 from clipstyler_opt.batch.jobs import Job
 from clipstyler_opt.batch.safety import open_regular
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.run.images import sidecar_path
+from clipstyler_opt.run.record import recorded_settings_hash
 
 __all__ = ["DigestCache", "InputDigest", "ScanResult", "expected_settings_hash", "file_sha256", "scan_jobs"]
 
@@ -83,17 +83,6 @@ def expected_settings_hash(config: StyleConfig, job: Job, input_sha256: str) -> 
     return job.config(config).replace(seed=job.seed).settings_hash(job.prompt, input_sha256)
 
 
-def _recorded_hash(output: Path) -> str | None:
-    if not output.is_file():
-        return None
-    try:
-        with os.fdopen(open_regular(sidecar_path(output), os.O_RDONLY, follow_links=True), "rb") as fh:
-            value = json.load(fh).get("settings_hash")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
-
-
 @dataclass
 class ScanResult:
     todo: list[Job] = field(default_factory=list)
@@ -104,7 +93,7 @@ def scan_jobs(jobs: Sequence[Job], config: StyleConfig, digests: DigestCache, *,
               overwrite: bool = False) -> ScanResult:
     result = ScanResult()
     for job in jobs:
-        recorded = None if overwrite else _recorded_hash(job.output)
+        recorded = None if overwrite else recorded_settings_hash(job.output)
         digest = digests.get(job.input) if recorded is not None else None
         if digest is not None and recorded == expected_settings_hash(config, job, digest.sha256):
             result.skipped.append((job, recorded, digest))

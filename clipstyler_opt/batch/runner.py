@@ -153,17 +153,18 @@ class JobRunner:
         # A varied seed is already in the job's own seed (derived from its cell's seed), as in resume.py.
         cell_values = {name: value for name, value in job.cell.values if name != "seed"} if job.cell else {}
         return stylizer.stylize(loaded, job.prompt, seed=job.seed, progress=progress, on_frame=self._frames.callback,
-                                **cell_values)
+                                record_extra=job.extra_metadata(), **cell_values)
 
     def _save(self, job: Job, result: Result) -> list[str]:
         refusal = self.guard.refusal(job)  # checked again: links can appear while a job runs
         if refusal is not None:
             raise OutputError(refusal)
         sidecar_path(job.output).unlink(missing_ok=True)  # never leave a stale sidecar beside a new image
-        result.metadata.update(job.extra_metadata())
         notes = result.save(job.output)
         animation = self._frames.finish()
-        return notes + ([animation] if animation else [])
+        if animation:  # a file written, not a warning
+            log.info("%s: wrote %s", printable(job.label), printable(animation))
+        return notes
 
     def _failed(self, job: Job, exc: BaseException, started: float) -> Record:
         if is_out_of_memory(exc):

@@ -7,14 +7,18 @@ help, and imports torch, Pillow and the like inside its functions, so every `--h
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import import_module
+from types import FrameType
 from typing import Any
 
 import click
@@ -109,7 +113,8 @@ class _ErrorMappingGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with _terminate_as_interrupt():
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
@@ -163,6 +168,24 @@ class _ErrorMappingGroup(click.Group):
         """The commands with their declared summaries; no command module is imported."""
         with formatter.section("Commands"):
             formatter.write_dl([(name, entry.summary) for name, entry in COMMANDS.items()])
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (schedulers, `kill`) stops every command as Ctrl-C does: exit 130, never a bare 143.
+    Commands that keep partial work (run, batch) install the same handler around it themselves."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _report(line: str, exc: BaseException) -> None:

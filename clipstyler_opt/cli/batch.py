@@ -101,6 +101,8 @@ class LineObserver:
         line = f"{self.prefix}[{self.position}/{self.total}] {record['status']} {printable(job.label)} ({seconds:.1f}s)"
         if record["status"] == "failed":
             line += f": {printable(record['error'])}"
+        elif record["status"] == "done":  # the file written, for scripts reading -q output
+            line += f" -> {printable(str(job.output))}"
         click.echo(line, err=record["status"] == "failed")
 
     def finished(self, summary: Summary) -> None:

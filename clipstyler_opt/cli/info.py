@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.naming import printable
 
 __all__ = ["describe_record", "info"]
 
@@ -26,7 +27,11 @@ def describe_record(record: dict[str, Any], defaults: dict[str, Any] | None = No
         defaults: the default settings to compare with (default: `StyleConfig().output_settings()`).
 
     Returns:
-        The lines to print.
+        The lines to print; control characters in any value are shown as backslash escapes.
+
+    Example:
+        >>> describe_record({"prompt": "oil\\x1b[2J", "seed": 3}, defaults={})[:2]
+        ['prompt: oil\\\\x1b[2J', 'seed: 3']
     """
     defaults = StyleConfig().output_settings() if defaults is None else defaults
     lines = [f"prompt: {record.get('prompt', '?')}", f"seed: {record.get('seed', '?')}"]
@@ -58,7 +63,7 @@ def describe_record(record: dict[str, Any], defaults: dict[str, Any] | None = No
     if record.get("versions"):
         lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in record["versions"].items()))
     lines += [f"{key}: {_value(record[key])}" for key in sorted(record) if key not in _SHOWN]
-    return lines
+    return [printable(line) for line in lines]  # metadata is anyone's text: no terminal escapes pass
 
 
 def _image_lines(record: dict[str, Any]) -> list[str]:

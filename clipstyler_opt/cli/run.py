@@ -69,11 +69,14 @@ def _save_partial(stop: RunInterrupted, output: Path, explicit: bool, portable: 
     if stop.result is None:  # interrupted before the first step finished: nothing worth keeping
         raise stop
     step = stop.result.metadata.get("interrupted_at_step")
+    when = f"interrupted at step {step}"
+    if stop.result.metadata.get("render_interrupted"):
+        when = "interrupted while rendering at --output-size; the optimised image is kept at the working size"
     try:
         written, _ = _save(stop.result, partial_output_path(output), explicit, portable)
-        message = f"interrupted at step {step}; the latest image is {printable(str(written))}"
+        message = f"{when}; the latest image is {printable(str(written))}"
     except OutputError as exc:
-        message = f"interrupted at step {step}; the latest image could not be saved: {printable(str(exc))}"
+        message = f"{when}; the latest image could not be saved: {printable(str(exc))}"
     click.echo(message, err=True)
     click.get_current_context().exit(EXIT_INTERRUPTED)
 
@@ -85,9 +88,9 @@ def _from_output(ctx: click.Context, source: Path, image: Path | None, prompt: s
     from clipstyler_opt.run.record import read_record
     from clipstyler_opt.run.rerun import rerun_from_record
 
-    rerun = rerun_from_record(read_record(source)[0])
     given = {name: value for name, value in params.items()
              if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
+    rerun = rerun_from_record(read_record(source)[0], source, explicit=given)
     if given.keys() & {"backbone", *LEGACY_BACKBONE_FIELDS}:
         rerun.values.pop("backbone")  # the user names the backbone anew
     if "preset" in given:  # a new preset may set what the recorded one had set
@@ -152,9 +155,7 @@ def run(ctx: click.Context, image: Path | None, prompt: str | None, output: Path
         except RunInterrupted as stop:
             _save_partial(stop, output, explicit, portable)
         written, notes = _save(result, output, explicit, portable)
-        animation = sink.finish()
-        if animation:
-            notes.append(printable(animation))
+        animation = sink.animation if sink.finish() else None
     for note in notes:  # the engine has already logged result.warnings
         log.warning(note)
     if level:
@@ -162,3 +163,9 @@ def run(ctx: click.Context, image: Path | None, prompt: str | None, output: Path
         click.echo(f"wrote {printable(str(written))} ({size}, {len(result.history)} "
                    f"steps in {result.timings['total_s']:.1f}s, {result.precision} on {result.device}, "
                    f"seed {result.seed})")
+        if animation is not None:
+            click.echo(f"wrote {printable(str(animation.path))} (animation, {len(animation)} frames)")
+    else:  # -q: only what was written, one path a line, for scripts
+        click.echo(printable(str(written)))
+        if animation is not None:
+            click.echo(printable(str(animation.path)))

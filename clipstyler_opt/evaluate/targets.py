@@ -21,6 +21,8 @@ from clipstyler_opt.core.errors import ConfigError, InputImageError
 from clipstyler_opt.core.styles import StyleImage, StyleSpec
 from clipstyler_opt.evaluate.scorer import Record, optimiser_records
 from clipstyler_opt.report.load import load_results
+from clipstyler_opt.run.record import recorded_file
+from clipstyler_opt.run.record import recorded_input as recorded_input_of
 
 __all__ = ["EvalTarget", "Overrides", "collect_targets"]
 
@@ -59,20 +61,13 @@ def _read_record(path: Path) -> Mapping[str, Any] | None:
     return read_record(path)[0]
 
 
-def _recorded_file(text: str, beside: Path) -> Path | None:
-    """A file named in metadata: as recorded, else relative to the output's folder (portable
-    metadata records names only)."""
-    recorded = Path(text)
-    candidates = [recorded] if recorded.is_absolute() else [beside.parent / recorded, recorded]
-    return next((path for path in candidates if path.is_file()), None)
-
-
 def _style_images(record: Mapping[str, Any], image: Path) -> tuple[tuple[StyleImage, ...], str | None]:
     found, missing = [], []
     for entry in record.get("style_images") or ():
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             continue
-        path, weight = _recorded_file(entry["path"], image), entry.get("weight", 1.0)
+        sha = entry.get("sha256") if isinstance(entry.get("sha256"), str) else None
+        path, weight = recorded_file(entry["path"], image, sha), entry.get("weight", 1.0)
         if path is None or isinstance(weight, bool) or not isinstance(weight, (int, float)):
             missing.append(entry["path"])
         else:
@@ -83,23 +78,24 @@ def _style_images(record: Mapping[str, Any], image: Path) -> tuple[tuple[StyleIm
 
 
 def _target(image: Path, label: str, record: Mapping[str, Any] | None, overrides: Overrides, *,
-            root: Path | None = None, cell: str | None = None, content: str | None = None,
+            root: Path | None = None, cell: str | None = None, content: Path | None = None,
             prompt: str | None = None) -> EvalTarget:
     record = record or {}
     prompt = overrides.prompt if overrides.prompt is not None else prompt or record.get("prompt")
     if not isinstance(prompt, str):
         raise ConfigError(f"{label}: no prompt recorded; pass --prompt")
     recorded_input: Mapping[str, Any] = record["input"] if isinstance(record.get("input"), dict) else {}
-    source = recorded_input.get("source") if content is None else content
     if overrides.content is not None:
         content_path = overrides.content
-    elif isinstance(source, str) and source:
-        found = _recorded_file(source, image)
-        if found is None:
-            raise InputImageError(f"{label}: its content image {source} is not found; pass --content FILE")
-        content_path = found
-    else:
+    elif content is None and not recorded_input.get("source"):
         raise ConfigError(f"{label}: no content image recorded; pass --content FILE")
+    else:
+        try:  # a folder's outputs come with their content image already found (see load_results)
+            content_path = content if content is not None else recorded_input_of(dict(record), image)
+        except InputImageError as unusable:
+            raise InputImageError(f"{label}: {str(unusable).split(': ', 1)[-1]}; pass --content FILE") from None
+        if not content_path.is_file():
+            raise InputImageError(f"{label}: its content image {content_path} is not found; pass --content FILE")
     settings: Mapping[str, Any] = record["settings"] if isinstance(record.get("settings"), dict) else {}
     source_text = overrides.source_text or settings.get("source_text") or DEFAULT_SOURCE_TEXT
     styles, missing = ((overrides.style_images, None) if overrides.style_images
@@ -114,13 +110,13 @@ def _target(image: Path, label: str, record: Mapping[str, Any] | None, overrides
 def _folder_targets(root: Path, overrides: Overrides, notes: list[str]) -> list[EvalTarget]:
     """Every finished output of a result folder; one whose content image is gone is left out and
     listed (as the report leaves out outputs whose files are missing)."""
-    results = load_results(root)
+    results = load_results(root, with_evaluation=False)  # eval writes it anew: a damaged one never blocks
     notes.extend(f"{root}: {note}" for note in results.notes)
     targets = []
     for output in results.outputs:
         try:
             targets.append(_target(output.image, output.relative, _read_record(output.image), overrides, root=root,
-                                   cell=output.cell.id, content=str(output.content), prompt=output.prompt))
+                                   cell=output.cell.id, content=output.content, prompt=output.prompt))
         except InputImageError as missing:
             notes.append(f"{root}: {missing}; left out")
     if not targets:

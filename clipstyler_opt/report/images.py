@@ -10,6 +10,9 @@ from urllib.parse import quote
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from clipstyler_opt.core.errors import InputImageError
+from clipstyler_opt.core.naming import printable
+
 __all__ = [
     "BROWSER_TYPES",
     "data_uri",
@@ -44,9 +47,14 @@ def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
 
 
 def _open_rgb(path: Path) -> Image.Image:
-    with Image.open(path) as opened:
-        image = ImageOps.exif_transpose(opened)
-        return image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    """The decoded image; a damaged file (a truncated TIFF...) is an InputImageError naming it."""
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            return image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputImageError(f"{printable(str(path))}: cannot decode the image ({printable(reason)})") from None
 
 
 def file_data_uri(path: Path) -> str:

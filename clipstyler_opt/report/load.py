@@ -17,9 +17,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from clipstyler_opt.batch.manifest import MANIFEST_NAME, read_records
-from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.errors import ConfigError, InputImageError
 from clipstyler_opt.report.markup import clean_text, format_value
 from clipstyler_opt.run.outputs import sidecar_path
+from clipstyler_opt.run.record import read_record, recorded_input
 
 __all__ = ["DEFAULT_CELL", "EVAL_NAME", "Cell", "Evaluation", "ResultFolder", "RunOutput", "load_results"]
 
@@ -92,8 +93,25 @@ class ResultFolder:
         return dict(grouped)
 
 
-def load_results(root: Path) -> ResultFolder:
-    """Every finished output listed in `root/manifest.jsonl`, with its sidecar and `eval.json` rows."""
+def load_results(root: Path, *, with_evaluation: bool = True) -> ResultFolder:
+    """Every finished output listed in `root/manifest.jsonl`, with its sidecar and `eval.json` rows.
+
+    Args:
+        root: the result folder.
+        with_evaluation: read `root/eval.json` too. Commands that do not show metrics (`study
+            make`) or that write it anew (`eval DIR`) pass False, so a damaged one never blocks them.
+
+    Raises:
+        ConfigError: not a result folder, no finished output, or (when read) a damaged eval.json.
+
+    Example:
+        >>> import tempfile
+        >>> try:
+        ...     load_results(Path(tempfile.mkdtemp()))
+        ... except ConfigError as error:
+        ...     print(str(error).split(": ")[1])
+        no manifest.jsonl (write the folder with clipopt batch or clipopt sweep)
+    """
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"{root}: not a folder")
@@ -111,8 +129,9 @@ def load_results(root: Path) -> ResultFolder:
         raise ConfigError(f"{root}: {MANIFEST_NAME} lists no finished output that exists")
     outputs = _assign_cells(raw)
     cells = sorted({o.cell for o in outputs}, key=_cell_order)
-    return ResultFolder(root=root, outputs=tuple(outputs), cells=tuple(cells),
-                        evaluation=_read_evaluation(root / EVAL_NAME), notes=tuple(notes))
+    evaluation = _read_evaluation(root / EVAL_NAME) if with_evaluation else None
+    return ResultFolder(root=root, outputs=tuple(outputs), cells=tuple(cells), evaluation=evaluation,
+                        notes=tuple(notes))
 
 
 def _read_output(root: Path, relative: str, record: Mapping[str, Any], notes: list[str]) -> dict[str, Any] | None:
@@ -124,15 +143,19 @@ def _read_output(root: Path, relative: str, record: Mapping[str, Any], notes: li
         notes.append(f"{relative}: listed in the manifest but missing; left out")
         return None
     try:
-        sidecar = json.loads(sidecar_path(image).read_text(encoding="utf-8", errors="surrogateescape"))
-    except (OSError, ValueError) as exc:
-        notes.append(f"{relative}: sidecar missing or unreadable ({type(exc).__name__}); left out")
+        sidecar = read_record(sidecar_path(image))[0]
+        listed = record.get("input")  # the manifest records it by absolute path
+        content = Path(listed) if isinstance(listed, str) and Path(listed).is_absolute() \
+            else recorded_input(sidecar, image)
+    except InputImageError as exc:
+        notes.append(f"{relative}: {_after_path(str(exc))}; left out")
         return None
-    if not isinstance(sidecar, dict):
-        notes.append(f"{relative}: sidecar is not a JSON object; left out")
-        return None
-    source = record.get("input") or (sidecar.get("input") or {}).get("source") or ""
-    return {"image": image, "relative": relative, "content": Path(source), "record": record, "sidecar": sidecar}
+    return {"image": image, "relative": relative, "content": content, "record": record, "sidecar": sidecar}
+
+
+def _after_path(message: str) -> str:
+    """A reader's message without the absolute path it starts with (the note names the output)."""
+    return message.split(": ", 1)[-1]
 
 
 def _numbers(mapping: Any) -> dict[str, float]:
@@ -200,6 +223,9 @@ def _read_evaluation(path: Path) -> Evaluation | None:
             metrics = {str(k): (float(v) if isinstance(v, (int, float)) else None)
                        for k, v in (row.get("metrics") or {}).items()}
             rows[PurePosixPath(str(row["output"])).as_posix()] = metrics
+    except RecursionError:
+        raise ConfigError(f"{path}: not a readable {EVAL_NAME} (JSON nested too deeply); "
+                          f"rewrite it with clipopt eval") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path}: not a readable {EVAL_NAME} ({type(exc).__name__}: {exc}); "
                           f"rewrite it with clipopt eval") from None

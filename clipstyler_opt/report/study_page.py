@@ -41,7 +41,7 @@ def render_study(plan: StudyPlan, *, max_side: int = THUMBNAIL_SIDE) -> str:
 def write_study(root: Path, output: Path, *, pairs: int = 30, seed: int = 0, repeat_fraction: float = 0.1,
                 attention_checks: int | None = None, max_side: int = THUMBNAIL_SIDE) -> StudyPlan:
     """Plan a study of the result folder `root` and write its page to `output` atomically."""
-    results = load_results(Path(root))
+    results = load_results(Path(root), with_evaluation=False)  # the study shows no metrics
     refuse_overwriting_inputs(output, results.input_files())
     plan = plan_study(results, pairs=pairs, seed=seed, repeat_fraction=repeat_fraction,
                       attention_checks=attention_checks)

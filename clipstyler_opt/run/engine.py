@@ -67,7 +67,16 @@ class Stylizer:
         self.vgg_provenance = {"weights": str(vgg_weights.path), "weights_origin": vgg_weights.origin}
 
     def stylize(self, image: ImageSource | LoadedImage, prompt: str, *, progress: ProgressCallback | None = None,
-                on_frame: FrameCallback | None = None, **overrides: Any) -> Result:
+                on_frame: FrameCallback | None = None, record_extra: dict[str, Any] | None = None,
+                **overrides: Any) -> Result:
+        """Optimise a fresh U-Net on `image` towards `prompt`; `overrides` replace config fields for
+        this call, and `record_extra` adds entries to the output's record (a sweep's cell).
+
+        Example (tiny models; see tests/tiny.py):
+            stylizer = Stylizer(StyleConfig(steps=3, size=64))
+            result = stylizer.stylize("cat.png", "oil painting", seed=1)
+            result.save("cat-oil.png")
+        """
         config = self.config.replace(**overrides) if overrides else self.config
         changed = [name for name in BACKBONE_FIELDS if getattr(config, name) != getattr(self.config, name)]
         if changed:
@@ -80,7 +89,8 @@ class Stylizer:
                 log.warning(note)
         started = time.perf_counter()
         loaded = image if isinstance(image, LoadedImage) else load_image(image)
-        return Optimisation(self, config, runtime, loaded, prompt, target, started).run(progress, on_frame)
+        return Optimisation(self, config, runtime, loaded, prompt, target, started,
+                            record_extra=record_extra).run(progress, on_frame)
 
 
 def stylize(image: ImageSource, prompt: str, *, progress: ProgressCallback | None = None,

@@ -46,8 +46,10 @@ class Optimisation:
     """One run: fixed content, prompt and seed. Kept separate so `Stylizer` stays stateless per call."""
 
     def __init__(self, stylizer: Stylizer, config: StyleConfig, runtime: Runtime, loaded: LoadedImage,
-                 prompt: str, target: StyleTarget, started: float) -> None:
+                 prompt: str, target: StyleTarget, started: float, *,
+                 record_extra: dict[str, Any] | None = None) -> None:
         self.stylizer, self.config, self.runtime = stylizer, config, runtime
+        self.record_extra = dict(record_extra or {})
         self.loaded, self.prompt, self.target, self.started = loaded, prompt, target, started
         self.warnings: list[str] = list(runtime.notes)
         self.early_stopped_at: int | None = None
@@ -107,32 +109,50 @@ class Optimisation:
             self.setup_s = time.perf_counter() - self.started
             history, skipped, step_times = self._optimise(unet, padded, objective, (height, width),
                                                           progress, on_frame)
-            with torch.no_grad(), runtime.autocast():
-                output = unet(padded)[..., :height, :width].float()
-                final = dict(zip(objective.names, objective.stack(objective(output)).tolist(), strict=True))
+            try:
+                with torch.no_grad(), runtime.autocast():
+                    output = unet(padded)[..., :height, :width].float()
+                    final = dict(zip(objective.names, objective.stack(objective(output)).tolist(), strict=True))
+            except KeyboardInterrupt:
+                raise RunInterrupted(self._partial(unet, padded, (height, width), history, skipped,
+                                                   step_times)) from None
         if not torch.isfinite(output).all():
             raise OptimisationError(f"{self.loaded.source}: the optimised image is not finite")
         self.unet = unet
-        return self._result(output, final, history, skipped, step_times)
+        result = self._result(output, final, history, skipped, step_times)
+        if result.metadata.get("render_interrupted"):
+            raise RunInterrupted(result)
+        return result
+
+    def _finish(self, output: torch.Tensor) -> tuple[Image.Image, bool]:
+        """The saved image, and whether the --output-size render was interrupted (Ctrl-C or SIGTERM):
+        the optimised image is then finished at the working size instead, so the work is kept."""
+        try:
+            return finish_image(output, self.loaded, self.config, unet=getattr(self, "unet", None)), False
+        except KeyboardInterrupt:
+            return finish_image(output, self.loaded, self.config, render_size=False), True
 
     def _result(self, output: torch.Tensor, losses: dict[str, float], history: list[dict[str, float]],
                 skipped: list[int], step_times: list[float], interrupted_at: int | None = None) -> Result:
         cfg, runtime = self.config, self.runtime
+        image, render_interrupted = self._finish(output)
         timings = {"setup_s": self.setup_s, "optimise_s": sum(step_times),
                    "total_s": time.perf_counter() - self.started,
                    "step_median_s": statistics.median(step_times) if step_times else 0.0}
-        image = finish_image(output, self.loaded, cfg, unet=getattr(self, "unet", None))
-        result = Result(
+        warnings = list(self.warnings)
+        metadata = provenance(
+            self.loaded, cfg, prompt=self.prompt, image_size=image.size, device=str(runtime.device),
+            precision=runtime.precision, losses=losses, history=history, skipped_steps=skipped,
+            run_warnings=warnings, timings=timings, members=self.stylizer.members,
+            content_network=self.stylizer.vgg_provenance, objective=self.objective.describe(),
+            target=self.target.describe(), interrupted_at_step=interrupted_at,
+            render_interrupted=render_interrupted)
+        return Result(
             image=image, prompt=self.prompt, seed=cfg.seed, device=str(runtime.device),
             precision=runtime.precision, losses=losses, history=history, timings=timings, config=cfg,
-            skipped_steps=skipped, warnings=self.warnings,
+            skipped_steps=skipped, warnings=warnings,
+            metadata={**metadata, **self._run_record(step_times), **self.record_extra},
         )
-        metadata = provenance(result, self.loaded, members=self.stylizer.members,
-                              content_network=self.stylizer.vgg_provenance,
-                              objective=self.objective.describe(), target=self.target.describe(),
-                              interrupted_at_step=interrupted_at)
-        result.metadata = {**metadata, **self._run_record(step_times)}
-        return result
 
     def _run_record(self, step_times: list[float]) -> dict[str, Any]:
         """What decided how this run ran: the preset's values, early stopping, compiling, weight storage."""

@@ -19,7 +19,7 @@ from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.digests import file_sha256
 from clipstyler_opt.core.errors import ConfigError, InputImageError, WeightsError
 
-__all__ = ["Rerun", "rerun_from_record"]
+__all__ = ["EXPLICIT_FILE_FIELDS", "Rerun", "rerun_from_record"]
 
 _IDENTITY = re.compile(r"^(?P<name>.*) \(sha256 (?P<sha>[0-9a-f]{64})\)$")
 
@@ -64,40 +64,91 @@ def _identity(text: Any) -> tuple[str, str] | None:
     return (match["name"], match["sha"]) if match else None
 
 
-def _pin_file_fields(values: dict[str, Any], settings: dict[str, Any]) -> None:
+# Files the command line may give with --from: each must be the recorded one (same sha256).
+EXPLICIT_FILE_FIELDS = ("clip_checkpoint", "vgg_checkpoint", "clip_model_config", "cache_dir")
+
+
+def _explicit_sha(path: Any, option: str) -> str:
+    try:
+        return file_sha256(Path(path))
+    except OSError as exc:
+        raise WeightsError(f"{option} {path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _check_explicit(path: Any, sha: str, name: str, option: str) -> str:
+    """An explicit file given with --from: used when its sha256 is the recorded one."""
+    if _explicit_sha(path, option) != sha:
+        raise WeightsError(f"{option} {path}: not the file the output was made with ({name}, sha256 "
+                           f"{sha[:12]}…); leave out --from to run with other weights")
+    return str(path)
+
+
+def _pin_file_fields(values: dict[str, Any], settings: dict[str, Any], explicit: dict[str, Any]) -> None:
     cache = values.get("cache_dir")
     legacy = (settings.get("backbone") or [{}])[0] if not values.get("backbone") else {}
     pinned = (("clip_checkpoint", legacy.get("file")), ("vgg_checkpoint", settings.get("vgg_checkpoint")))
     for field, identity in pinned:
         found = _identity(identity)
-        if found and values.get(field):
+        option = "--" + field.replace("_", "-")
+        if found and explicit.get(field):
+            values[field] = _check_explicit(explicit[field], found[1], found[0], option)
+        elif found and values.get(field):
             values[field] = str(locate(values[field], *found, cache, field.replace("_", " ")))
     configs = [_identity(i) for i in settings.get("clip_model_config") or []]
+    if explicit.get("clip_model_config"):
+        given = {_explicit_sha(path, "--clip-model-config"): str(path) for path in explicit["clip_model_config"]}
+        wanted = {found[1] for found in configs if found}
+        for sha, path in given.items():
+            if sha not in wanted:
+                raise WeightsError(f"--clip-model-config {path}: not a model config the output was made with "
+                                   "(another sha256); leave out --from to run with other files")
+    else:
+        given = {}
     # an older or edited record may list fewer identities than paths: only the pairs are kept, as before
-    values["clip_model_config"] = [str(locate(path, *found, cache, "model config")) if found else path
-                                   for path, found in zip(values.get("clip_model_config") or [], configs, strict=False)]
+    values["clip_model_config"] = [
+        (given.get(found[1]) or str(locate(path, *found, cache, "model config"))) if found else path
+        for path, found in zip(values.get("clip_model_config") or [], configs, strict=False)]
 
 
-def _pin_backbones(record: dict[str, Any], values: dict[str, Any]) -> None:
-    """Explicit weight files (file=) by sha256; hub weights must still be in the caches."""
+def _pin_backbones(record: dict[str, Any], values: dict[str, Any], explicit: dict[str, Any]) -> None:
+    """Explicit weight files (file=) by sha256; hub weights must still be in the caches, unless a
+    --clip-checkpoint given with --from is that file."""
     cache = values.get("cache_dir")
     identities = (record.get("settings") or {}).get("backbone") or []
     specs = [BackboneSpec.parse(text) for text in values.get("backbone") or []]
-    for index, spec in enumerate(specs):
-        found = _identity((identities[index] if index < len(identities) else {}).get("file"))
-        if spec.file is not None and found:
-            specs[index] = spec.with_defaults(file=locate(str(spec.file), *found, cache, "backbone weights"))
+    if "backbone" not in explicit:  # a --backbone given anew replaces these
+        for index, spec in enumerate(specs):
+            found = _identity((identities[index] if index < len(identities) else {}).get("file"))
+            if spec.file is not None and found:
+                specs[index] = spec.with_defaults(file=locate(str(spec.file), *found, cache, "backbone weights"))
     values["backbone"] = [str(spec) for spec in specs]
+    given = _explicit_sha(explicit["clip_checkpoint"], "--clip-checkpoint") if explicit.get("clip_checkpoint") \
+        else None
     for member in record.get("backbones") or []:
-        if member.get("weights_origin") in ("cache", "download") and member.get("weights_sha256"):
-            locate(member.get("weights"), member.get("weights_name") or "", member["weights_sha256"], cache,
-                   "backbone weights")
+        sha = member.get("weights_sha256")
+        if member.get("weights_origin") in ("cache", "download") and sha and sha != given:
+            locate(member.get("weights"), member.get("weights_name") or "", sha, cache, "backbone weights")
 
 
-def rerun_from_record(record: dict[str, Any]) -> Rerun:
+def rerun_from_record(record: dict[str, Any], output: Path | None = None,
+                      explicit: dict[str, Any] | None = None) -> Rerun:
     """The image, prompt and StyleConfig values that reproduce a recorded output. The recorded
     values are read with the config file's strict rules: a value of the wrong type is a
     ConfigError (exit 2), never rounded or passed on.
+
+    Args:
+        record: as `run.record.read_record` returns it.
+        output: the output the record was read from; a relative content path is found beside it
+            (see `run.record.recorded_input`). None: the path is taken as recorded.
+        explicit: options given with --from. Files among `EXPLICIT_FILE_FIELDS` satisfy the
+            record when their sha256 is the recorded one (a record with names only, from
+            --portable-metadata or an image without its sidecar, needs them); a given --cache-dir
+            is searched instead of the recorded one.
+
+    Raises:
+        ConfigError: the record has no full settings.
+        WeightsError: a recorded file is not found, or an explicit file is not the recorded one.
+        InputImageError: the content image is not found or has changed.
 
     Example:
         >>> rerun_from_record({"prompt": "oil", "config": {"seed": 1.5}})
@@ -105,6 +156,9 @@ def rerun_from_record(record: dict[str, Any]) -> Rerun:
         ...
         clipstyler_opt.core.errors.ConfigError: the record's seed must be an integer, got 1.5 (a float)
     """
+    from clipstyler_opt.run.record import recorded_input
+
+    explicit = {k: v for k, v in (explicit or {}).items() if v not in (None, ())}
     values = record.get("config")
     if not isinstance(values, dict) or "prompt" not in record:
         raise ConfigError("this output's record has no full settings (made by an older version); "
@@ -112,19 +166,26 @@ def rerun_from_record(record: dict[str, Any]) -> Rerun:
     # The config file's strict rules (core/coercion.py): a recorded seed=1.5 is refused, not rounded.
     values = {k: typed_value(k, v, label=f"the record's {k}") for k, v in values.items()
               if k in StyleConfig.field_names()}
+    if explicit.get("cache_dir"):
+        values["cache_dir"] = str(explicit["cache_dir"])
     settings = record.get("settings") or {}
-    _pin_file_fields(values, settings)
-    _pin_backbones(record, values)
+    _pin_file_fields(values, settings, explicit)
+    _pin_backbones(record, values, explicit)
     content = record.get("content_network") or {}
     if content.get("weights_sha256") and values.get("vgg_checkpoint") is None:  # from the caches: still there?
-        locate(content.get("weights"), content.get("weights_name") or "vgg19", content["weights_sha256"],
-               values.get("cache_dir"), "VGG19 weights")
+        if explicit.get("vgg_checkpoint"):
+            values["vgg_checkpoint"] = _check_explicit(explicit["vgg_checkpoint"], content["weights_sha256"],
+                                                       content.get("weights_name") or "vgg19", "--vgg-checkpoint")
+        else:
+            locate(content.get("weights"), content.get("weights_name") or "vgg19", content["weights_sha256"],
+                   values.get("cache_dir"), "VGG19 weights")
     source = (record.get("input") or {}).get("source")
     if not source or source.startswith("<"):
         raise InputImageError("the output was made from an in-memory image; give IMAGE")
+    image = recorded_input(record, output) if output is not None else Path(source)
     expected = (record.get("input") or {}).get("sha256")
-    if expected and Path(source).is_file() and file_sha256(Path(source)) != expected:
-        raise InputImageError(f"{source} has changed since the output was made (sha256 differs); give IMAGE to "
+    if expected and image.is_file() and file_sha256(image) != expected:
+        raise InputImageError(f"{image} has changed since the output was made (sha256 differs); give IMAGE to "
                               "use it anyway")
     applied = set(((record.get("preset") or {}).get("applied") or {}).keys())
-    return Rerun(Path(source), str(record["prompt"]), values, applied)
+    return Rerun(image, str(record["prompt"]), values, applied)

@@ -31,6 +31,19 @@ FrameCallback = Callable[[int, Image.Image], None]
 
 @dataclass
 class Result:
+    """A finished (or interrupted) run, built once with everything, its record included.
+
+    `metadata` is the provenance record (`run.record.provenance`) that `save` writes into the
+    image and its sidecar.
+
+    Example:
+        >>> result = Result(image=Image.new("RGB", (8, 8)), prompt="oil", seed=0, device="cpu",
+        ...                 precision="fp32", losses={"total": 1.0}, history=[{"total": 1.0}],
+        ...                 timings={"total_s": 0.5}, config=StyleConfig(), metadata={"seed": 0})
+        >>> result.metadata["seed"], result.image.size
+        (0, (8, 8))
+    """
+
     image: Image.Image
     prompt: str
     seed: int
@@ -51,9 +64,10 @@ class Result:
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C (or SIGTERM turned into KeyboardInterrupt) during an optimisation. `result` holds the
-    image after the last finished step, with `metadata["interrupted_at_step"]`, or None when no
-    step had finished."""
+    """Ctrl-C (or SIGTERM turned into KeyboardInterrupt) during an optimisation or its render.
+    `result` holds the image after the last finished step, with `metadata["interrupted_at_step"]`;
+    when the --output-size render was stopped, the optimised image at the working size, with
+    `metadata["render_interrupted"]`; or None when no step had finished."""
 
     def __init__(self, result: Result | None) -> None:
         super().__init__()
