@@ -39,6 +39,7 @@ from clipstyler_opt.core.files.writing import (
     claim_together,
     discard,
     rename_into_place,
+    scratch_folder,
     write_atomic,
     write_temp,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "refuse_one_file_twice",
     "rename_into_place",
     "same_file",
+    "scratch_folder",
     "write_atomic",
     "write_temp",
 ]

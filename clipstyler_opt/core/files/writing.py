@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from clipstyler_opt.core.errors import OutputError
 from clipstyler_opt.core.files.identity import ReadSet
 
 __all__ = ["TEMP_PREFIX", "TEMP_SUFFIX", "cannot_write", "claim_together", "discard", "rename_into_place",
-           "write_atomic", "write_temp"]
+           "scratch_folder", "write_atomic", "write_temp"]
 
 TEMP_PREFIX, TEMP_SUFFIX = ".clipopt-", ".tmp"
 _UMASK = os.umask(0)
@@ -142,3 +142,17 @@ def claim_together(staged: Sequence[tuple[str, Callable[[Path], Path]]], candida
                 for name in linked:  # release our claim; a companion left by someone else is not ours to touch
                     os.unlink(name)
     return None
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str = "clipopt-") -> Iterator[Path]:
+    """A private temporary folder (mode 0700, in the system's temporary folder), removed with all
+    it holds afterwards: for tools that need a path of their own (an encoder, a probe), never for
+    a user's files.
+
+    >>> with scratch_folder() as folder:
+    ...     oct(folder.stat().st_mode & 0o777)
+    '0o700'
+    """
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        yield Path(folder)
