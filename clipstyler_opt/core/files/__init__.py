@@ -41,6 +41,7 @@ from clipstyler_opt.core.files.writing import (
     rename_into_place,
     scratch_folder,
     write_atomic,
+    write_bytes,
     write_temp,
 )
 
@@ -65,5 +66,6 @@ __all__ = [
     "same_file",
     "scratch_folder",
     "write_atomic",
+    "write_bytes",
     "write_temp",
 ]

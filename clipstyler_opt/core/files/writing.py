@@ -22,7 +22,7 @@ from clipstyler_opt.core.errors import OutputError
 from clipstyler_opt.core.files.identity import ReadSet
 
 __all__ = ["TEMP_PREFIX", "TEMP_SUFFIX", "cannot_write", "claim_together", "discard", "rename_into_place",
-           "scratch_folder", "write_atomic", "write_temp"]
+           "scratch_folder", "write_atomic", "write_bytes", "write_temp"]
 
 TEMP_PREFIX, TEMP_SUFFIX = ".clipopt-", ".tmp"
 _UMASK = os.umask(0)
@@ -107,6 +107,16 @@ def write_atomic(path: os.PathLike[str] | str, write: Writer, *, reads: ReadSet 
         reads.refuse(path)
     rename_into_place([(write_temp(path.parent, write, path), path)])
     return path
+
+
+def write_bytes(path: os.PathLike[str] | str, data: bytes, *, reads: ReadSet | None = None) -> Path:
+    """`write_atomic` of a whole bytes value.
+
+    >>> import tempfile
+    >>> write_bytes(Path(tempfile.mkdtemp()) / "a.json", b"{}").read_bytes()
+    b'{}'
+    """
+    return write_atomic(path, lambda fh: fh.write(data), reads=reads)
 
 
 def claim_together(staged: Sequence[tuple[str, Callable[[Path], Path]]], candidates: Iterable[Path]) -> Path | None:
