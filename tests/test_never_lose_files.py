@@ -266,55 +266,50 @@ def test_a_fifo_at_the_part_file_is_an_error_not_a_hang(tmp_path: Path) -> None:
 
 # --- 9: report and study decode allow-listed formats only ---
 
-def _list_in_manifest(folder: Path, image: Path, content: Path | None = None) -> None:
-    """Point the folder's one finished job (and its sidecar) at `image`, made from `content`."""
-    manifest = folder / "manifest.jsonl"
-    records = [json.loads(line) for line in manifest.read_text().splitlines()]
-    job = next(r for r in records if r.get("record") == "job" and r.get("status") == "done")
-    old = folder / job["output"]
-    shutil.copy(old.with_name(old.name + ".json"), image.with_name(image.name + ".json"))
-    if content is not None:
-        sidecar = json.loads(image.with_name(image.name + ".json").read_text())
-        sidecar["input"]["source"] = str(content)
-        image.with_name(image.name + ".json").write_text(json.dumps(sidecar))
-        job["input"] = str(content)
-    job["output"] = os.path.relpath(image, folder)
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in records))
+def _replace_in_folder(root: Path, old: str, new: str) -> None:
+    """Replace `old` by `new` in the manifest and every sidecar of a result folder (JSON-quoted)."""
+    for path in [root / "manifest.jsonl", *root.rglob("*.json")]:
+        path.write_text(path.read_text().replace(json.dumps(old), json.dumps(new)))
+
+
+def _page_command(command: str, root: Path, tmp_path: Path) -> list[Any]:
+    return (["report", root, "--embed", "-o", tmp_path / "report.html"] if command == "report"
+            else ["study", "make", root, "-o", tmp_path / "study.html"])
 
 
 @pytest.mark.parametrize("command", ["report", "study"])
-def test_an_eps_listed_in_the_manifest_never_reaches_ghostscript(result_folder: Path, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch,
+def test_an_eps_listed_in_the_manifest_never_reaches_ghostscript(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                  command: str) -> None:
     from PIL import EpsImagePlugin
+    from test_report import make_result_folder
 
-    folder = copy_folder(result_folder, tmp_path)
+    root = make_result_folder(tmp_path, evaluation=False)
     marker = fake_ghostscript(tmp_path)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)
-    (folder / "a.eps").write_bytes(EPS)
-    _list_in_manifest(folder, folder / "a.eps")
-    args = ["report", folder, "--embed"] if command == "report" else ["study", "make", folder, "-o",
-                                                                       tmp_path / "study.html"]
-    code, output = invoke(*args)
+    listed = root / "prompt-0" / "lam-300" / "red.png"
+    (listed.parent / "a.eps").write_bytes(EPS)
+    shutil.copy(listed.with_name("red.png.json"), listed.with_name("a.eps.json"))
+    _replace_in_folder(root, "prompt-0/lam-300/red.png", "prompt-0/lam-300/a.eps")
+    code, output = invoke(*_page_command(command, root, tmp_path))
     assert not marker.exists()
     assert code == 3 and one_line(output) and "a.eps" in output, output
 
 
 @pytest.mark.parametrize("command", ["report", "study"])
-def test_a_manifest_naming_a_text_file_as_input_is_a_one_line_error(result_folder: Path, tmp_path: Path,
-                                                                    command: str) -> None:
-    folder = copy_folder(result_folder, tmp_path)
-    job_output = next(folder.rglob("*.png"))
+def test_a_manifest_naming_a_text_file_as_an_image_is_a_one_line_error(tmp_path: Path, command: str) -> None:
+    from test_report import make_result_folder
+
+    root = make_result_folder(tmp_path, evaluation=False)
     passwd = tmp_path / "passwd"
     passwd.write_text("root:x:0:0:root:/root:/bin/sh\n")
-    _list_in_manifest(folder, job_output, content=passwd)
-    args = ["report", folder, "--embed"] if command == "report" else ["study", "make", folder, "-o",
-                                                                       tmp_path / "study.html"]
-    code, output = invoke(*args)
-    if code == 0:  # the content image is not shown by this page: nothing was decoded from it
-        return
+    listed = root / "prompt-0" / "lam-300" / "red.png"
+    shutil.copy(listed.with_name("red.png.json"), root / "passwd.json")
+    os.link(passwd, root / "passwd")  # an output that is a text file, as a forged manifest can name one
+    _replace_in_folder(root, "prompt-0/lam-300/red.png", "passwd")
+    code, output = invoke(*_page_command(command, root, tmp_path))
     assert code == 3 and one_line(output) and "passwd" in output, output
+    assert passwd.read_text().startswith("root:")
 
 
 # --- 12, 23: FIFOs never hang a command and are called FIFOs ---

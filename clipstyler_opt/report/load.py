@@ -18,12 +18,14 @@ from typing import Any
 
 from clipstyler_opt.batch.manifest import MANIFEST_NAME, read_records
 from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.files import describe_os_error, read_regular
 from clipstyler_opt.report.markup import clean_text, format_value
 from clipstyler_opt.run.outputs import sidecar_path
 
 __all__ = ["DEFAULT_CELL", "EVAL_NAME", "Cell", "Evaluation", "ResultFolder", "RunOutput", "load_results"]
 
 EVAL_NAME = "eval.json"
+_MAX_JSON_BYTES = 256 << 20  # a sidecar or eval.json; anything larger is not one
 DEFAULT_CELL = "default"
 
 
@@ -124,8 +126,8 @@ def _read_output(root: Path, relative: str, record: Mapping[str, Any], notes: li
         notes.append(f"{relative}: listed in the manifest but missing; left out")
         return None
     try:
-        sidecar = json.loads(sidecar_path(image).read_text(encoding="utf-8", errors="surrogateescape"))
-    except (OSError, ValueError) as exc:
+        sidecar = json.loads(read_regular(sidecar_path(image), _MAX_JSON_BYTES).decode("utf-8", "surrogateescape"))
+    except (OSError, ValueError, RecursionError) as exc:
         notes.append(f"{relative}: sidecar missing or unreadable ({type(exc).__name__}); left out")
         return None
     if not isinstance(sidecar, dict):
@@ -189,10 +191,10 @@ def _cell_order(cell: Cell) -> tuple[Any, ...]:
 
 
 def _read_evaluation(path: Path) -> Evaluation | None:
-    if not path.is_file():
+    if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(path, _MAX_JSON_BYTES).decode("utf-8"))
         rows_in = data["rows"]
         directions = {str(k): str(v) for k, v in (data.get("directions") or {}).items()}
         rows: dict[str, dict[str, float | None]] = {}
@@ -200,7 +202,9 @@ def _read_evaluation(path: Path) -> Evaluation | None:
             metrics = {str(k): (float(v) if isinstance(v, (int, float)) else None)
                        for k, v in (row.get("metrics") or {}).items()}
             rows[PurePosixPath(str(row["output"])).as_posix()] = metrics
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({describe_os_error(exc)})") from None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise ConfigError(f"{path}: not a readable {EVAL_NAME} ({type(exc).__name__}: {exc}); "
                           f"rewrite it with clipopt eval") from None
     order = list(directions)
