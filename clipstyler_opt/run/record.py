@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, UnidentifiedImageError
 
 from clipstyler_opt.core.errors import InputImageError
-from clipstyler_opt.run.images import INPUT_FORMATS
+from clipstyler_opt.run.images import open_image
 from clipstyler_opt.run.outputs import sidecar_path
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def _embedded(path: Path) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=list(INPUT_FORMATS)) as image:
+            with open_image(path) as image:  # the file gate and the format allow-list
                 value = (image.info.get(RECORD_KEY) if image.format == "PNG"
                          else image.getexif().get(_IMAGE_DESCRIPTION))
     except (UnidentifiedImageError, Image.DecompressionBombError):
