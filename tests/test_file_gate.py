@@ -4,8 +4,10 @@ companions. Checked on real files, FIFOs, sockets and links."""
 
 from __future__ import annotations
 
+import ast
 import errno
 import os
+import re
 import socket
 import stat
 from pathlib import Path
@@ -122,3 +124,63 @@ def test_a_default_name_is_claimed_with_all_its_companions_or_not_at_all(tmp_pat
     assert (tmp_path / "a-3.gif").read_bytes() == b"image" and (tmp_path / "a-3.png.json").read_bytes() == b"{}"
     assert claim_together(staged, names[:2]) is None
 
+
+
+# --- nothing bypasses the gate ---
+
+PACKAGE = Path(__file__).resolve().parents[1] / "clipstyler_opt"
+# Only the gate may open, replace, link or create temporary files, and only run/images.py (the
+# format allow-list, above the core because it needs Pillow) may decode an image file.
+GATE_MODULES = {"core/files/reading.py", "core/files/writing.py", "run/images.py"}
+FORBIDDEN_CALLS = {"open", "io.open", "os.open", "os.replace", "os.rename", "os.link", "os.symlink",
+                   "Image.open", "shutil.copy", "shutil.copyfile", "shutil.copy2", "shutil.move", "os.mkfifo"}
+FORBIDDEN_METHODS = {"read_text", "read_bytes", "write_text", "write_bytes"}
+# What the package opens that is no user's file: its own templates, /dev/null, the kernel's /proc and /sys.
+NOT_USER_FILES = re.compile(r"resources\.files\(|os\.devnull|/proc/|_STATUS\b|_CLEAR_REFS\b|"
+                            r"\(root / (limit|usage)_file\)")
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return ""
+
+
+def bypasses(source: str) -> list[tuple[int, str]]:
+    """(line, call) of each file access in `source` that does not go through the gate."""
+    found = []
+    lines = source.splitlines()
+    for node in ast.walk(ast.parse(source)):
+        name = ""
+        if isinstance(node, ast.Call):
+            called = _dotted(node.func)
+            if called in FORBIDDEN_CALLS or called.startswith("tempfile."):
+                name = called
+            elif isinstance(node.func, ast.Attribute) and node.func.attr in FORBIDDEN_METHODS:
+                name = f".{node.func.attr}()"
+        elif isinstance(node, ast.Attribute) and _dotted(node).startswith("tempfile."):
+            name = _dotted(node)
+        if name and not NOT_USER_FILES.search(lines[node.lineno - 1]):
+            found.append((node.lineno, name))
+    return sorted(set(found))
+
+
+def test_the_bypass_check_sees_each_kind_of_access() -> None:
+    planted = ("import os, tempfile\nfrom pathlib import Path\nfrom PIL import Image\n"
+               "open('x', 'w')\nos.replace('a', 'b')\nPath('x').write_text('y')\nImage.open('x.eps')\n"
+               "tempfile.mkstemp()\nwith tempfile.TemporaryDirectory() as d: pass\nPath('/proc/meminfo').read_text()\n"
+               "'''open(x) in a docstring'''\n")
+    assert bypasses(planted) == [
+        (4, "open"), (5, "os.replace"), (6, ".write_text()"), (7, "Image.open"), (8, "tempfile.mkstemp"),
+        (9, "tempfile.TemporaryDirectory")]
+
+
+def test_no_reader_or_writer_bypasses_the_gate() -> None:
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative not in GATE_MODULES:
+            offenders += [f"{relative}:{line}: {name}" for line, name in bypasses(path.read_text())]
+    assert not offenders, "read and write files through clipstyler_opt.core.files:\n" + "\n".join(offenders)

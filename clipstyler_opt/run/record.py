@@ -157,10 +157,9 @@ def read_record(path: Path) -> tuple[dict[str, Any], str]:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputImageError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    from clipstyler_opt.core.files import read_text
+
+    return read_text(path, limit=256 << 20, error=InputImageError)  # a FIFO is named, never waited on
 
 
 def _embedded(path: Path) -> str | None:
