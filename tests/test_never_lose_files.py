@@ -134,6 +134,15 @@ def test_run_animation_onto_an_input_or_the_output_is_refused(tmp_path: Path, vi
     assert {path: digest(path) for path in before} == before
 
 
+def test_the_config_file_is_an_input_too(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.gif"  # a TOML file, whatever its name
+    settings.write_text("steps = 2\n")
+    code, output = invoke("run", PHOTO, "oil", "-o", tmp_path / "o.png", "--config", settings,
+                          "--animation", tmp_path / "." / "settings.gif", "--offline")
+    assert code == 2 and one_line(output) and "refusing to overwrite" in output, output
+    assert settings.read_text() == "steps = 2\n"
+
+
 def test_batch_animation_onto_an_input_inside_the_output_folder_is_refused(tmp_path: Path) -> None:
     folder = tmp_path / "out" / prompt_slug("oil")
     folder.mkdir(parents=True)
