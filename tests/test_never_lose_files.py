@@ -384,6 +384,19 @@ def test_an_input_fifo_is_called_a_fifo(tmp_path: Path) -> None:
     assert code == 3 and "is a FIFO, not a regular file" in output and one_line(output), output
 
 
+@pytest.mark.parametrize("case", ["info", "run-from", "eval", "style-image", "vgg-checkpoint"])
+def test_a_fifo_is_never_called_a_missing_file(tmp_path: Path, case: str) -> None:
+    fifo = tmp_path / ("pipe.png" if case != "vgg-checkpoint" else "vgg.pth")
+    os.mkfifo(fifo)
+    args = {"info": ["info", fifo], "run-from": ["run", "--from", fifo, "-o", tmp_path / "o.png"],
+            "eval": ["eval", fifo, "--offline"],
+            "style-image": ["run", PHOTO, "oil", "--style-image", fifo, "-o", tmp_path / "o.png", "--offline"],
+            "vgg-checkpoint": ["run", PHOTO, "oil", "--vgg-checkpoint", fifo, "-o", tmp_path / "o.png"]}[case]
+    code, output = without_hang(lambda: invoke(*args), [fifo])
+    assert code in (3, 4) and one_line(output) and "is a FIFO, not a regular file" in output, output
+    assert "no such file" not in output
+
+
 # --- 13: the preflight covers --output-size and the animation's destination ---
 
 def test_output_size_is_counted_in_the_disk_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -143,8 +143,11 @@ def read_record(path: Path) -> tuple[dict[str, Any], str]:
     Raises:
         InputImageError: no such file, unreadable or invalid metadata, or no record at all.
     """
-    if not path.is_file():
-        raise InputImageError(f"{path}: no such file")
+    from clipstyler_opt.core.files import not_a_file
+
+    reason = not_a_file(path)  # a FIFO is named as one, not as missing
+    if reason is not None:
+        raise InputImageError(f"{path}: {reason}")
     sidecar = path if path.suffix.lower() == ".json" else sidecar_path(path)
     if sidecar.is_file():
         return _parse(_read_text(sidecar), sidecar), f"sidecar {sidecar}"

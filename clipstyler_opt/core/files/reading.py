@@ -21,6 +21,7 @@ __all__ = [
     "describe_os_error",
     "file_kind",
     "is_regular",
+    "not_a_file",
     "open_for_reading",
     "open_regular",
     "read_bytes",
@@ -168,6 +169,22 @@ def open_for_reading(path: PathLike, *, error: type[ClipoptError] | None = None,
         raise _user_error(path, exc, error, what) from None
     with os.fdopen(fd, "rb") as fh:
         yield fh
+
+
+def not_a_file(path: PathLike) -> str | None:
+    """Why `path` cannot be read as a file ("no such file", "is a FIFO, not a regular file", ...),
+    or None for a regular file (after links). Nothing is opened.
+
+    >>> not_a_file("/no/such/file"), not_a_file("/dev/null"), not_a_file(__file__)
+    ('no such file', 'is a character device, not a regular file', None)
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "is a broken symbolic link" if os.path.islink(path) else "no such file"
+    except (OSError, ValueError) as exc:
+        return str(getattr(exc, "strerror", None) or exc)
+    return None if stat.S_ISREG(mode) else f"is {file_kind(mode)}, not a regular file"
 
 
 def is_regular(path: PathLike) -> bool:
