@@ -161,7 +161,7 @@ def test_sigterm_during_eval_exits_130(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        import clipstyler_opt.cli.eval as command
+        import clipstyler_opt.evaluate as command  # the eval command imports it when it runs
         def wait(*args, **kwargs):
             Path({str(ready)!r}).write_text("")
             time.sleep(120)

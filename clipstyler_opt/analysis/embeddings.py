@@ -21,12 +21,12 @@ import torch
 import torch.nn.functional as F
 
 from clipstyler_opt.core.digests import file_sha256
+from clipstyler_opt.core.files import read_regular, write_atomic
 from clipstyler_opt.core.styles import StyleSpec, fuse_directions
 from clipstyler_opt.method.ensemble import Member
 from clipstyler_opt.method.losses import resize_for_backbone
 from clipstyler_opt.method.pixels import pil_to_tensor
 from clipstyler_opt.run.images import load_image
-from clipstyler_opt.run.outputs import write_atomic
 
 __all__ = ["CACHE_FOLDER", "CACHE_VERSION", "ScorerEmbeddings"]
 
@@ -53,7 +53,7 @@ class ScorerEmbeddings:
         if path is None or not path.is_file():
             return
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_regular(path, 1 << 30, follow_links=False))
             if data.get("version") == CACHE_VERSION and data.get("scorer_sha256") == self.weights_sha256:
                 self._images = {k: v for k, v in data.get("images", {}).items()
                                 if isinstance(v, list) and all(isinstance(x, float) for x in v)}

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from clipstyler_opt.core.errors import InputImageError
+from clipstyler_opt.core.files import open_regular
 from clipstyler_opt.core.naming import printable
 
 __all__ = [
@@ -76,12 +77,10 @@ def _read_head(path: Path, size: int) -> bytes | None:
     """The first bytes of a regular file; None for anything else. Opened without blocking, and
     checked on the open descriptor, so a FIFO swapped in after a stat cannot hang the read."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        fd = open_regular(path)  # the file gate: a FIFO, device or folder is refused without blocking
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
         return os.read(fd, size)
     except OSError:
         return None

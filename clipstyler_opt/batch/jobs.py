@@ -116,12 +116,14 @@ def unique_prompts(prompts: Iterable[str]) -> list[str]:
     return result
 
 
+_MAX_PROMPTS_BYTES = 16 << 20
+
+
 def read_prompts_file(path: Path) -> list[str]:
     """One prompt per line; blank lines and lines starting with '#' are ignored."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read prompts file {path}: {exc}") from None
+    from clipstyler_opt.core.files import read_text
+
+    text = read_text(path, limit=_MAX_PROMPTS_BYTES, what="prompts file")  # a FIFO is an error, not a hang
     return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 

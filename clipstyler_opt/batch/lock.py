@@ -22,8 +22,8 @@ import os
 from pathlib import Path
 
 from clipstyler_opt.batch.jobs import Shard
-from clipstyler_opt.batch.safety import open_regular
 from clipstyler_opt.core.errors import ClipoptError, OutputError
+from clipstyler_opt.core.files import open_regular
 from clipstyler_opt.core.naming import printable
 
 __all__ = ["EXIT_LOCKED", "LOCK_NAME", "BatchLock", "BatchLocked"]
@@ -46,7 +46,7 @@ def _locked_fd(path: Path, operation: int) -> int | None:
     """A descriptor of `path` holding `operation` (LOCK_EX or LOCK_SH), or None when taken."""
     for _ in range(_ATTEMPTS):
         try:
-            fd = open_regular(path, os.O_RDWR | os.O_CREAT)
+            fd = open_regular(path, os.O_RDWR | os.O_CREAT, follow_links=False)
         except OSError as exc:
             raise OutputError(f"{printable(str(path))}: cannot create the lock file ({exc.strerror or exc})") from None
         try:

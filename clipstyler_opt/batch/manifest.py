@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from clipstyler_opt.batch.safety import open_regular
 from clipstyler_opt.core.errors import OutputError
+from clipstyler_opt.core.files import open_regular
 from clipstyler_opt.core.naming import printable
 
 __all__ = [
@@ -77,7 +77,7 @@ class ManifestWriter:
     def __init__(self, path: Path, *, lock: bool = False) -> None:
         self.path = path
         try:
-            self._fd = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+            self._fd = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, follow_links=False)
         except OSError as exc:
             raise ManifestWriteError(f"{printable(str(path))}: cannot write ({exc.strerror or exc})") from None
         if lock:
@@ -124,7 +124,7 @@ def _ends_mid_line(fd: int) -> bool:
 def read_records(path: Path) -> list[Record]:
     """Every complete record of a manifest or journal; unparsable lines are skipped."""
     try:
-        fd = open_regular(path, os.O_RDONLY)
+        fd = open_regular(path, os.O_RDONLY, follow_links=False)
     except FileNotFoundError:
         return []
     except OSError as exc:
@@ -150,7 +150,7 @@ def read_records(path: Path) -> list[Record]:
 def _claim(journal: Path) -> int | None:
     """An open descriptor holding the journal's lock, or None while its rank still runs."""
     try:
-        fd = open_regular(journal, os.O_RDONLY)
+        fd = open_regular(journal, os.O_RDONLY, follow_links=False)
     except OSError:
         return None  # gone, or not a journal at all (a link, a FIFO): left alone
     try:

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipstyler_opt.batch.jobs import Job
-from clipstyler_opt.batch.safety import open_regular
 from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.files import open_regular
 from clipstyler_opt.run.record import recorded_settings_hash
 
 __all__ = ["DigestCache", "InputDigest", "ScanResult", "expected_settings_hash", "file_sha256", "scan_jobs"]
@@ -28,7 +28,7 @@ _CHUNK = 1 << 20
 def file_sha256(path: Path) -> str:
     """sha256 of a regular file's bytes; OSError for anything else (a FIFO is never read)."""
     digest = hashlib.sha256()
-    with os.fdopen(open_regular(path, os.O_RDONLY, follow_links=True), "rb") as fh:
+    with os.fdopen(open_regular(path), "rb") as fh:
         for block in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -30,6 +30,7 @@ from clipstyler_opt.batch.workers import WorkerTask, run_in_workers
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ClipoptError, ConfigError, InputImageError, OutputError
 from clipstyler_opt.core.naming import printable
+from clipstyler_opt.run.animation import refuse_animation_over_outputs
 from clipstyler_opt.run.engine import Stylizer
 
 __all__ = ["BatchPlan", "BatchSettings", "plan_batch", "plan_jobs", "run_batch"]
@@ -70,6 +71,7 @@ def plan_batch(settings: BatchSettings, config: StyleConfig) -> BatchPlan:
         hint = "" if settings.recursive else " (add --recursive to search subfolders)"
         raise InputImageError(f"no image files found in {printable(', '.join(settings.inputs))}{hint}")
     suffix = "." + settings.output_format.lower()
+    refuse_animation_over_outputs(suffix, config.animation)
     if settings.cells:
         jobs = build_sweep_jobs(found.inputs, settings.prompts, settings.output_dir, settings.cells, config,
                                 suffix=suffix)
@@ -133,7 +135,7 @@ class _Batch:
         shard = self.settings.shard or Shard(0, 1)
         group_jobs = shard.take(plan.jobs)  # this process group's share: all jobs, or one --shard
         mine = Shard(self.dist.rank, self.dist.world_size).take(group_jobs)  # split again between ranks
-        guard = InputGuard(dict.fromkeys(job.input for job in plan.jobs))
+        guard = InputGuard(dict.fromkeys(job.input for job in plan.jobs), animation=self.config.animation)
         victim = guard.input_at(self.manifest)
         if victim is not None:
             raise OutputError(f"refusing to write {printable(str(self.manifest))}: it is the same file as the "

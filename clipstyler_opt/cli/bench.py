@@ -7,7 +7,6 @@ import itertools
 import json
 import os
 import platform
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -211,8 +210,10 @@ def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], mo
                          tuple(dict.fromkeys(prompts)), tuple(dict.fromkeys(fusions)))  # specs are checked here
     if json_path:
         _check_json_target(json_path, image, [v.config for v in variants])
-    with tempfile.TemporaryDirectory(prefix="clipopt-bench-") as folder:
-        variants = [BenchVariant(v.label, random_weights(v.config, Path(folder)), v.prompt) for v in variants]
+    from clipstyler_opt.core.files import scratch_folder
+
+    with scratch_folder("clipopt-bench-") as folder:
+        variants = [BenchVariant(v.label, random_weights(v.config, folder), v.prompt) for v in variants]
         total = (steps + 1) * rounds * len(variants) + (steps * rounds if reference else 0)
         with tqdm(total=total, desc="bench", unit="step", disable=quiet) as bar:
             rows = run_benchmark(variants, image, steps=steps, rounds=rounds, reference=reference,

@@ -10,7 +10,7 @@ import click
 
 from clipstyler_opt.cli.options import verbosity, verbosity_options
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.files import ReadSet, refuse_one_file_twice
 from clipstyler_opt.core.naming import printable
 from clipstyler_opt.core.styles import StyleImage
 
@@ -34,13 +34,20 @@ def _help(field: str) -> str:
 
 
 def _inputs(targets: list[EvalTarget], options: EvalOptions) -> list[Path | None]:
-    """Every file eval reads; none of them may be written over."""
+    """Every file eval reads; none of them may be written over: weights (the scorer's file=
+    included), model configs, each output, its sidecar, content and style images, and each
+    result folder's manifest."""
+    from clipstyler_opt.batch.manifest import MANIFEST_NAME
+    from clipstyler_opt.core.backbone_spec import BackboneSpec
     from clipstyler_opt.run.outputs import sidecar_path
 
-    files: list[Path | None] = [options.vgg_checkpoint, options.lpips_checkpoint, *options.clip_model_config]
+    scorer = BackboneSpec.parse(options.scorer).file if options.scorer else None
+    files: list[Path | None] = [options.vgg_checkpoint, options.lpips_checkpoint, *options.clip_model_config,
+                                Path(scorer) if scorer else None]
     for target in targets:
         files += [target.image, sidecar_path(target.image), target.content,
                   *(image.path for image in target.style_images)]
+    files += [root / MANIFEST_NAME for root in dict.fromkeys(t.root for t in targets if t.root is not None)]
     return files
 
 
@@ -106,11 +113,9 @@ def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | 
         evaluate_targets,
     )
     from clipstyler_opt.evaluate.table import format_rows, format_summary, format_unavailable, write_csv, write_json
-    from clipstyler_opt.run.outputs import refuse_overwriting_inputs
 
     level = verbosity(quiet, verbose)
-    if json_path is not None and csv_path is not None and json_path.absolute() == csv_path.absolute():
-        raise ConfigError("--json and --csv name the same file")
+    refuse_one_file_twice([("--json", json_path), ("--csv", csv_path)])
     overrides = Overrides(content, prompt, source_text, tuple(StyleImage.parse(text) for text in style_images))
     options = EvalOptions(scorer=scorer, patch=PatchProtocol(patch_crops, patch_size),
                           clip_model_config=tuple(weights["clip_model_config"]),
@@ -118,15 +123,15 @@ def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | 
                           cache_dir=weights["cache_dir"], offline=weights["offline"], device=weights["device"])
     targets, notes = collect_targets(outputs, overrides)  # every input is checked before any weights load
     destinations = _destinations(targets, json_path)
-    for path in [*destinations, *([csv_path] if csv_path else [])]:
-        refuse_overwriting_inputs(path, _inputs(targets, options))
+    reads = ReadSet(_inputs(targets, options))
+    reads.refuse(*destinations, *([csv_path] if csv_path else []))
     evaluator = Evaluator.for_targets(options, targets)
     with tqdm(total=len(targets), desc="eval", unit="image", disable=level == 0, leave=False) as bar:
         report = evaluate_targets(targets, evaluator, notes, on_row=lambda row: bar.update(1))
     for path, root in destinations.items():
-        write_json(path, report.to_json(_rows_of(report, root)))
+        write_json(path, report.to_json(_rows_of(report, root)), reads=reads)
     if csv_path is not None:
-        write_csv(csv_path, [row.to_dict() for row in report.rows])
+        write_csv(csv_path, [row.to_dict() for row in report.rows], reads=reads)
     if level:
         document = report.to_json()
         lines = [f"scorer: {report.scorer.get('spec')}", *format_rows(document["rows"]),

@@ -17,10 +17,11 @@ from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.config_files import load_toml
 from clipstyler_opt.core.errors import ConfigError
 
-__all__ = ["FieldText", "config_file_option", "configure_logging", "given_options", "split_config", "style_options",
-           "verbosity_options"]
+__all__ = ["CONFIG_FILE_KEY", "FieldText", "config_file_option", "configure_logging", "given_options", "split_config",
+           "style_options", "verbosity_options"]
 
 F = Callable[..., Any]
+CONFIG_FILE_KEY = "clipstyler_opt.config_file"  # in click's context meta: the --config file given
 
 
 class FieldText(click.ParamType):
@@ -116,6 +117,7 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: Path |
     # Values from the file become the defaults; anything on the command line still wins.
     resolved = {k: _from_file(params[k], v, value.parent) for k, v in values.items()}
     ctx.default_map = {**(ctx.default_map or {}), **resolved}
+    ctx.meta[CONFIG_FILE_KEY] = value  # a file the command reads: never to be written over
     return value
 
 

@@ -21,6 +21,8 @@ from clipstyler_opt.core.naming import default_output_path, partial_output_path,
 from clipstyler_opt.core.styles import StyleSpec
 
 if TYPE_CHECKING:
+    from clipstyler_opt.core.files import ReadSet
+    from clipstyler_opt.run.animation import FrameSink
     from clipstyler_opt.run.engine import Result, RunInterrupted
     from clipstyler_opt.run.images import LoadedImage
 from clipstyler_opt.cli.options import config_file_option, split_config, style_options, verbosity, verbosity_options
@@ -36,32 +38,66 @@ def input_files(image: Path, config: StyleConfig) -> list[Path | None]:
     return [image, *config.files_read()]
 
 
-def _preflight(image: Path, loaded: LoadedImage, output: Path, explicit: bool, config: StyleConfig) -> None:
+def _reads(image: Path, config: StyleConfig) -> ReadSet:
+    """The files this run reads: the content image, style images, weights, model configs and
+    the --config file."""
+    from clipstyler_opt.cli.options import CONFIG_FILE_KEY
+    from clipstyler_opt.core.files import ReadSet
+
+    context = click.get_current_context(silent=True)
+    config_file = context.meta.get(CONFIG_FILE_KEY) if context is not None else None
+    return ReadSet([*input_files(image, config), config_file])
+
+
+def _preflight(image: Path, loaded: LoadedImage, output: Path, explicit: bool, config: StyleConfig,
+               sink: FrameSink) -> None:
     from clipstyler_opt.method.precision import resolve_runtime
+    from clipstyler_opt.method.render import output_dimensions
     from clipstyler_opt.method.sizing import working_size
-    from clipstyler_opt.run.images import check_writable, refuse_overwriting_inputs
+    from clipstyler_opt.run.animation import check_animation_destination
+    from clipstyler_opt.run.images import check_writable, sidecar_path
     from clipstyler_opt.run.resources import check_free_space, check_memory, output_bytes_estimate
 
     check_writable(output)
+    reads = _reads(image, config)
     if explicit:  # default names are claimed without ever replacing a file, so they cannot hit an input
         for target in (output, partial_output_path(output)):
-            refuse_overwriting_inputs(target, input_files(image, config))
+            reads.refuse(target, sidecar_path(target))
+    if sink.animation is not None and not (sink.follows_output and not explicit):
+        check_animation_destination(sink.animation.path, output, reads)
     width, height = working_size(*loaded.rgb.size, config.size)
+    wanted = None if config.output_size is None else str(config.output_size)
+    final = output_dimensions(loaded.rgb.size, (width, height), wanted)
     frames = config.steps // config.save_every if config.save_every else 0
-    check_free_space(output.parent, output_bytes_estimate(width, height, 1 + frames))
+    check_free_space(output.parent, output_bytes_estimate(*final) + output_bytes_estimate(width, height, frames))
     runtime = resolve_runtime(config.device, config.precision)
     check_memory(config, *loaded.rgb.size, runtime.device, runtime.precision)
 
 
-def _save(result: Result, path: Path, explicit: bool, portable: bool) -> tuple[Path, list[str]]:
-    """Save image and sidecar together; a signal arriving meanwhile is handled afterwards."""
+def _save(result: Result, path: Path, explicit: bool, portable: bool,
+          sink: FrameSink | None = None) -> tuple[Path, list[str]]:
+    """Save image, sidecar and animation together; a signal arriving meanwhile is handled afterwards."""
     from clipstyler_opt.batch.signals import interrupts_deferred
     from clipstyler_opt.run.images import save_image, save_image_exclusive
 
+    companion = sink.companion() if sink is not None else None
+    companions = [companion] if companion is not None else []
     with interrupts_deferred():
         if explicit:
-            return path, save_image(result.image, path, result.metadata, portable=portable)
-        return save_image_exclusive(result.image, path, result.metadata, portable=portable)
+            written, notes = path, save_image(result.image, path, result.metadata, portable=portable,
+                                              companions=companions)
+        else:
+            written, notes = save_image_exclusive(result.image, path, result.metadata, portable=portable,
+                                                  companions=companions)
+    return written, notes
+
+
+def _animation_written(sink: FrameSink, written: Path) -> tuple[Path, int] | None:
+    """Where the animation saved with the image at `written` went, and its frame count."""
+    companion = sink.companion()
+    if companion is None or sink.animation is None:
+        return None
+    return companion.name_of(written), len(sink.animation)
 
 
 def _save_partial(stop: RunInterrupted, output: Path, explicit: bool, portable: bool) -> NoReturn:
@@ -91,6 +127,9 @@ def _from_output(ctx: click.Context, source: Path, image: Path | None, prompt: s
     given = {name: value for name, value in params.items()
              if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
     rerun = rerun_from_record(read_record(source)[0], source, explicit=given)
+    recorded_animation = rerun.values.pop("animation", None)
+    if recorded_animation:  # a record supplies settings, never destinations: its format, beside the new output
+        rerun.values["animation"] = Path(str(recorded_animation)).suffix[1:] or str(recorded_animation)
     if given.keys() & {"backbone", *LEGACY_BACKBONE_FIELDS}:
         rerun.values.pop("backbone")  # the user names the backbone anew
     if "preset" in given:  # a new preset may set what the recorded one had set
@@ -141,9 +180,9 @@ def run(ctx: click.Context, image: Path | None, prompt: str | None, output: Path
     portable = config.portable_metadata
     with terminate_as_interrupt():  # SIGTERM (schedulers) behaves like Ctrl-C
         loaded = load_image(image)  # bad input fails here, before any weights are loaded
-        _preflight(image, loaded, output, explicit, config)
         sink = FrameSink(output, config.animation, frame_writer(output, {"prompt": prompt, "seed": config.seed},
                                                                 exclusive=not explicit) if config.save_every else None)
+        _preflight(image, loaded, output, explicit, config, sink)
         try:
             with out_of_memory_as_error(config):
                 stylizer = Stylizer(config)
@@ -154,8 +193,8 @@ def run(ctx: click.Context, image: Path | None, prompt: str | None, output: Path
                     bar.close()
         except RunInterrupted as stop:
             _save_partial(stop, output, explicit, portable)
-        written, notes = _save(result, output, explicit, portable)
-        animation = sink.animation if sink.finish() else None
+        written, notes = _save(result, output, explicit, portable, sink)
+    animation = _animation_written(sink, written)
     for note in notes:  # the engine has already logged result.warnings
         log.warning(note)
     if level:
@@ -164,8 +203,8 @@ def run(ctx: click.Context, image: Path | None, prompt: str | None, output: Path
                    f"steps in {result.timings['total_s']:.1f}s, {result.precision} on {result.device}, "
                    f"seed {result.seed})")
         if animation is not None:
-            click.echo(f"wrote {printable(str(animation.path))} (animation, {len(animation)} frames)")
+            click.echo(f"wrote {printable(str(animation[0]))} (animation, {animation[1]} frames)")
     else:  # -q: only what was written, one path a line, for scripts
         click.echo(printable(str(written)))
         if animation is not None:
-            click.echo(printable(str(animation.path)))
+            click.echo(printable(str(animation[0])))

@@ -52,13 +52,14 @@ def make(folder: Path, output: Path, pairs: int, seed: int, repeat_fraction: flo
 def analyze(answers: tuple[Path, ...], json_path: Path | None, max_attention_failures: int) -> None:
     """Preference rates (Wilson 95% CIs), Bradley-Terry strengths and repeat agreement per cell,
     from the CSV files a study page saved."""
+    from clipstyler_opt.core.files import ReadSet, write_bytes
     from clipstyler_opt.report import analyze_answers, format_analysis
-    from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
 
+    reads = ReadSet(answers)
     if json_path is not None:
-        refuse_overwriting_inputs(json_path, answers)
+        reads.refuse(json_path)
     result = analyze_answers(list(answers), max_attention_failures=max_attention_failures)
     click.echo(format_analysis(result))
     if json_path is not None:
         text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False)
-        write_atomic(json_path, lambda fh: fh.write(text.encode("utf-8")))
+        write_bytes(json_path, text.encode("utf-8"), reads=reads)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,12 +197,11 @@ def _fetch_vgg(folder: Path | None, cache_dir: Path | None) -> _Fetched:
 
 def _record_sums(folder: Path, files: dict[Path, str | None]) -> Path:
     """Add the files' SHA-256 to FOLDER/SHA256SUMS (`sha256sum -c` format), replaced atomically."""
+    from clipstyler_opt.core.files import read_text, write_atomic
+
     sums = folder / SUMS_FILE
     lines: dict[str, str] = {}
-    try:
-        known = sums.read_text(encoding="utf-8").splitlines() if sums.is_file() else []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise OutputError(f"cannot read {sums}: {exc}") from None
+    known = read_text(sums, error=OutputError, what="cannot read").splitlines() if sums.exists() else []
     for line in known:
         recorded, _, name = line.partition("  ")
         if name:
@@ -212,17 +209,8 @@ def _record_sums(folder: Path, files: dict[Path, str | None]) -> Path:
     for path, digest in files.items():
         if path.is_file():
             lines[str(path.relative_to(folder))] = digest or file_sha256(path)
-    temp = None
-    try:
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=".clipopt-", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.writelines(f"{digest}  {name}\n" for name, digest in sorted(lines.items()))
-        os.replace(temp, sums)
-    except OSError as exc:
-        if temp is not None:
-            Path(temp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write {sums}: {exc.strerror or exc}") from None
-    return sums
+    text = "".join(f"{digest}  {name}\n" for name, digest in sorted(lines.items()))
+    return write_atomic(sums, lambda fh: fh.write(text.encode("utf-8", "surrogateescape")))
 
 
 @weights.command()

@@ -17,6 +17,8 @@ else:  # pragma: no cover - exercised only on Python 3.10
 
 __all__ = ["load_toml"]
 
+_MAX_CONFIG_BYTES = 1 << 20  # a file of options; anything larger is not one
+
 
 def load_toml(path: Path, known_keys: tuple[str, ...]) -> dict[str, Any]:
     """Read a flat TOML file of options. Keys may use '-' or '_'. Unknown keys are an error,
@@ -32,12 +34,12 @@ def load_toml(path: Path, known_keys: tuple[str, ...]) -> dict[str, Any]:
         ...     load_toml(file, StyleConfig.field_names())
         {'steps': 3, 'lambda_tv': 1}
     """
+    from clipstyler_opt.core.files import read_text
+
+    text = read_text(path, limit=_MAX_CONFIG_BYTES, what="config file")  # a FIFO is an error, not a hang
     try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     fields = set(StyleConfig.field_names())
     values: dict[str, Any] = {}

@@ -10,17 +10,18 @@ its entries are kept instead of ours; the file is never half-written), holds at 
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
 import logging
 import os
 import stat
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
+
+from clipstyler_opt.core.errors import OutputError
+from clipstyler_opt.core.files import file_kind, open_for_reading, read_regular, write_atomic
 
 __all__ = [
     "CACHE_FILE_NAME",
@@ -39,6 +40,7 @@ MAX_ENTRIES = 10_000
 CACHE_FILE_NAME = "sha256.json"
 _FORMAT_VERSION = 1
 _CHUNK = 1 << 20
+_MAX_CACHE_BYTES = 64 << 20  # far above MAX_ENTRIES entries; a larger file is not ours
 # A file modified within this window of being hashed may change again within the same mtime
 # tick without its identity changing, so its digest is not stored on disk (git's "racy" rule).
 _RACY_WINDOW_NS = 2_000_000_000
@@ -83,8 +85,10 @@ def sha256_of_stream(stream: BinaryIO) -> str:
 
 
 def sha256_of_file(path: Path) -> str:
-    """Read the whole file and return its hex SHA-256; no cache."""
-    with open(path, "rb") as fh:
+    """Read the whole file (a regular file only, through the file gate) and return its hex
+    SHA-256; no cache. OSError saying what the file is otherwise (e.g. "is a FIFO, not a regular
+    file")."""
+    with open_for_reading(path) as fh:
         return sha256_of_stream(fh)
 
 
@@ -117,7 +121,7 @@ def _identity(key: str) -> _Identity:
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), key)
     if not stat.S_ISREG(info.st_mode):
-        raise OSError(f"{key}: not a regular file")
+        raise OSError(errno.EINVAL, f"is {file_kind(info.st_mode)}, not a regular file", key)
     return _Identity(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev)
 
 
@@ -137,10 +141,9 @@ def _valid_entry(entry: Any) -> bool:
 
 def _read_entries() -> dict[str, dict[str, Any]]:
     """The on-disk entries; an absent, unreadable or malformed file counts as empty."""
-    try:
-        with open(hash_cache_path(), "rb") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
+    try:  # never through a link, never blocking on a FIFO put there
+        data = json.loads(read_regular(hash_cache_path(), _MAX_CACHE_BYTES, follow_links=False))
+    except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict) or data.get("version") != _FORMAT_VERSION:
         return {}
@@ -156,24 +159,12 @@ def _store(key: str, identity: _Identity, digest: str) -> None:
     if len(entries) > MAX_ENTRIES:
         newest = sorted(entries.items(), key=lambda item: item[1]["stored_ns"])[-MAX_ENTRIES:]
         entries = dict(newest)
+    text = json.dumps({"version": _FORMAT_VERSION, "entries": entries}, separators=(",", ":"))
     try:
-        _write_atomically(hash_cache_path(), {"version": _FORMAT_VERSION, "entries": entries})
-    except OSError as exc:
+        write_atomic(hash_cache_path(), lambda fh: fh.write(text.encode("utf-8", "surrogateescape")))
+    except OutputError as exc:
         global _warned_unwritable
         if not _warned_unwritable:
             _warned_unwritable = True
             log.warning("cannot write the file-hash cache %s (%s); large files will be hashed again next run",
                         hash_cache_path(), exc)
-
-
-def _write_atomically(target: Path, data: dict[str, Any]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".h", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise

@@ -163,8 +163,13 @@ class StyleImage:
             path, weight = Path(head).expanduser(), float(tail)
         if not math.isfinite(weight) or weight == 0:
             raise ConfigError(f"style image {text!r}: weight must be a finite non-zero number, got {tail.strip()}")
-        if not path.is_file():
+        from clipstyler_opt.core.files import not_a_file
+
+        reason = not_a_file(path)  # a FIFO is named as one, not as missing
+        if reason == "no such file":
             raise InputImageError(f"style image {str(path)!r}: no such file (a weight is written FILE:NUMBER)")
+        if reason is not None:
+            raise InputImageError(f"style image {str(path)!r}: {reason}")
         return cls(path, weight)
 
     def __str__(self) -> str:

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from clipstyler_opt.core.files import ReadSet, write_atomic
 from clipstyler_opt.evaluate.names import DIRECTIONS, METRICS
-from clipstyler_opt.run.outputs import write_atomic
 
 __all__ = [
     "ARROWS",
@@ -118,12 +118,14 @@ def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def write_json(path: Path, document: Mapping[str, Any]) -> None:
-    """JSON (non-ASCII and undecodable file-name bytes as \\u escapes), written atomically."""
+def write_json(path: Path, document: Mapping[str, Any], *, reads: ReadSet | None = None) -> None:
+    """JSON (non-ASCII and undecodable file-name bytes as \\u escapes), written atomically through
+    the file gate; never onto one of `reads`, the files the command read."""
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    write_atomic(path, lambda fh: fh.write(text.encode("ascii")))
+    write_atomic(path, lambda fh: fh.write(text.encode("ascii")), reads=reads)
 
 
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], *, reads: ReadSet | None = None) -> None:
+    """`csv_text(rows)`, written atomically through the file gate; never onto one of `reads`."""
     data = csv_text(rows).encode("utf-8", "surrogateescape")
-    write_atomic(path, lambda fh: fh.write(data))
+    write_atomic(path, lambda fh: fh.write(data), reads=reads)

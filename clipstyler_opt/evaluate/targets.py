@@ -125,8 +125,11 @@ def _folder_targets(root: Path, overrides: Overrides, notes: list[str]) -> list[
 
 
 def _file_target(path: Path, overrides: Overrides) -> EvalTarget:
-    if not path.is_file():
-        raise InputImageError(f"{path}: no such file")
+    from clipstyler_opt.core.files import not_a_file
+
+    reason = not_a_file(path)  # a FIFO is named as one, not as missing
+    if reason is not None:
+        raise InputImageError(f"{path}: {reason}")
     try:
         record = _read_record(path)
     except InputImageError as missing:

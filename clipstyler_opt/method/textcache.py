@@ -9,8 +9,10 @@ named after the key's sha256:
 
 The header holds the key itself, the shape and the payload's sha256. A file that fails any check
 (size, magic, header, key, shape, checksum, finite values) counts as absent and is rewritten.
-Writes go to a temporary file in the same folder, then `os.replace`: concurrent writers of one
-entry never leave a torn file (the last one wins). The folder is kept within `MAX_ENTRIES` files
+Entries are read and written through the file gate: a read opens only a regular file (never
+through a link, never blocking on a FIFO: anything else is a miss), and a write goes to a
+temporary file in the same folder, then a rename: concurrent writers of one entry never leave a
+torn file (the last one wins). The folder is kept within `MAX_ENTRIES` files
 and `MAX_BYTES` bytes by deleting the least recently used entries (a hit refreshes an entry's
 modification time). `CLIPOPT_TEXT_CACHE=0` turns the cache off.
 """
@@ -24,7 +26,6 @@ import logging
 import os
 import struct
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,7 +35,8 @@ import numpy as np
 import torch
 
 from clipstyler_opt.core.digests import file_sha256, user_cache_dir
-from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.errors import ConfigError, OutputError
+from clipstyler_opt.core.files import read_regular, write_atomic
 
 __all__ = [
     "ENTRY_SUFFIX",
@@ -129,8 +131,7 @@ class TextCache:
         """The stored fp32 tensor (on the CPU), or None when absent or not a valid entry for `key`."""
         path = self.path_for(key)
         try:
-            with open(path, "rb") as fh:
-                data = fh.read(_MAX_ENTRY_BYTES + 1)
+            data = read_regular(path, _MAX_ENTRY_BYTES, follow_links=False)
         except OSError:
             return None
         tensor = _decode(data, _canonical(key))
@@ -149,9 +150,10 @@ class TextCache:
             return False
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            _write_atomically(self.path_for(key), _encode(values, _canonical(key)))
+            data = _encode(values, _canonical(key))
+            write_atomic(self.path_for(key), lambda fh: fh.write(data))
             self._evict()
-        except OSError as exc:
+        except (OSError, OutputError) as exc:
             global _warned_unwritable
             if not _warned_unwritable:
                 _warned_unwritable = True
@@ -210,17 +212,6 @@ def _decode(data: bytes, canonical_key: str) -> torch.Tensor | None:
         return None
     values = torch.from_numpy(np.frombuffer(payload, dtype="<f4").astype(np.float32)).reshape(shape)
     return values if bool(torch.isfinite(values).all()) else None
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(temp, target)
-    except BaseException:
-        _unlink(Path(temp))
-        raise
 
 
 def _unlink(path: Path) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from clipstyler_opt.core.backbone_spec import DEFAULT_BACKBONE, BackboneSpec
 from clipstyler_opt.core.digests import sha256_of_file
 from clipstyler_opt.core.errors import ConfigError, WeightsError
+from clipstyler_opt.core.files import describe_os_error, open_for_reading, read_regular
 from clipstyler_opt.models.inspect import check_integrity
 from clipstyler_opt.models.tokenizers import resolve_tokenizer_folder
 from clipstyler_opt.weights.resolve import (
@@ -83,6 +84,8 @@ CATALOG: tuple[KnownBackbone, ...] = (
 )
 
 
+_MAX_CONFIG_BYTES = 16 << 20  # an open_clip_config.json; anything larger is not one
+
 def is_content_network(name: str) -> bool:
     return name.strip().lower() == CONTENT_NETWORK
 
@@ -122,9 +125,11 @@ def hub_source(spec: BackboneSpec) -> HubSource:
 def tokenizer_repo_of(config_file: Path) -> str | None:
     """The Hugging Face tokenizer an open_clip_config.json names, if any."""
     try:
-        config = json.loads(Path(config_file).read_text(encoding="utf-8"))
+        config = json.loads(read_regular(config_file, _MAX_CONFIG_BYTES))
         return config["model_cfg"].get("text_cfg", {}).get("hf_tokenizer_name") or None
-    except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+    except OSError as exc:
+        raise WeightsError(f"{config_file}: not a readable open_clip config ({describe_os_error(exc)})") from None
+    except (ValueError, KeyError, AttributeError, TypeError) as exc:
         raise WeightsError(f"{config_file}: not a readable open_clip config ({exc})") from None
 
 
@@ -174,7 +179,7 @@ class Finding:
 def _git_blob_sha1(path: Path) -> str:
     """The id git (and so the hub, for files not in LFS) gives a file: SHA-1 of 'blob SIZE\\0' + bytes."""
     digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as fh:
+    with open_for_reading(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -203,7 +208,10 @@ def check_cached_file(path: Path) -> Finding:
     if expected is not None:
         kind, want = expected
         checks.append(kind)
-        actual = sha256_of_file(path) if kind == "sha256" else _git_blob_sha1(path)
+        try:
+            actual = sha256_of_file(path) if kind == "sha256" else _git_blob_sha1(path)
+        except OSError as exc:  # a FIFO, socket or device where a blob should be: named, never waited on
+            return Finding(path, kind, f"cannot read it: {describe_os_error(exc)}")
         digest = actual if kind == "sha256" else None
         if not actual.startswith(want):
             return Finding(path, kind, f"corrupt: its {kind} is {actual[:16]}..., expected {want[:16]}...", digest)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -19,6 +18,7 @@ from torch import nn
 
 from clipstyler_opt.core.backbone_spec import BackboneSpec, LoadContext
 from clipstyler_opt.core.errors import ConfigError, WeightsError
+from clipstyler_opt.core.files import describe_os_error, read_regular, read_text, scratch_folder, write_bytes
 from clipstyler_opt.models.fast_vit import speed_up_vision_tower
 from clipstyler_opt.models.no_init import initialisation_skipped
 from clipstyler_opt.models.tokenizers import build_tokenizer, require_extra_for, resolve_tokenizer_folder
@@ -63,6 +63,8 @@ class OpenClipBackbone(nn.Module):
         return trimmed if trimmed is not None else self.model.encode_text(tokens)
 
 
+_MAX_CONFIG_BYTES = 16 << 20  # a model config JSON; anything larger is not one
+
 def _encode_text_trimmed(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor | None:
     """open_clip's text forward on `tokens[:, :L]`, L = 1 + the batch's last pooled position, or
     None where that would not be exact. With a causal mask, position i only sees positions <= i,
@@ -106,11 +108,10 @@ def _register_configs(paths: tuple[Path, ...]) -> None:
 
     for path in paths:
         path = Path(path).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"--clip-model-config {path}: no such file")
+        text = read_text(path, limit=_MAX_CONFIG_BYTES, what="--clip-model-config")  # a FIFO: error, no hang
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
             raise ConfigError(f"--clip-model-config {path}: not JSON ({exc})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"--clip-model-config {path}: not a JSON object")
@@ -119,9 +120,8 @@ def _register_configs(paths: tuple[Path, ...]) -> None:
             raise ConfigError(f"--clip-model-config {path}: needs embed_dim, vision_cfg and text_cfg")
         if "preprocess_cfg" in data:
             _CONFIG_PREPROCESS[path.stem] = dict(data["preprocess_cfg"])
-        with tempfile.TemporaryDirectory(prefix="clipopt-arch-") as folder:
-            plain = Path(folder) / f"{path.stem}.json"
-            plain.write_text(json.dumps(model_cfg))
+        with scratch_folder("clipopt-arch-") as folder:
+            plain = write_bytes(folder / f"{path.stem}.json", json.dumps(model_cfg).encode())
             open_clip.add_model_config(plain)
 
 
@@ -151,8 +151,10 @@ def _tag_settings(name: str, tag: str | None) -> tuple[dict[str, Any], str]:
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        data = json.loads(read_regular(path, _MAX_CONFIG_BYTES))
+    except OSError as exc:
+        raise WeightsError(f"{what} {path}: cannot read ({describe_os_error(exc)})") from None
+    except (ValueError, RecursionError) as exc:
         raise WeightsError(f"{what} {path}: cannot read ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("model_cfg"), dict):
         raise WeightsError(f"{what} {path}: not an open_clip config (no model_cfg)")
@@ -271,8 +273,8 @@ def _suffixed_for_open_clip(path: Path, options: dict[str, Any]) -> Iterator[dic
     if (path.suffix == ".safetensors") == (wanted == ".safetensors"):
         yield options
         return
-    with tempfile.TemporaryDirectory(prefix="clipopt-weights-") as folder:
-        link = Path(folder) / f"weights{wanted}"
+    with scratch_folder("clipopt-weights-") as folder:
+        link = folder / f"weights{wanted}"
         link.symlink_to(path.absolute())
         yield {**options, "pretrained": str(link)}
 

@@ -48,9 +48,11 @@ def write_word_tokenizer(folder: Path, vocab_size: int) -> Path:
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "pad_token": "<pad>", "eos_token": "</s>",
-        "unk_token": "<unk>", "model_max_length": 1024}))
+    from clipstyler_opt.core.files import write_atomic
+
+    settings = json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "pad_token": "<pad>", "eos_token": "</s>",
+                           "unk_token": "<unk>", "model_max_length": 1024})
+    write_atomic(folder / "tokenizer_config.json", lambda fh: fh.write(settings.encode()))
     return folder
 
 

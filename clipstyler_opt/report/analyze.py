@@ -16,6 +16,7 @@ Rules:
 from __future__ import annotations
 
 import csv
+import io
 import math
 import statistics
 from collections import Counter, defaultdict
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.files import read_text
 from clipstyler_opt.report.stats import bradley_terry, connected_components, wilson_interval
 from clipstyler_opt.report.study import CSV_COLUMNS, QUESTIONS, unescape_csv_field
 
@@ -152,7 +154,7 @@ def read_answers(paths: Sequence[Path]) -> list[Answer]:
     seen: set[tuple[str, str, int]] = set()
     for path in paths:
         try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:
+            with io.StringIO(read_text(path, what="answers file", encoding="utf-8-sig"), newline="") as fh:
                 reader = csv.DictReader(fh)
                 missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
                 if missing:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from clipstyler_opt.core.files import ReadSet, write_bytes
 from clipstyler_opt.report.images import image_source
 from clipstyler_opt.report.load import Cell, ResultFolder, RunOutput, load_results
 from clipstyler_opt.report.markup import escape, fill_template, format_number, read_template
 from clipstyler_opt.report.sections import loss_section, metrics_section, tradeoff_section
-from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
 
 __all__ = ["REPORT_NAME", "render_report", "write_report"]
 
@@ -107,7 +107,7 @@ def write_report(root: Path, output: Path | None = None, *, embed: bool = False)
     """Write the report of the result folder `root` (default `root/report.html`) atomically."""
     results = load_results(Path(root))
     target = Path(output) if output is not None else Path(root) / REPORT_NAME
-    refuse_overwriting_inputs(target, results.input_files())
+    reads = ReadSet(results.input_files())
+    reads.refuse(target)  # before any image is read
     page = render_report(results, target.resolve().parent, embed=embed)
-    write_atomic(target, lambda fh: fh.write(page.encode("utf-8")))
-    return target
+    return write_bytes(target, page.encode("utf-8"), reads=reads)

@@ -1,4 +1,8 @@
-"""Image references for the pages: relative URLs, data URIs, downscaled JPEGs, flat grey images."""
+"""Image references for the pages: relative URLs, data URIs, downscaled JPEGs, flat grey images.
+
+Every image file is read and decoded through `clipstyler_opt.run.images` (the file gate and the
+format allow-list): a result folder naming an EPS file, or a text file as an image, is a one-line
+error (exit 3), never a call to Ghostscript or an internal error."""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from clipstyler_opt.core.errors import InputImageError
-from clipstyler_opt.core.naming import printable
+from clipstyler_opt.run.images import load_image, open_image, read_image_file
 
 __all__ = [
     "BROWSER_TYPES",
@@ -47,21 +51,20 @@ def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
 
 
 def _open_rgb(path: Path) -> Image.Image:
-    """The decoded image; a damaged file (a truncated TIFF...) is an InputImageError naming it."""
-    try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            return image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise InputImageError(f"{printable(str(path))}: cannot decode the image ({printable(reason)})") from None
+    """The image, decoded through the allow-list, in RGB (RGBA when it has transparency)."""
+    loaded = load_image(path)
+    if loaded.alpha is None:
+        return loaded.rgb
+    image = loaded.rgb.convert("RGBA")
+    image.putalpha(loaded.alpha)
+    return image
 
 
 def file_data_uri(path: Path) -> str:
     """The file itself as a data URI, or a PNG of it when browsers cannot show its format."""
     mime = BROWSER_TYPES.get(path.suffix.lower())
     if mime is not None:
-        return data_uri(path.read_bytes(), mime)
+        return data_uri(read_image_file(path), mime)  # an allowed format by its header, not only its name
     return data_uri(_encode(_open_rgb(path), "PNG"), "image/png")
 
 
@@ -95,7 +98,9 @@ def grey_data_uri(size: tuple[int, int], max_side: int = 512) -> str:
 def image_size(path: Path) -> tuple[int, int] | None:
     """(width, height) after EXIF orientation, or None when the file cannot be read as an image."""
     try:
-        with Image.open(path) as image:
-            return ImageOps.exif_transpose(image).size
-    except (OSError, UnidentifiedImageError):
+        with open_image(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(0x0112, 1)  # 5-8: rotated by 90 degrees
+    except InputImageError:
         return None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)

@@ -18,6 +18,7 @@ from typing import Any
 
 from clipstyler_opt.batch.manifest import MANIFEST_NAME, read_records
 from clipstyler_opt.core.errors import ConfigError, InputImageError
+from clipstyler_opt.core.files import describe_os_error, read_regular
 from clipstyler_opt.report.markup import clean_text, format_value
 from clipstyler_opt.run.outputs import sidecar_path
 from clipstyler_opt.run.record import read_record, recorded_input
@@ -25,6 +26,7 @@ from clipstyler_opt.run.record import read_record, recorded_input
 __all__ = ["DEFAULT_CELL", "EVAL_NAME", "Cell", "Evaluation", "ResultFolder", "RunOutput", "load_results"]
 
 EVAL_NAME = "eval.json"
+_MAX_JSON_BYTES = 256 << 20  # a sidecar or eval.json; anything larger is not one
 DEFAULT_CELL = "default"
 
 
@@ -212,10 +214,10 @@ def _cell_order(cell: Cell) -> tuple[Any, ...]:
 
 
 def _read_evaluation(path: Path) -> Evaluation | None:
-    if not path.is_file():
+    if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular(path, _MAX_JSON_BYTES).decode("utf-8"))
         rows_in = data["rows"]
         directions = {str(k): str(v) for k, v in (data.get("directions") or {}).items()}
         rows: dict[str, dict[str, float | None]] = {}
@@ -226,7 +228,9 @@ def _read_evaluation(path: Path) -> Evaluation | None:
     except RecursionError:
         raise ConfigError(f"{path}: not a readable {EVAL_NAME} (JSON nested too deeply); "
                           f"rewrite it with clipopt eval") from None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({describe_os_error(exc)})") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path}: not a readable {EVAL_NAME} ({type(exc).__name__}: {exc}); "
                           f"rewrite it with clipopt eval") from None
     order = list(directions)

@@ -6,11 +6,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from clipstyler_opt.core.files import ReadSet, write_bytes
 from clipstyler_opt.report.images import grey_data_uri, thumbnail_data_uri
 from clipstyler_opt.report.load import load_results
 from clipstyler_opt.report.markup import clean_text, fill_template, read_template, script_json
 from clipstyler_opt.report.study import CSV_COLUMNS, StudyPlan, plan_study
-from clipstyler_opt.run.outputs import refuse_overwriting_inputs, write_atomic
 
 __all__ = ["THUMBNAIL_SIDE", "render_study", "write_study"]
 
@@ -42,9 +42,10 @@ def write_study(root: Path, output: Path, *, pairs: int = 30, seed: int = 0, rep
                 attention_checks: int | None = None, max_side: int = THUMBNAIL_SIDE) -> StudyPlan:
     """Plan a study of the result folder `root` and write its page to `output` atomically."""
     results = load_results(Path(root), with_evaluation=False)  # the study shows no metrics
-    refuse_overwriting_inputs(output, results.input_files())
+    reads = ReadSet(results.input_files())
+    reads.refuse(output)  # before any image is read
     plan = plan_study(results, pairs=pairs, seed=seed, repeat_fraction=repeat_fraction,
                       attention_checks=attention_checks)
     page = render_study(plan, max_side=max_side)
-    write_atomic(Path(output), lambda fh: fh.write(page.encode("utf-8")))
+    write_bytes(Path(output), page.encode("utf-8"), reads=reads)
     return plan

@@ -9,18 +9,38 @@ from __future__ import annotations
 import io
 import math
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image
 
 from clipstyler_opt.core.errors import ConfigError, OutputError
+from clipstyler_opt.core.files import (
+    ReadSet,
+    discard,
+    open_for_reading,
+    same_file,
+    scratch_folder,
+    write_atomic,
+    write_temp,
+)
 from clipstyler_opt.core.formats import ANIMATION_FORMATS, check_animation_path
-from clipstyler_opt.run.outputs import write_atomic
+from clipstyler_opt.core.naming import partial_output_path
+from clipstyler_opt.run.images import decode_image_bytes
+from clipstyler_opt.run.outputs import Companion, sidecar_path
 
-__all__ = ["ANIMATION_FORMATS", "MAX_FPS", "MAX_FRAME_SIDE", "AnimationWriter", "FrameSink", "animation_path",
-           "check_animation_path"]
+__all__ = [
+    "ANIMATION_FORMATS",
+    "MAX_FPS",
+    "MAX_FRAME_SIDE",
+    "AnimationWriter",
+    "FrameSink",
+    "animation_path",
+    "batch_animation_path",
+    "check_animation_destination",
+    "check_animation_path",
+    "refuse_animation_over_outputs",
+]
 
 MAX_FRAME_SIDE = 512
 MAX_FPS = 100.0
@@ -76,14 +96,19 @@ class AnimationWriter:
             ConfigError: no frame was added.
             OutputError: the file cannot be written or encoded.
         """
+        write_atomic(self.path, self.encode)
+        return self.path
+
+    def encode(self, fh: BinaryIO) -> None:
+        """Write the animation into the open binary file `fh` (what `write` and a saver that
+        claims it together with its image call). Raises as `write` does."""
         if not self._frames:
             raise ConfigError(f"{self.path}: no frames to write (was any frame saved during the run?)")
-        frames: list[Image.Image] = [Image.open(io.BytesIO(data)) for data in self._frames]
+        frames = [decode_image_bytes(data, f"frame {index}") for index, data in enumerate(self._frames)]
         if self.format == "MP4":
-            self._write_mp4(frames)
+            self._encode_mp4(frames, fh)
         else:
-            write_atomic(self.path, lambda fh: frames[0].save(fh, format=self.format, **self._pillow_options(frames)))
-        return self.path
+            frames[0].save(fh, format=self.format, **self._pillow_options(frames))
 
     def _frame_size(self, size: tuple[int, int]) -> tuple[int, int]:
         width, height = size
@@ -100,13 +125,13 @@ class AnimationWriter:
             options["quality"] = 90
         return options
 
-    def _write_mp4(self, frames: list[Image.Image]) -> None:
+    def _encode_mp4(self, frames: list[Image.Image], fh: BinaryIO) -> None:
         import imageio_ffmpeg
 
         assert self.size is not None
         # ffmpeg needs a seekable file to finish an MP4, so it encodes into a private folder first.
-        with tempfile.TemporaryDirectory(prefix="clipopt-") as folder:
-            encoded = Path(folder) / "animation.mp4"
+        with scratch_folder() as folder:
+            encoded = folder / "animation.mp4"
             try:
                 writer = imageio_ffmpeg.write_frames(str(encoded), self.size, fps=self.fps, macro_block_size=2,
                                                      ffmpeg_log_level="error")
@@ -117,12 +142,16 @@ class AnimationWriter:
             except (OSError, RuntimeError) as exc:
                 raise OutputError(f"{self.path}: ffmpeg could not encode the video ({str(exc).splitlines()[0]})") \
                     from None
-            with open(encoded, "rb") as source:
-                write_atomic(self.path, lambda fh: shutil.copyfileobj(source, fh))
+            with open_for_reading(encoded) as source:
+                shutil.copyfileobj(source, fh)
 
 
 def animation_path(output: str | Path, animation: str) -> Path:
-    """Where --animation goes: its own file name, or `<output stem>.<ext>` when it names only a format."""
+    """Where --animation goes: its own file name, or `<output stem>.<ext>` when it names only a format.
+
+    >>> animation_path("out/cat.png", "gif"), animation_path("out/cat.png", "run.webp")
+    (PosixPath('out/cat.gif'), PosixPath('run.webp'))
+    """
     given = Path(animation)
     if given.suffix:
         return given
@@ -130,14 +159,59 @@ def animation_path(output: str | Path, animation: str) -> Path:
     return output.with_name(f"{output.stem}.{animation.lower()}")
 
 
+def follows_output(animation: str) -> bool:
+    """True when --animation names only a format, so its file is named after the output."""
+    return not Path(animation).suffix
+
+
+def batch_animation_path(output: Path, animation: str) -> Path:
+    """A batch job's animation: `<output stem>.<format>` beside its output, whatever file name
+    --animation gave (its extension picks the format).
+
+    >>> batch_animation_path(Path("out/cat.png"), "progress.gif")
+    PosixPath('out/cat.gif')
+    """
+    return animation_path(output, Path(animation).suffix[1:] or animation)
+
+
+def refuse_animation_over_outputs(suffix: str, animation: str | None) -> None:
+    """A batch writes each job's animation beside its output: refuse (ConfigError, exit 2) an
+    animation format that is the outputs' format, whose file would replace each output.
+
+    >>> refuse_animation_over_outputs(".png", "webp")
+    >>> refuse_animation_over_outputs(".webp", "webp")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    clipstyler_opt.core.errors.ConfigError: --animation webp would replace every .webp output ...
+    """
+    if animation and batch_animation_path(Path("x" + suffix), animation).suffix.lower() == suffix.lower():
+        raise ConfigError(f"--animation {animation} would replace every {suffix} output (each job writes "
+                          f"<output stem>{suffix}); choose another --animation format or --format")
+
+
+def check_animation_destination(target: Path, output: Path, reads: ReadSet) -> None:
+    """Before any work: the animation `target` is not the run's output, its sidecar or its
+    `.partial` file (ConfigError, exit 2), nor a file the run reads (ConfigError, exit 2), and
+    its folder takes files (OutputError, exit 5)."""
+    partial = partial_output_path(output)
+    for own in (output, sidecar_path(output), partial, sidecar_path(partial)):
+        if same_file(target, own):
+            raise ConfigError(f"--animation {target} would replace the output {own}; name another file")
+    reads.refuse(target)
+    discard(write_temp(target.parent, lambda fh: None, target))
+
+
 class FrameSink:
     """Where a run's frames go: numbered files (--save-every) and/or an animation (--animation).
-    `callback` is None when neither is asked for; `finish()` writes the animation."""
+    `callback` is None when neither is asked for; the animation is written with the image
+    (`companion()`) or on its own (`finish()`)."""
 
     def __init__(self, output: Path, animation: str | None, frames: Any = None, *, one_output: bool = True) -> None:
-        if animation and not one_output:
-            animation = Path(animation).suffix[1:] or animation  # a batch writes one beside each output
-        self.animation = AnimationWriter(animation_path(output, animation)) if animation else None
+        self.follows_output = bool(animation) and (not one_output or follows_output(animation or ""))
+        self.animation: AnimationWriter | None = None
+        if animation:
+            target = animation_path(output, animation) if one_output else batch_animation_path(output, animation)
+            self.animation = AnimationWriter(target)
         self.frames = frames
 
     @property
@@ -152,8 +226,19 @@ class FrameSink:
         if self.animation is not None:
             self.animation.add(image)
 
+    def companion(self) -> Companion | None:
+        """The animation as a companion of the saved image (claimed with a default name when it is
+        named after the output), or None when there is none or no frame was taken."""
+        if self.animation is None or not len(self.animation):
+            return None
+        writer = self.animation
+        if self.follows_output:
+            extension = writer.path.suffix[1:]
+            return Companion(lambda out: animation_path(out, extension), writer.encode)
+        return Companion(lambda out: writer.path, writer.encode, follows_output=False)
+
     def finish(self) -> str | None:
-        """Write the animation; a note for the user, or None."""
+        """Write the animation on its own; a note for the user, or None."""
         if self.animation is None or not len(self.animation):
             return None
         return f"animation: {self.animation.write()} ({len(self.animation)} frames)"

@@ -7,8 +7,9 @@ import hashlib
 import io
 import math
 import os
-import stat
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from clipstyler_opt.core.errors import ConfigError, InputImageError
+from clipstyler_opt.core.files import describe_os_error, open_for_reading
 from clipstyler_opt.run.outputs import (
     OUTPUT_FORMATS,
     check_writable,
@@ -41,10 +43,13 @@ __all__ = [
     "ImageSource",
     "LoadedImage",
     "check_writable",
+    "decode_image_bytes",
     "frame_writer",
     "load_image",
     "max_input_bytes",
+    "open_image",
     "output_format",
+    "read_image_file",
     "refuse_overwriting_inputs",
     "same_file",
     "save_image",
@@ -92,37 +97,66 @@ def load_image(source: ImageSource) -> LoadedImage:
     if isinstance(source, Image.Image):
         return _split_alpha(_check_size(ImageOps.exif_transpose(source), "<PIL image>"), "<PIL image>", None)
     path = Path(source)
-    data = _read_checked(path)
+    data = read_image_file(path)
     image = _decode(io.BytesIO(data), str(path), load=True)
     return _split_alpha(image, str(path), hashlib.sha256(data).hexdigest())
 
 
-def _read_checked(path: Path) -> bytes:
-    """The file's bytes, read only once it is known to be a regular file of at most
-    `max_input_bytes()` whose image header names an allowed format and a sane size."""
+def read_image_file(path: Path) -> bytes:
+    """The bytes of an image file, read through the file gate only once it is known to be a
+    regular file of at most `max_input_bytes()` whose header names an allowed format and a sane
+    size; InputImageError (exit 3) otherwise. Nothing is decoded beyond the header.
+
+    >>> read_image_file(Path("/no/such.png"))
+    Traceback (most recent call last):
+    ...
+    clipstyler_opt.core.errors.InputImageError: /no/such.png: no such file
+    """
     name, limit = str(path), max_input_bytes()
     try:
-        mode = os.stat(path).st_mode
-        if not stat.S_ISREG(mode):  # a FIFO or device is never opened
-            raise InputImageError(f"{name}: {'a folder' if stat.S_ISDIR(mode) else 'not a regular file'}")
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        with os.fdopen(fd, "rb") as fh:
-            info = os.fstat(fh.fileno())  # the file actually opened, if it was swapped since the stat
-            if not stat.S_ISREG(info.st_mode):
-                raise InputImageError(f"{name}: not a regular file")
-            if info.st_size > limit:
-                raise InputImageError(f"{name}: {info.st_size} bytes is larger than the limit of {limit} "
+        with open_for_reading(path) as fh:  # a FIFO, device or folder is refused without blocking
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                raise InputImageError(f"{name}: {size} bytes is larger than the limit of {limit} "
                                       f"(set {MAX_INPUT_ENV} to raise it)")
             _decode(fh, name, load=False)  # header only: format and dimensions (closing it would close fh)
             fh.seek(0)
             data = fh.read(limit + 1)
-    except FileNotFoundError:
-        raise InputImageError(f"{name}: no such file") from None
     except OSError as exc:
-        raise InputImageError(f"{name}: cannot read ({exc.strerror or exc})") from None
+        raise InputImageError(f"{name}: {describe_os_error(exc)}") from None
     if len(data) > limit:
         raise InputImageError(f"{name}: grew beyond the limit of {limit} bytes while being read")
     return data
+
+
+def decode_image_bytes(data: bytes, name: str) -> Image.Image:
+    """Decode an image held in memory through the format allow-list and the size checks
+    (InputImageError otherwise); EXIF orientation applied.
+
+    >>> import io
+    >>> buffer = io.BytesIO()
+    >>> Image.new("RGB", (3, 2)).save(buffer, format="PNG")
+    >>> decode_image_bytes(buffer.getvalue(), "frame").size
+    (3, 2)
+    """
+    return _decode(io.BytesIO(data), name, load=True)
+
+
+@contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """An image file opened lazily (header read, pixels not yet decoded) through the gate and the
+    format allow-list, for readers of metadata; InputImageError (exit 3) when it is not one.
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "dot.png"
+    >>> Image.new("RGB", (2, 1)).save(target)
+    >>> with open_image(target) as image:
+    ...     image.format, image.size
+    ('PNG', (2, 1))
+    """
+    data = read_image_file(Path(path))
+    with _decode(io.BytesIO(data), str(path), load=False) as image:
+        yield image
 
 
 def _allowed_formats() -> list[str]:

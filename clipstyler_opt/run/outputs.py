@@ -1,25 +1,36 @@
 """Writing outputs so that nothing is ever half-written or clobbered, and no input is overwritten.
 
-Every file is first written in full to a short temporary name beside its target
-(`.clipopt-XXXXXXXX.tmp`, whatever the target's length) and fsynced. An explicit output path is
-then replaced by a rename; a default name is claimed with a hard link, which fails when the name
-exists, so concurrent runs never share a name and nothing is checked-then-written.
+The rules live in the file gate (`clipstyler_opt.core.files`): every file is first written in
+full to a short temporary name beside its target and fsynced; an explicit output path is then
+replaced by a rename; a default name is claimed with hard links together with its companions
+(sidecar, animation), which fails when any of the names exists, so concurrent runs never share
+a name and nothing is checked-then-written.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from clipstyler_opt.core.errors import ConfigError, OutputError
+from clipstyler_opt.core.errors import OutputError
+from clipstyler_opt.core.files import (
+    TEMP_PREFIX,
+    TEMP_SUFFIX,
+    ReadSet,
+    cannot_write,
+    claim_together,
+    discard,
+    rename_into_place,
+    same_file,
+    write_atomic,
+    write_temp,
+)
 from clipstyler_opt.core.naming import NAME_MAX, SIDECAR_SUFFIX, frames_folder, name_bytes, numbered_paths
 from clipstyler_opt.core.portable import portable_metadata
 
@@ -27,6 +38,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "TEMP_PREFIX",
     "TEMP_SUFFIX",
+    "Companion",
     "check_writable",
     "frame_writer",
     "output_format",
@@ -39,36 +51,32 @@ __all__ = [
 ]
 
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
-TEMP_PREFIX, TEMP_SUFFIX = ".clipopt-", ".tmp"
 _CLAIM_ATTEMPTS = 10_000
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+
+
+@dataclass(frozen=True)
+class Companion:
+    """A file written together with an output image (e.g. its animation).
+
+    `name_of(output)` gives its name for a given output name; with `follows_output` that name is
+    claimed together with the image's under a default name (`-2`, `-3`, ... together), else it is
+    a name the user gave and is replaced atomically. `write(file_object)` writes its content.
+
+    >>> Companion(lambda out: out.with_suffix(".gif"), lambda fh: fh.write(b"GIF89a")).name_of(Path("a.png"))
+    PosixPath('a.gif')
+    """
+
+    name_of: Callable[[Path], Path]
+    write: Callable[[Any], Any]
+    follows_output: bool = True
 
 
 # --- where outputs may go ---
 
-def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    """True when `a` and `b` name the same file: the same path once `..` and symlinks are
-    resolved, or the same inode (a hard link)."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        sa, sb = os.stat(a), os.stat(b)
-    except OSError:
-        return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
-
-
-def refuse_overwriting_inputs(output: str | os.PathLike[str],
-                              inputs: Iterable[str | os.PathLike[str] | None]) -> None:
+def refuse_overwriting_inputs(output: str | Path, inputs: Iterable[str | Path | None]) -> None:
     """Raise ConfigError (exit 2) when `output` or its sidecar is one of `inputs` (None entries
     are skipped): an input is never written over, whatever the path that leads to it."""
-    sources = [source for source in inputs if source is not None]
-    for target in (Path(output), sidecar_path(Path(output))):
-        for source in sources:
-            if same_file(target, source):
-                raise ConfigError(f"{target} is the input {source}; refusing to overwrite it "
-                                  "(choose another output)")
+    ReadSet(inputs).refuse(Path(output), sidecar_path(Path(output)))
 
 
 def check_writable(path: Path) -> None:
@@ -78,7 +86,7 @@ def check_writable(path: Path) -> None:
     if name_bytes(path.name + SIDECAR_SUFFIX) > NAME_MAX:
         raise OutputError(f"{path.name[:40]}...: file name too long (at most {NAME_MAX - 5} bytes, "
                           "so that its .json sidecar fits)")
-    _discard(_write_temp(path.parent, lambda fh: None, path))
+    discard(write_temp(path.parent, lambda fh: None, path))
 
 
 def sidecar_path(output: Path) -> Path:
@@ -95,66 +103,15 @@ def output_format(path: Path) -> str:
 
 # --- writing ---
 
-def _cannot_write(path: Path, exc: OSError) -> OutputError:
-    return OutputError(f"{path}: cannot write ({exc.strerror or exc})")
-
-
-def _discard(temp: str | None) -> None:
-    if temp is not None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-
-
-def _write_temp(folder: Path, write: Callable[[Any], Any], target: Path) -> str:
-    """Write `write(file_object)` to `.clipopt-XXXXXXXX.tmp` in `folder` (short, whatever the
-    target's name), fsynced, with the usual permissions; removed again on any failure."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
-    except OSError as exc:
-        raise _cannot_write(target, exc) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give outputs the usual permissions
-    except BaseException as exc:
-        _discard(temp)
-        if isinstance(exc, OSError):
-            raise _cannot_write(target, exc) from None
-        raise
-    return temp
-
-
-def _rename_into_place(renames: list[tuple[str, Path]]) -> None:
-    """os.replace each temporary onto its target, in order; temporaries not renamed are removed."""
-    pending = [temp for temp, _ in renames]
-    try:
-        for temp, target in renames:
-            try:
-                os.replace(temp, target)
-            except OSError as exc:
-                raise _cannot_write(target, exc) from None
-            pending.remove(temp)
-    finally:
-        for temp in pending:
-            _discard(temp)
-
-
-def write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
-    """Call `write(file_object)` on a temporary file beside `path`, fsync, then rename over `path`."""
-    _rename_into_place([(_write_temp(path.parent, write, path), path)])
-
-
 def _text(value: Any) -> str:
     """PNG iTXt is UTF-8: bytes of a non-UTF-8 file name or prompt become backslash escapes."""
     return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _stage(image: Image.Image, path: Path, metadata: dict[str, Any] | None, sidecar: bool,
-           portable: bool) -> tuple[str, str | None, list[str]]:
-    """Write the encoded image and its sidecar to temporary files: (image temp, sidecar temp, notes)."""
+           portable: bool) -> tuple[list[tuple[str, Callable[[Path], Path]]], list[str]]:
+    """Write the encoded image and its sidecar to temporary files: ([(temp, name of it for an
+    output name)], notes)."""
     fmt = output_format(path)
     notes: list[str] = []
     if fmt == "JPEG" and image.mode == "RGBA":
@@ -176,69 +133,81 @@ def _stage(image: Image.Image, path: Path, metadata: dict[str, Any] | None, side
         exif[0x0131] = "clipstyler_opt"  # Software
         exif[0x010E] = blob  # ImageDescription
         options.update(exif=exif, quality=95)
-    image_temp = _write_temp(path.parent, lambda fh: image.save(fh, format=fmt, **options), path)
-    if not sidecar:
-        return image_temp, None, notes
-    text = json.dumps(embedded if portable else (metadata or {}), indent=2, sort_keys=True)
+    staged: list[tuple[str, Callable[[Path], Path]]] = [
+        (write_temp(path.parent, lambda fh: image.save(fh, format=fmt, **options), path), lambda out: out)]
+    if sidecar:
+        text = json.dumps(embedded if portable else (metadata or {}), indent=2, sort_keys=True)
+        try:
+            staged.append((write_temp(path.parent, lambda fh: fh.write(text.encode()), sidecar_path(path)),
+                           sidecar_path))
+        except BaseException:
+            discard(staged[0][0])
+            raise
+    return staged, notes
+
+
+def _stage_companions(path: Path, companions: Sequence[Companion],
+                      staged: list[tuple[str, Callable[[Path], Path]]]) -> list[tuple[str, Path]]:
+    """Write each companion to a temporary beside its name; those following the output join
+    `staged` (claimed with it), the others are returned as renames of names the user gave."""
+    named: list[tuple[str, Path]] = []
     try:
-        return image_temp, _write_temp(path.parent, lambda fh: fh.write(text.encode()), sidecar_path(path)), notes
+        for companion in companions:
+            target = companion.name_of(path)
+            temp = write_temp(target.parent, companion.write, target)
+            if companion.follows_output:
+                staged.append((temp, companion.name_of))
+            else:
+                named.append((temp, target))
     except BaseException:
-        _discard(image_temp)
+        for temp, _ in [*staged, *named]:
+            discard(temp)
         raise
+    return named
 
 
 def save_image(image: Image.Image, path: Path, metadata: dict[str, Any] | None = None, *,
-               sidecar: bool = True, portable: bool = False) -> list[str]:
+               sidecar: bool = True, portable: bool = False, companions: Sequence[Companion] = ()) -> list[str]:
     """Write `image` in the format its extension names, replacing `path` atomically. The image
     embeds `portable_metadata(metadata)` (PNG text chunks; EXIF ImageDescription for JPEG/WebP);
     the JSON sidecar beside it holds the full metadata, or the portable one with `portable`.
-    Both are written before either is renamed into place. Returns warnings (e.g. alpha dropped)."""
+    Image, sidecar and `companions` are all written before any is renamed into place. Returns
+    warnings (e.g. alpha dropped)."""
     path = Path(path)
-    image_temp, sidecar_temp, notes = _stage(image, path, metadata, sidecar, portable)
-    renames = [(image_temp, path)]
-    if sidecar_temp is not None:
-        renames.append((sidecar_temp, sidecar_path(path)))
-    _rename_into_place(renames)
+    staged, notes = _stage(image, path, metadata, sidecar, portable)
+    named = _stage_companions(path, companions, staged)
+    rename_into_place([(temp, name_of(path)) for temp, name_of in staged] + named)
     return notes
 
 
 def save_image_exclusive(image: Image.Image, path: Path, metadata: dict[str, Any] | None = None, *,
-                         sidecar: bool = True, portable: bool = False) -> tuple[Path, list[str]]:
+                         sidecar: bool = True, portable: bool = False,
+                         companions: Sequence[Companion] = ()) -> tuple[Path, list[str]]:
     """Like `save_image`, but never replaces anything: the finished file is hard-linked to `path`,
-    or to the first of `<stem>-2<ext>`, `<stem>-3<ext>`, ... whose name (and sidecar name) is
-    free. A link fails if the name exists, so concurrent savers never take the same name.
+    or to the first of `<stem>-2<ext>`, `<stem>-3<ext>`, ... whose name is free together with
+    its sidecar's and its companions' (an animation `<stem>.gif` moves on with it). A link fails
+    if the name exists, so concurrent savers never take the same name. Companions that do not
+    follow the output (a file the user named) are replaced once the name is claimed.
     Returns the path written and the warnings."""
     path = Path(path)
-    image_temp, sidecar_temp, notes = _stage(image, path, metadata, sidecar, portable)
+    staged, notes = _stage(image, path, metadata, sidecar, portable)
+    named = _stage_companions(path, companions, staged)
     try:
-        for candidate in itertools.islice(numbered_paths(path), _CLAIM_ATTEMPTS):
-            if _link_pair(image_temp, sidecar_temp, candidate):
-                return candidate, notes
+        claimed = claim_together(staged, itertools.islice(numbered_paths(path), _CLAIM_ATTEMPTS))
     except OSError as exc:
+        for temp, _ in named:
+            discard(temp)
         raise OutputError(f"{path}: cannot create ({exc.strerror or exc}; a file system without hard "
                           "links needs an explicit output path)") from None
     finally:
-        _discard(image_temp)
-        _discard(sidecar_temp)
-    raise OutputError(f"{path}: no free name among {_CLAIM_ATTEMPTS} numbered variants")
-
-
-def _link_pair(image_temp: str, sidecar_temp: str | None, candidate: Path) -> bool:
-    """Hard-link the image (and its sidecar) to `candidate`; False when either name is taken."""
-    try:
-        os.link(image_temp, candidate)
-    except FileExistsError:
-        return False
-    if sidecar_temp is None:
-        return True
-    try:
-        os.link(sidecar_temp, sidecar_path(candidate))
-        return True
-    except BaseException as exc:
-        os.unlink(candidate)  # release our claim; a sidecar left without its image is not ours to touch
-        if isinstance(exc, FileExistsError):
-            return False
-        raise
+        for temp, _ in staged:
+            discard(temp)
+    if claimed is None:
+        for temp, _ in named:
+            discard(temp)
+        raise OutputError(f"{path}: no free name among {_CLAIM_ATTEMPTS} numbered variants")
+    rename_into_place(named)
+    return claimed, notes
 
 
 def _claim_folder(output: Path) -> Path:
@@ -265,7 +234,7 @@ def frame_writer(output: Path, metadata: dict[str, Any], *,
             try:
                 folder.append(_claim_folder(Path(output)))
             except OSError as exc:
-                raise _cannot_write(frames_folder(Path(output)), exc) from None
+                raise cannot_write(frames_folder(Path(output)), exc) from None
         save_image(frame, folder[0] / f"{step:05d}.png", {**metadata, "step": step}, sidecar=False)
 
     return save_frame

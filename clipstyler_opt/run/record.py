@@ -9,7 +9,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import stat
 import warnings
 from importlib import metadata as _metadata
 from pathlib import Path
@@ -19,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from clipstyler_opt.core.errors import InputImageError
 from clipstyler_opt.core.naming import printable
-from clipstyler_opt.run.images import INPUT_FORMATS
+from clipstyler_opt.run.images import open_image
 from clipstyler_opt.run.outputs import sidecar_path
 from clipstyler_opt.run.record_shape import record_shape_problem
 
@@ -173,8 +172,11 @@ def read_record(path: Path) -> tuple[dict[str, Any], str]:
         >>> read_record(folder / "out.png.json")[0]["seed"]
         7
     """
-    if not path.is_file():
-        raise InputImageError(f"{printable(str(path))}: no such file")
+    from clipstyler_opt.core.files import not_a_file
+
+    reason = not_a_file(path)  # a FIFO is named as one, not as missing
+    if reason is not None:
+        raise InputImageError(f"{printable(str(path))}: {reason}")
     sidecar = path if path.suffix.lower() == ".json" else sidecar_path(path)
     if sidecar.is_file():
         return _parse(_read_text(sidecar), sidecar), f"sidecar {printable(str(sidecar))}"
@@ -263,19 +265,9 @@ def _matches(path: Path, sha256: str) -> bool:
 
 
 def _read_text(path: Path) -> str:
-    """A regular file's text; a FIFO or device is never opened for a blocking read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                raise InputImageError(f"{printable(str(path))}: not a regular file")
-            data = fh.read(_MAX_RECORD_BYTES + 1)
-        if len(data) > _MAX_RECORD_BYTES:
-            raise InputImageError(f"{printable(str(path))}: over {_MAX_RECORD_BYTES >> 20} MiB, not a record")
-        return data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise InputImageError(f"{printable(str(path))}: cannot read ({printable(reason)})") from None
+    from clipstyler_opt.core.files import read_text
+
+    return read_text(path, limit=_MAX_RECORD_BYTES, error=InputImageError)  # a FIFO is named, never waited on
 
 
 def _embedded(path: Path) -> str | None:
@@ -285,7 +277,7 @@ def _embedded(path: Path) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=list(INPUT_FORMATS)) as image:
+            with open_image(path) as image:  # the file gate and the format allow-list
                 ours_by_name = image.format == "PNG"  # our own iTXt keyword
                 value = (image.info.get(RECORD_KEY) if ours_by_name
                          else image.getexif().get(_IMAGE_DESCRIPTION))

@@ -81,14 +81,16 @@ class _Shape(NamedTuple):
 def _architecture(model: str, registered: tuple[Path, ...]) -> dict[str, Any]:
     """open_clip's JSON config for `model` (a registered file, or one bundled with open_clip),
     read without importing open_clip (which takes seconds); {} when there is none."""
+    from clipstyler_opt.core.files import read_regular
+
     candidates = [Path(path) for path in registered if Path(path).stem == model]
     spec = importlib.util.find_spec("open_clip")
     for folder in (spec.submodule_search_locations or []) if spec else []:
         candidates.append(Path(folder) / "model_configs" / f"{model}.json")
     for path in candidates:
         try:
-            config = json.loads(path.read_text())
-        except (OSError, ValueError):
+            config = json.loads(read_regular(path, 16 << 20))
+        except (OSError, ValueError, RecursionError):
             continue
         if isinstance(config, dict):
             return config

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +47,10 @@ class StartupRow:
 
 def measure_startup(fields: dict[str, Any], image: Path, prompt: str) -> list[StartupRow]:
     """Two fresh processes (first prompt, repeated prompt) sharing a new, empty text cache."""
-    with tempfile.TemporaryDirectory(prefix="clipopt-startup-") as cache:
-        env = {**os.environ, "CLIPOPT_CACHE_DIR": cache, "CLIPOPT_TEXT_CACHE": "1"}
+    from clipstyler_opt.core.files import scratch_folder
+
+    with scratch_folder("clipopt-startup-") as cache:
+        env = {**os.environ, "CLIPOPT_CACHE_DIR": str(cache), "CLIPOPT_TEXT_CACHE": "1"}
         request = json.dumps({"fields": {k: _jsonable(v) for k, v in fields.items()}, "image": str(image),
                               "prompt": prompt})
         rows = []

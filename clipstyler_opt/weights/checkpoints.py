@@ -8,6 +8,7 @@ strings) is a `WeightsError` whose one-line message names the file and what is w
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
 import struct
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from clipstyler_opt.core.errors import WeightsError
+from clipstyler_opt.core.files import describe_os_error, open_for_reading
 
 __all__ = ["checkpoint_format", "describe_load_error", "load_state_dict", "weights_error"]
 
@@ -42,13 +44,13 @@ def checkpoint_format(path: Path) -> str:
     if path.is_dir():
         raise weights_error(path, "is a directory, not a file")
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
+        with open_for_reading(path) as fh:  # a FIFO or device is refused, never waited on
+            size = os.fstat(fh.fileno()).st_size
             head = fh.read(64)
     except FileNotFoundError:
         raise weights_error(path, "no such file") from None
     except OSError as exc:
-        raise weights_error(path, f"cannot read it ({exc.strerror or exc})") from None
+        raise weights_error(path, describe_os_error(exc)) from None
     if size == 0:
         raise weights_error(path, "the file is empty")
     if head.startswith(_ZIP_MAGIC) or head[:1] == _PICKLE_PROTOCOL:
@@ -81,7 +83,7 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             state: Any = load_file(str(path), device="cpu")
         else:  # a file object: given a path, torch.load picks the format from the name
-            with open(path, "rb") as fh:
+            with open_for_reading(path) as fh:
                 state = torch.load(fh, map_location="cpu", weights_only=True)
     except Exception as exc:  # safetensors, zip, pickle and torch each raise their own types
         raise WeightsError(describe_load_error(path, exc)) from exc

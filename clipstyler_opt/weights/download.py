@@ -8,9 +8,11 @@ import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlparse
 
-from clipstyler_opt.core.errors import WeightsError
+from clipstyler_opt.core.errors import OutputError, WeightsError
+from clipstyler_opt.core.files import describe_os_error, file_identity, open_regular, rename_into_place
 
 __all__ = [
     "VGG19_FILENAME",
@@ -53,41 +55,52 @@ def check_reachable(url: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
 def download_file(url: str, dest: Path, *, sha256_prefix: str = "", sha256: str = "") -> Path:
     """Download `url` to `dest` with a progress bar and timeouts; resumable, verified, atomic.
 
-    Bytes go to `<dest>.part` (locked against a second downloader). Where a hash is known
-    (`sha256`, or the `sha256_prefix` a torchvision file name carries), a `.part` left by an
+    Bytes go to `<dest>.part` (locked against a second downloader), opened through the file gate:
+    only a regular file, never through a symbolic link, never blocking on a FIFO. Where a hash is
+    known (`sha256`, or the `sha256_prefix` a torchvision file name carries), a `.part` left by an
     interrupted attempt is continued with an HTTP Range request, or restarted from zero when
     the server ignores it; without a hash every attempt starts from zero. The finished file is
-    checked against the hash and only then renamed to `dest` (os.replace); a mismatch deletes
-    it. An interrupted transfer keeps the `.part` for the next attempt. Every failure is a
-    one-line WeightsError.
+    checked against the hash and only then renamed to `dest`; a mismatch deletes it. An
+    interrupted transfer keeps the `.part` for the next attempt. Every failure is a one-line
+    WeightsError.
     """
-    from clipstyler_opt.core.digests import sha256_of_file
+    from clipstyler_opt.core.digests import sha256_of_stream
 
     expected = (sha256 or sha256_prefix).strip().lower()
     part = dest.with_name(dest.name + ".part")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(part, "ab")  # noqa: SIM115 - closed by `with lock:` below; opened here so only its error is caught
+        fd = open_regular(part, os.O_RDWR | os.O_CREAT, follow_links=False)
     except OSError as exc:
-        raise WeightsError(f"cannot write {part}: {exc.strerror or exc}") from None
-    with lock:
-        _lock_or_fail(lock.fileno(), part)
+        raise WeightsError(f"cannot write {part}: {describe_os_error(exc)}") from None
+    with os.fdopen(fd, "r+b") as out:
+        _lock_or_fail(out.fileno(), part)
         try:
-            _transfer(url, part, resume=bool(expected), label=dest.name)
+            _transfer(url, out, resume=bool(expected), label=dest.name)
         except Exception as exc:  # urllib, http.client and socket raise many types mid-transfer
-            kept = part.stat().st_size if part.exists() and expected else 0
+            kept = os.fstat(out.fileno()).st_size if expected else 0
             if not kept:
-                part.unlink(missing_ok=True)
+                _remove(part, out)
             reason = str(exc) if isinstance(exc, _Incomplete) else one_line(exc)
             resume = f"; {kept} bytes kept in {part.name}, rerun to resume" if kept else ""
             raise WeightsError(f"download of {url} failed: {reason}{resume}") from None
-        digest = sha256_of_file(part)
+        out.seek(0)
+        digest = sha256_of_stream(out)
         if not digest.startswith(expected):
-            part.unlink(missing_ok=True)
+            _remove(part, out)
             raise WeightsError(f"downloaded {url} but its SHA-256 {digest[:16]}... does not match the expected "
                                f"{expected}; the file was deleted")
-        os.replace(part, dest)
+        try:
+            rename_into_place([(str(part), dest)])
+        except OutputError as exc:
+            raise WeightsError(f"cannot put the download in place: {exc}") from None
     return dest
+
+
+def _remove(part: Path, opened: BinaryIO) -> None:
+    """Delete `part` if it still is the file we have open (never another file put there meanwhile)."""
+    if file_identity(part) == (os.fstat(opened.fileno()).st_dev, os.fstat(opened.fileno()).st_ino):
+        part.unlink(missing_ok=True)
 
 
 class _Incomplete(Exception):
@@ -101,36 +114,36 @@ def _lock_or_fail(fileno: int, part: Path) -> None:
         raise WeightsError(f"another process is downloading to {part}; wait for it to finish") from None
 
 
-def _transfer(url: str, part: Path, *, resume: bool, label: str) -> None:
-    """Write `url` into `part`: only the bytes after those already there when `resume` and the
-    server honours Range; otherwise (or when it refuses the range: a stale `.part`) from zero."""
+def _transfer(url: str, out: BinaryIO, *, resume: bool, label: str) -> None:
+    """Write `url` into the open `.part` file `out`: only the bytes after those already there
+    when `resume` and the server honours Range; otherwise (or when it refuses the range: a stale
+    `.part`) from zero."""
     from tqdm.auto import tqdm
 
-    with open(part, "r+b") as out:
-        offset = out.seek(0, os.SEEK_END) if resume else 0
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+    offset = out.seek(0, os.SEEK_END) if resume else 0
+    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=READ_TIMEOUT_S)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or not offset:
+            raise
+        offset, response = 0, urllib.request.urlopen(url, timeout=READ_TIMEOUT_S)
+    with response:
         try:
-            response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=READ_TIMEOUT_S)
-        except urllib.error.HTTPError as exc:
-            if exc.code != 416 or not offset:
-                raise
-            offset, response = 0, urllib.request.urlopen(url, timeout=READ_TIMEOUT_S)
-        with response:
-            try:
-                offset, total = _body_span(offset, response.status, response.headers.get("Content-Range"),
-                                           response.headers.get("Content-Length"))
-            except _Incomplete:
-                out.truncate(0)  # the next attempt starts from zero
-                raise
-            out.seek(offset)
-            out.truncate()
-            with tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=label, disable=None) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        out.flush()
-        os.fsync(out.fileno())
-        size = out.tell()
+            offset, total = _body_span(offset, response.status, response.headers.get("Content-Range"),
+                                       response.headers.get("Content-Length"))
+        except _Incomplete:
+            out.truncate(0)  # the next attempt starts from zero
+            raise
+        out.seek(offset)
+        out.truncate()
+        with tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=label, disable=None) as bar:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                bar.update(len(chunk))
+    out.flush()
+    os.fsync(out.fileno())
+    size = out.tell()
     if total is not None and size != total:
         raise _Incomplete(f"the connection closed after {size} of {total} bytes")
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clipstyler_opt.core.errors import WeightsError
+from clipstyler_opt.core.files import not_a_file
 from clipstyler_opt.weights.download import (
     VGG19_FILENAME,
     VGG19_URL,
@@ -59,8 +60,9 @@ def resolve_weights(
         path = Path(explicit).expanduser().absolute()
         if path.is_dir():
             raise WeightsError(f"{explicit_flag} {path}: is a directory, not a file")
-        if not path.is_file():
-            raise WeightsError(f"{explicit_flag} {path}: no such file")
+        reason = not_a_file(path)  # a FIFO is named as one, not as missing
+        if reason is not None:
+            raise WeightsError(f"{explicit_flag} {path}: {reason}")
         return WeightsFile(path, "explicit")
     for path in cached:
         return WeightsFile(path, "cache")
