@@ -146,10 +146,11 @@ def test_objective_combines_the_terms_with_the_configured_weights() -> None:
     assert abs(unthresholded.item() - expected.item()) > 1e-3 * abs(expected.item())
 
 
-def test_named_objective_equals_an_independent_reference_of_the_formulas(tiny_config: StyleConfig, photo) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_named_objective_equals_an_independent_reference_of_the_formulas(tiny_config: StyleConfig, photo,  # type: ignore[no-untyped-def]
+                                                                         seed: int) -> None:
     """One member, default weights: the same values and gradients as an independent reference
-    written from the formulas (tests/reference_objective.py), bit for bit where the operations
-    are the same."""
+    written from the formulas (tests/reference_objective.py)."""
     from reference_objective import ReferenceObjective
 
     from clipstyler_opt import Stylizer
@@ -171,6 +172,7 @@ def test_named_objective_equals_an_independent_reference_of_the_formulas(tiny_co
     direction = text_direction(member.backbone, "starry night", config.source_text, "imagenet")
     reference = ReferenceObjective(member.backbone, stylizer.vgg, content, direction, objective.clip.members[0].crops,
                                   {"patch": 9000.0, "dir": 500.0, "content": 150.0, "tv": 2e-3}, 0.7)
+    torch.manual_seed(seed)
     output = torch.rand_like(content, requires_grad=True)
     torch.manual_seed(5)
     new = objective(output)
@@ -178,11 +180,9 @@ def test_named_objective_equals_an_independent_reference_of_the_formulas(tiny_co
     torch.manual_seed(5)
     old = reference(output)
     (grad_old,) = torch.autograd.grad(old["total"], output)
-    # The CLIP and content terms are computed with the same operations in the same order, so bit
-    # for bit; the reference sums TV's squares itself (no vector_norm kernel): equal to rounding.
-    for name in ("patch", "dir", "content"):
-        assert torch.equal(new[name], old[name]), name
-    for name in ("tv", "total"):
-        assert new[name].item() == pytest.approx(old[name].item(), rel=1e-6, abs=0), name
-    assert (grad_new - grad_old).abs().max() <= 1e-6 * grad_old.abs().max()
+    # The reference computes norms, means and dot products with its own reductions, so the two
+    # agree to float32 rounding, not bit for bit; any change to a formula moves a term far more.
+    for name in objective.names:
+        assert new[name].item() == pytest.approx(old[name].item(), rel=2e-6, abs=0), name
+    assert (grad_new - grad_old).abs().max() <= 1e-5 * grad_old.abs().max()
     assert old["patch"] > 0 and old["content"] > 0 and old["tv"] > 0
