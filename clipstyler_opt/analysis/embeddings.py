@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from clipstyler_opt.core.digests import file_sha256
-from clipstyler_opt.core.files import read_regular, write_atomic
+from clipstyler_opt.core.errors import OutputError
+from clipstyler_opt.core.files import read_regular, write_bytes
 from clipstyler_opt.core.styles import StyleSpec, fuse_directions
 from clipstyler_opt.method.ensemble import Member
 from clipstyler_opt.method.losses import resize_for_backbone
@@ -33,6 +34,7 @@ __all__ = ["CACHE_FOLDER", "CACHE_VERSION", "ScorerEmbeddings"]
 log = logging.getLogger(__name__)
 CACHE_FOLDER = ".clipopt-embeddings"
 CACHE_VERSION = 1
+_MAX_CACHE_BYTES = 1 << 30
 
 
 @dataclass
@@ -57,7 +59,7 @@ class ScorerEmbeddings:
             if data.get("version") == CACHE_VERSION and data.get("scorer_sha256") == self.weights_sha256:
                 self._images = {k: v for k, v in data.get("images", {}).items()
                                 if isinstance(v, list) and all(isinstance(x, float) for x in v)}
-        except (OSError, ValueError, AttributeError, RecursionError):
+        except (OSError, ValueError, AttributeError, RecursionError):  # a FIFO or a damaged file too
             log.warning("%s: unreadable embedding cache; encoding again", path)
 
     @property
@@ -111,8 +113,8 @@ class ScorerEmbeddings:
         blob = json.dumps(payload).encode()
         try:
             path.parent.mkdir(exist_ok=True)
-            write_atomic(path, lambda handle: handle.write(blob))
+            write_bytes(path, blob)
             self._dirty = False
-        except OSError as exc:
-            log.warning("%s: cannot write the embedding cache (%s)", path, exc.strerror or exc)
+        except (OSError, OutputError) as exc:
+            log.warning("%s: cannot write the embedding cache (%s)", path, exc)
 

@@ -32,11 +32,11 @@ from clipstyler_opt.analysis.probes import (
 )
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.files import ReadSet, write_bytes
 from clipstyler_opt.core.styles import StyleSpec
 from clipstyler_opt.report.load import ResultFolder, RunOutput, load_results
-from clipstyler_opt.run.outputs import write_atomic
 
-__all__ = ["ANALYSIS_NAME", "SCHEMA_VERSION", "AnalysisResult", "analyze_folder", "numeric_settings"]
+__all__ = ["ANALYSIS_NAME", "SCHEMA_VERSION", "AnalysisResult", "analyze_folder", "folder_reads", "numeric_settings"]
 
 ANALYSIS_NAME = "analysis.json"
 SCHEMA_VERSION = 1
@@ -147,5 +147,10 @@ def analyze_folder(root: Path, scorers: Sequence[ScorerEmbeddings], *, progress:
     summary = _plain(result)
     path = root / ANALYSIS_NAME
     blob = (json.dumps(summary, indent=1, allow_nan=False) + "\n").encode()
-    write_atomic(path, lambda handle: handle.write(blob))
+    write_bytes(path, blob, reads=folder_reads(folder))
     return AnalysisResult(summary, path)
+
+
+def folder_reads(folder: ResultFolder) -> ReadSet:
+    """Every file an analysis reads: what it writes may never be one of them."""
+    return ReadSet(folder.input_files())

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from clipstyler_opt.core.files import ReadSet
 from clipstyler_opt.core.naming import slugify
 from clipstyler_opt.figures.charts import Bar, Point, Series, bar_chart, curve_chart, heatmap_chart, scatter_chart
 from clipstyler_opt.figures.export import save_figure
@@ -39,7 +40,8 @@ class _Names:
         return name
 
 
-def _response(name: str, setting: str, probe: Mapping[str, Any], folder: Path, names: _Names) -> list[Path]:
+def _response(name: str, setting: str, probe: Mapping[str, Any], folder: Path, names: _Names,
+              reads: ReadSet | None) -> list[Path]:
     written: list[Path] = []
     texts = [k for k, v in probe.items() if isinstance(v, dict) and "cos" in v]
     colours = cell_colours(texts)
@@ -60,12 +62,13 @@ def _response(name: str, setting: str, probe: Mapping[str, Any], folder: Path, n
                 series.append(Series(f"{text} (fit)", list(grid), list(fitted), fitted=True))
         figure = curve_chart(series, xlabel=setting, ylabel=ylabel, colours=colours,
                              title=f"{name}: response to {setting}")
-        written += save_figure(figure, folder, names(f"response-{setting}-{measure}-{name}"))
+        written += save_figure(figure, folder, reads=reads, name=names(f"response-{setting}-{measure}-{name}"))
     return written
 
 
-def analysis_figures(summary: Mapping[str, Any], folder: Path) -> list[Path]:
-    """Every figure of an analysis summary, into `folder`; returns the files written."""
+def analysis_figures(summary: Mapping[str, Any], folder: Path, reads: ReadSet | None = None) -> list[Path]:
+    """Every figure of an analysis summary, into `folder`; returns the files written. A figure
+    that would land on a file among `reads` is refused."""
     written: list[Path] = []
     names = _Names()
     gaps = []
@@ -76,21 +79,21 @@ def analysis_figures(summary: Mapping[str, Any], folder: Path) -> list[Path]:
             gaps.append(Bar(name, gap["gap"]))
         for setting, probe in (probes.get("response_curves") or {}).items():
             if isinstance(probe, dict) and "skipped" not in probe:
-                written += _response(name, setting, probe, folder, names)
+                written += _response(name, setting, probe, folder, names, reads)
         pairs = probes.get("text_vs_image", {})
         if "pairs" in pairs:
             points = [Point(name, p["text_cos"], p["image_cos"]) for p in pairs["pairs"]]
             figure = scatter_chart(points, xlabel="cos(ΔT_a, ΔT_b): text side", diagonal=True,
                                    ylabel="cos(ΔI_a, ΔI_b): image side", title=f"{name}: pairs of prompts")
-            written += save_figure(figure, folder, names(f"text-vs-image-{name}"))
+            written += save_figure(figure, folder, reads=reads, name=names(f"text-vs-image-{name}"))
         recognition = probes.get("recognition", {})
         if "confusion" in recognition:
             labels = recognition["labels"]
             figure = heatmap_chart(recognition["confusion"], row_labels=labels, column_labels=labels,
                                    xlabel="ranked first", ylabel="prompted style",
                                    title=f"{name}: recognition (top-1 {recognition['top1']:.2f})")
-            written += save_figure(figure, folder, names(f"recognition-{name}"))
+            written += save_figure(figure, folder, reads=reads, name=names(f"recognition-{name}"))
     if gaps:
-        written += save_figure(bar_chart(gaps, xlabel="scorer", ylabel="modality gap ‖mean image − mean text‖",
-                                         title="Modality gap"), folder, names("modality-gap"))
+        figure = bar_chart(gaps, xlabel="scorer", ylabel="modality gap ‖mean image − mean text‖", title="Modality gap")
+        written += save_figure(figure, folder, reads=reads, name=names("modality-gap"))
     return written

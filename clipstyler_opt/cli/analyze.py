@@ -39,7 +39,7 @@ def analyze(folder: Path, scorers: tuple[str, ...], no_figures: bool, clip_model
     in FOLDER/.clipopt-embeddings, so a second run encodes nothing.
     """
     level = verbosity(quiet, verbose)
-    from clipstyler_opt.analysis.folder import ANALYSIS_NAME, analyze_folder
+    from clipstyler_opt.analysis.folder import ANALYSIS_NAME, analyze_folder, folder_reads
     from clipstyler_opt.analysis.plots import FIGURES_FOLDER, analysis_figures
     from clipstyler_opt.analysis.scorers import load_scorers, scorer_specs
     from clipstyler_opt.core.backbone_spec import LoadContext, offline_requested
@@ -59,7 +59,7 @@ def analyze(folder: Path, scorers: tuple[str, ...], no_figures: bool, clip_model
         if count:
             say(f"note: {name} also optimised {count} of the outputs: it may score them too kindly")
     analysis = analyze_folder(folder, loaded, progress=say, optimised=optimised)
-    written = [] if no_figures else analysis_figures(analysis.summary, folder / FIGURES_FOLDER)
+    written = [] if no_figures else analysis_figures(analysis.summary, folder / FIGURES_FOLDER, folder_reads(results))
     if level:
         for name, scorer in analysis.summary["scorers"].items():
             probes = scorer["probes"]

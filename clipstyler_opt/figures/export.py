@@ -7,13 +7,12 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
 
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
+from clipstyler_opt.core.files import ReadSet, write_bytes
 from clipstyler_opt.core.naming import slugify
-from clipstyler_opt.run.outputs import write_atomic
 
 __all__ = ["DPI", "FORMATS", "figure_bytes", "save_figure"]
 
@@ -39,19 +38,14 @@ def figure_bytes(figure: Figure, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def save_figure(figure: Figure, folder: Path, name: str, formats: Sequence[str] = FORMATS) -> list[Path]:
+def save_figure(figure: Figure, folder: Path, name: str, formats: Sequence[str] = FORMATS, *,
+                reads: ReadSet | None = None) -> list[Path]:
     """Write `figure` as `folder/<name>.<fmt>` for each format; returns the paths written.
-    `name` is made safe as a file name (see `core.naming.slugify`)."""
+    `name` is made safe as a file name (see `core.naming.slugify`); a target among `reads` (the
+    files the command reads) is refused before anything is written."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = slugify(name, max_length=120) or "figure"
-    written = []
-    for fmt in formats:
-        data = figure_bytes(figure, fmt)
-
-        def write(handle: BinaryIO, data: bytes = data) -> None:
-            handle.write(data)
-
-        path = folder / f"{stem}.{fmt}"
-        write_atomic(path, write)
-        written.append(path)
-    return written
+    targets = [folder / f"{stem}.{fmt}" for fmt in formats]
+    if reads is not None:
+        reads.refuse(*targets)
+    return [write_bytes(path, figure_bytes(figure, fmt)) for path, fmt in zip(targets, formats, strict=True)]
