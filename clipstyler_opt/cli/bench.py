@@ -30,6 +30,7 @@ from clipstyler_opt.tools.bench import (
     REFERENCE_LABEL,
     BenchRow,
     BenchVariant,
+    check_reference,
     random_weights,
     run_benchmark,
 )
@@ -195,6 +196,8 @@ def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], mo
                          tuple(dict.fromkeys(prompts)), tuple(dict.fromkeys(fusions)))  # specs are checked here
     if json_path:
         _check_json_target(json_path, image, [v.config for v in variants])
+    if reference:
+        check_reference(variants[0].config)
     with tempfile.TemporaryDirectory(prefix="clipopt-bench-") as folder:
         variants = [BenchVariant(v.label, random_weights(v.config, Path(folder)), v.prompt) for v in variants]
         total = (steps + 1) * rounds * len(variants) + (steps * rounds if reference else 0)
