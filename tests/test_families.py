@@ -76,11 +76,15 @@ def test_the_open_clip_family_provides_every_capability(tiny_paths: dict[str, Pa
 
 
 def test_a_half_wired_family_is_refused_naming_what_is_missing() -> None:
-    no_device: Any = lambda spec, context: None
-    no_context: Any = lambda spec: TowerMemory(0, 0)
-    missing: Any = None
-    half = BackboneFamily("half-wired", create=no_device, requirements=missing, provenance_keys=("model",),
-                          memory=no_context)
+    def no_device(spec: BackboneSpec, context: LoadContext) -> None:
+        return None
+
+    def no_context(spec: BackboneSpec) -> TowerMemory:
+        return TowerMemory(0, 0)
+
+    loose: Any = (no_device, None, no_context)  # mistyped on purpose
+    half = BackboneFamily("half-wired", create=loose[0], requirements=loose[1], provenance_keys=("model",),
+                          memory=loose[2])
     with pytest.raises(ConfigError) as refused:
         register_family(half)
     message = str(refused.value)
