@@ -176,6 +176,8 @@ def test_bad_requests_are_one_line_errors_and_write_nothing(made: Path, tiny_pat
     assert result.exit_code == 2 and "refusing to overwrite" in result.output and content.read_bytes() == before
     assert invoke("eval", tmp_path / "missing.png", *flags).exit_code == 3
     assert invoke("eval", tmp_path, *flags).exit_code == 2  # a folder without a manifest
+    result = invoke("eval", made, "--scorer", "no-such-model/xyz", "--offline", "--device", "cpu")
+    assert result.exit_code == 2 and "unknown model 'no-such-model'" in result.output, result.output
     flags[1] = "not a spec!"
     result = invoke("eval", made, *flags)
     assert result.exit_code == 2 and "backbone spec" in result.output

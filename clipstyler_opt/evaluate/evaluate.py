@@ -36,6 +36,7 @@ from clipstyler_opt.method.precision import resolve_device
 from clipstyler_opt.method.sizing import MIN_SIDE, working_size
 from clipstyler_opt.models import (
     LoadContext,
+    check_backbone_requirements,
     create_backbone,
     create_content_network,
     offline_requested,
@@ -109,6 +110,7 @@ class Evaluator:
         self.device = resolve_device(options.device)
         spec = choose_scorer(options.scorer, optimisers)
         context = options.context(spec)
+        check_backbone_requirements([spec], context)  # an unknown model or a missing extra, before any weights
         vgg_weights = resolve_content_weights(options.vgg_checkpoint, context)  # seconds, before CLIP loads
         self.perceptual = load_perceptual(options.lpips_checkpoint, context.cache_dir, context.offline, self.device)
         member = Member(spec, create_backbone(spec, context, self.device))
