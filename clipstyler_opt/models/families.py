@@ -82,8 +82,8 @@ class TowerMemory:
 
     Args:
         weight_bytes: its parameters (image and text towers), as loaded.
-        view_bytes: what autograd keeps for the backward pass per view (the whole image or one
-            crop) at the tower's input size; the memory check doubles it for the gradients.
+        view_bytes: what one more view (the whole image or one crop, at the tower's input size)
+            adds to the peak of an optimisation step, forward and backward, in fp32.
 
     Example:
         >>> TowerMemory(weight_bytes=4e8, view_bytes=2.6e7).view_bytes
