@@ -8,11 +8,14 @@ Memory profile (one backbone, fp32; see `run/resources.py` for the whole step):
   embeddings);
 - per view (the whole image or one crop) at the tower's input size:
   VIEW_BYTES_BASE x (size/224)² + VIEW_BYTES_PER_TOKEN_CHANNEL x layers x tokens x width, the
-  memory one more view adds to a step's peak, measured with random-init ViT-B/32 on a CPU.
+  memory one more view adds to a step's peak, forward and backward: 27.1 MB for ViT-B/32, fitted
+  to peak RSS with random-init ViT-B/32 on a CPU at 32, 64 and 128 crops (the split between the
+  two terms, which gives ViT-B/16 about 2.8x ViT-B/32, comes from autograd's saved tensors).
 Dimensions come from the model's JSON config (a `--clip-model-config` file, open_clip's bundled
-one, or a local-dir's open_clip_config.json); timm towers and hf-hub: models without one from a
-ViT-{S,M,B,L,H,g,bigG}-PATCH[-SIZE] pattern in their name; a model matching neither is counted
-as a ViT-L/14 at 336 px, a conservative default (large: a run the check lets through fits).
+one, one added to an imported open_clip, or a local-dir's open_clip_config.json); timm towers
+and hf-hub: models without one from a ViT-{S,M,B,L,H,g,bigG}-PATCH[-SIZE] pattern in their
+name; a model matching neither is counted as a ViT-L/14 at 336 px, a conservative default
+(large: a run the check lets through fits).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -105,6 +109,14 @@ def _shape(config: dict[str, Any], name: str) -> TowerShape:
                       int(text.get("vocab_size", DEFAULT_VOCABULARY)))
 
 
+def _registered_in_open_clip(model: str) -> dict[str, Any] | None:
+    """The config of an architecture added to an already imported open_clip (`add_model_config`
+    from Python); None when open_clip is not imported, which is not worth seconds here."""
+    open_clip = sys.modules.get("open_clip")
+    config = open_clip.get_model_config(model) if open_clip is not None else None
+    return config if isinstance(config, dict) else None
+
+
 def tower_shape(spec: BackboneSpec, context: LoadContext) -> TowerShape:
     """The dimensions of `spec`'s model, read from files only.
 
@@ -120,7 +132,7 @@ def tower_shape(spec: BackboneSpec, context: LoadContext) -> TowerShape:
         return _shape(model_cfg if isinstance(model_cfg, dict) else {}, Path(spec.model).name)
     if spec.schema == "hf-hub":
         return _shape({}, spec.model)
-    config = architecture_config(spec.model, tuple(context.model_configs))
+    config = architecture_config(spec.model, tuple(context.model_configs)) or _registered_in_open_clip(spec.model)
     if config is None:
         from clipstyler_opt.models.clip import unknown_model_error
 
