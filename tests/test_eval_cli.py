@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import tiny
 from click.testing import CliRunner
@@ -16,7 +17,8 @@ from PIL import Image
 from test_batch_support import EXAMPLES, tiny_flags
 
 from clipstyler_opt.cli import cli, main
-from clipstyler_opt.evaluate import DIRECTIONS, METRICS
+from clipstyler_opt.evaluate import DIRECTIONS, METRICS, Metric, MetricUnavailable, registry
+from clipstyler_opt.evaluate.registry import Sample
 from clipstyler_opt.report import load_results
 
 PROMPTS = ("starry night", "red")
@@ -69,7 +71,8 @@ def copy_output(made: Path, folder: Path) -> Path:
 
 
 def assert_every_null_has_a_reason(row: dict[str, Any]) -> None:
-    assert list(row["metrics"]) == list(METRICS)
+    assert list(row["metrics"]) == [metric.name for metric in registry.metrics()]
+    assert list(row["metrics"])[:len(METRICS)] == list(METRICS)
     for metric, value in row["metrics"].items():
         assert (value is None) == (metric in row["unavailable"]), metric
 
@@ -87,6 +90,9 @@ def test_eval_reads_content_and_prompt_from_metadata_and_flags_the_same_scorer(
     assert row["content"] == str(EXAMPLES / "chelsea.png") and row["prompt"] == PROMPTS[0]
     assert row["scorer_was_optimiser"] is True and any("also optimised" in w for w in document["warnings"])
     assert document["directions"] == DIRECTIONS and document["scorer"]["weights_sha256"]
+    # The scorer sees the whole image squashed (no centre crop), whatever open_clip's config says.
+    assert document["scorer"]["preprocess"]["resize_mode"] == "squash"
+    assert document["scorer"]["preprocess"]["model_resize_mode"] == "shortest"  # open_clip's default
     assert_every_null_has_a_reason(row)
     metrics = row["metrics"]
     # Independent checks: with the optimiser as scorer and the same VGG, these are the run's own final
@@ -108,6 +114,7 @@ def test_default_scorer_is_never_the_optimiser(made: Path, tiny_paths: dict[str,
     vgg = ["--vgg-checkpoint", tiny_paths["vgg_checkpoint"], "--offline", "--device", "cpu"]
     result = invoke("eval", made, *vgg)  # optimised by the tiny model: the default ViT-B-16 is looked for
     assert result.exit_code == 4 and "ViT-B-16/openai not found offline" in result.output, result.output
+    assert "pass --scorer ViT-B-16/openai:file=FILE" in result.output and "--clip-checkpoint" not in result.output
     output = copy_output(made, tmp_path / "b16")
     sidecar_path = output.with_name(output.name + ".json")
     sidecar = json.loads(sidecar_path.read_text())
@@ -169,6 +176,8 @@ def test_bad_requests_are_one_line_errors_and_write_nothing(made: Path, tiny_pat
     assert result.exit_code == 2 and "refusing to overwrite" in result.output and content.read_bytes() == before
     assert invoke("eval", tmp_path / "missing.png", *flags).exit_code == 3
     assert invoke("eval", tmp_path, *flags).exit_code == 2  # a folder without a manifest
+    result = invoke("eval", made, "--scorer", "no-such-model/xyz", "--offline", "--device", "cpu")
+    assert result.exit_code == 2 and "unknown model 'no-such-model'" in result.output, result.output
     flags[1] = "not a spec!"
     result = invoke("eval", made, *flags)
     assert result.exit_code == 2 and "backbone spec" in result.output
@@ -195,3 +204,48 @@ def test_csv_text_fields_cannot_run_as_spreadsheet_formulas(made: Path, tiny_pat
     assert json.loads((tmp_path / "e.json").read_text())["rows"][0]["prompt"] == prompt
     assert not row["output"].startswith(("=", "+", "-", "@"))
     assert float(row["ssim"]) == json.loads((tmp_path / "e.json").read_text())["rows"][0]["metrics"]["ssim"]
+
+
+def test_a_metric_is_one_registry_entry(made: Path, tiny_paths: dict[str, Path], tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def mean_red(sample: Sample) -> float:
+        return float(sample.output[:, 0].mean())
+
+    def never(sample: Sample) -> float:
+        raise MetricUnavailable("needs a tripod")
+
+    for metric in (Metric("mean_red", "higher", "content", ("content image",), mean_red, "never", "mean of R"),
+                   Metric("steadiness", "lower", "content", ("content image",), never, "always", "camera shake")):
+        monkeypatch.setitem(registry._REGISTRY, metric.name, metric)
+    result = invoke("eval", made, *scorer_flags(tiny_paths), "--json", tmp_path / "e.json", "--csv", tmp_path / "e.csv")
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "e.json").read_text())
+    [row] = document["rows"]
+    with Image.open(made) as image:  # independent: the saved pixels' red channel
+        red = float(np.asarray(image.convert("RGB"), dtype=np.float64)[..., 0].mean() / 255)
+    assert row["metrics"]["mean_red"] == pytest.approx(red, abs=1e-6)
+    assert row["metrics"]["steadiness"] is None and row["unavailable"]["steadiness"] == "needs a tripod"
+    assert document["directions"]["mean_red"] == "higher" and document["directions"]["steadiness"] == "lower"
+    assert document["summary"]["overall"]["mean_red"]["mean"] == row["metrics"]["mean_red"]
+    header = next(line for line in result.output.splitlines() if line.startswith("output"))
+    assert "mean_red ↑" in header and "steadiness ↓" in header
+    assert any(line.strip().startswith("steadiness ↓") and line.endswith("n/a: needs a tripod")
+               for line in result.output.splitlines())
+    with open(tmp_path / "e.csv", newline="") as fh:
+        [csv_row] = list(csv.DictReader(fh))
+    assert float(csv_row["mean_red"]) == row["metrics"]["mean_red"] and csv_row["steadiness"] == ""
+
+
+@pytest.mark.parametrize("side", [5, 1])
+def test_eval_of_a_tiny_image_is_null_ssim_with_a_reason(tiny_paths: dict[str, Path], tmp_path: Path,
+                                                         side: int) -> None:
+    output, content = tmp_path / "tiny.png", tmp_path / "content.png"
+    Image.new("RGB", (side, side), (200, 30, 30)).save(output)
+    Image.new("RGB", (side, side), (30, 30, 200)).save(content)
+    result = invoke("eval", output, "--content", content, "--prompt", "red", *scorer_flags(tiny_paths),
+                    "--json", tmp_path / "e.json")
+    assert result.exit_code == 0, result.output
+    [row] = json.loads((tmp_path / "e.json").read_text())["rows"]
+    assert row["metrics"]["ssim"] is None and f"{side} px a side" in row["unavailable"]["ssim"]
+    assert row["metrics"]["vgg_content_distance"] is None and row["metrics"]["gram_distance"] is None
+    assert_every_null_has_a_reason(row)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.models import register_backbone
+from clipstyler_opt.models import TowerMemory, register_backbone
 
 if TYPE_CHECKING:
     from clipstyler_opt import Stylizer
@@ -42,7 +42,11 @@ class ToyColourBackbone(nn.Module):
 
 
 def register_toy() -> None:
-    register_backbone("toy-colour", lambda spec, context, device: ToyColourBackbone().to(device))
+    """The toy family, with every capability declared: it needs no extras and no files, holds no
+    layer weights to store in bf16, and one view costs it a few bytes."""
+    register_backbone("toy-colour", lambda spec, context, device: ToyColourBackbone().to(device),
+                      memory=lambda spec, context: TowerMemory(weight_bytes=0, view_bytes=3 * 16 * 16 * 4),
+                      random_weights=lambda spec, folder, seed: spec, frozen_towers=lambda backbone: ())
 
 
 def toy_config(base: StyleConfig, **changes: object) -> StyleConfig:

@@ -191,7 +191,7 @@ def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], mo
     from clipstyler_opt.method.precision import resolve_runtime
     from clipstyler_opt.run.outputs import write_atomic
     from clipstyler_opt.run.record import package_versions
-    from clipstyler_opt.tools.bench import REFERENCE_LABEL, BenchVariant, random_weights, run_benchmark
+    from clipstyler_opt.tools.bench import REFERENCE_LABEL, BenchVariant, check_reference, random_weights, run_benchmark
     from clipstyler_opt.tools.startup import STARTUP_FIELDS, measure_startup
 
     verbosity(quiet, False)
@@ -210,6 +210,8 @@ def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], mo
                          tuple(dict.fromkeys(prompts)), tuple(dict.fromkeys(fusions)))  # specs are checked here
     if json_path:
         _check_json_target(json_path, image, [v.config for v in variants])
+    if reference:
+        check_reference(variants[0].config)
     from clipstyler_opt.core.files import scratch_folder
 
     with scratch_folder("clipopt-bench-") as folder:

@@ -135,7 +135,8 @@ def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | 
     if level:
         document = report.to_json()
         lines = [f"scorer: {report.scorer.get('spec')}", *format_rows(document["rows"]),
-                 *format_unavailable(document["rows"]), "", *format_summary(document["summary"])]
+                 *format_unavailable(document["rows"]), "",
+                 *format_summary(document["summary"], document["rows"])]
         lines += [f"wrote {path}" for path in [*destinations, *([csv_path] if csv_path else [])]]
         for line in lines:
             click.echo(printable(line))

@@ -132,11 +132,13 @@ class BackboneSpec:
 @dataclass(frozen=True)
 class LoadContext:
     """Where backbones may come from: an extra cache folder, offline mode, JSON architectures to
-    register with open_clip first."""
+    register with open_clip first; and how the command at hand takes a local weights file, for
+    messages (`clipopt eval` has no --clip-checkpoint: it takes ``--scorer MODEL/TAG:file=FILE``)."""
 
     cache_dir: Path | None = None
     offline: bool = False
     model_configs: tuple[Path, ...] = ()
+    weights_option: str = "--clip-checkpoint FILE"
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -1,15 +1,17 @@
 """Objective metrics of stylised outputs, scored by a backbone independent of the optimisers.
 
-`names` lists the metrics and their directions; `style`, `content`, `gram` and `perceptual`
-compute them (reusing the project's losses, crops, text embeddings and VGG19); `scorer` picks the
-scoring backbone; `targets` finds what to evaluate; `evaluate` drives it; `stats` summarises
-with bootstrap intervals; `table` shows and writes the results.
+`registry` declares the metrics (name, direction, group, needs, compute, when unavailable);
+`style`, `content`, `gram` and `perceptual` compute them (reusing the project's losses, crops,
+text embeddings and VGG19); `scorer` picks the scoring backbone; `targets` finds what to
+evaluate; `evaluate` drives it; `stats` summarises with bootstrap intervals; `table` shows
+and writes the results.
 """
 
 from __future__ import annotations
 
 from clipstyler_opt.evaluate.evaluate import EvalOptions, EvalReport, EvalRow, Evaluator, evaluate_targets
-from clipstyler_opt.evaluate.names import DIRECTIONS, METRICS, MetricUnavailable
+from clipstyler_opt.evaluate.names import MetricUnavailable
+from clipstyler_opt.evaluate.registry import DIRECTIONS, METRICS, Metric, metrics, register_metric
 from clipstyler_opt.evaluate.scorer import DEFAULT_SCORERS, choose_scorer
 from clipstyler_opt.evaluate.stats import MeanInterval, bootstrap_mean, summarise
 from clipstyler_opt.evaluate.style import PatchProtocol, StyleScorer
@@ -25,6 +27,7 @@ __all__ = [
            "EvalTarget",
            "Evaluator",
            "MeanInterval",
+           "Metric",
            "MetricUnavailable",
            "Overrides",
            "PatchProtocol",
@@ -33,5 +36,7 @@ __all__ = [
            "choose_scorer",
            "collect_targets",
            "evaluate_targets",
+           "metrics",
+           "register_metric",
            "summarise",
 ]

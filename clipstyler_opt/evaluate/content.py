@@ -39,12 +39,19 @@ def ssim(output: torch.Tensor, content: torch.Tensor) -> float:
     Returns:
         The mean of the SSIM map; at most 1, which it reaches only for identical images.
 
+    Raises:
+        MetricUnavailable: a side of 5 px or less (the window's reflected border needs more).
+
     Example:
         >>> x = torch.rand(1, 3, 32, 32)
         >>> round(ssim(x, x), 6)
         1.0
     """
     _check_pair(output, content)
+    if min(output.shape[-2:]) <= SSIM_WINDOW // 2:
+        border = SSIM_WINDOW // 2
+        raise MetricUnavailable(f"the image is {min(output.shape[-2:])} px a side: SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} "
+                                f"window needs more than {border} (it reflects a {border} px border)")
     return float(kornia.metrics.ssim(output.float(), content.float(), SSIM_WINDOW, max_val=1.0).mean())
 
 

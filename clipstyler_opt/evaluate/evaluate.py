@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,13 @@ from typing import Any
 import torch
 from PIL import Image
 
+from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.evaluate.content import edge_correlation, ssim, vgg_content_distance
-from clipstyler_opt.evaluate.gram import GRAM_LAYERS, style_network, weighted_gram_distance
-from clipstyler_opt.evaluate.names import DIRECTIONS, METRICS, STYLE_TEXT_METRICS, MetricUnavailable
+from clipstyler_opt.evaluate.gram import GRAM_LAYERS, style_network
+from clipstyler_opt.evaluate.names import MetricUnavailable
 from clipstyler_opt.evaluate.perceptual import load_perceptual
+from clipstyler_opt.evaluate.registry import Sample
+from clipstyler_opt.evaluate.registry import metrics as registered_metrics
 from clipstyler_opt.evaluate.scorer import Record, choose_scorer, was_optimiser
 from clipstyler_opt.evaluate.stats import summarise
 from clipstyler_opt.evaluate.style import PatchProtocol, StyleScorer
@@ -34,6 +36,7 @@ from clipstyler_opt.method.precision import resolve_device
 from clipstyler_opt.method.sizing import MIN_SIDE, working_size
 from clipstyler_opt.models import (
     LoadContext,
+    check_backbone_requirements,
     create_backbone,
     create_content_network,
     offline_requested,
@@ -45,7 +48,6 @@ from clipstyler_opt.run.record import backbone_record, weights_record
 __all__ = ["EvalOptions", "EvalReport", "EvalRow", "Evaluator", "evaluate_targets"]
 
 log = logging.getLogger(__name__)
-NOT_GUIDED = "not applicable: no style image guided this output (give --style-image to compare with one)"
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,12 @@ class EvalOptions:
     device: str = "auto"
     patch: PatchProtocol = field(default_factory=PatchProtocol)
 
-    def context(self) -> LoadContext:
-        return LoadContext(self.cache_dir, offline_requested(self.offline), tuple(self.clip_model_config))
+    def context(self, scorer: BackboneSpec | None = None) -> LoadContext:
+        """Where the networks come from; messages about missing weights point at `--scorer`."""
+        source = f"{scorer.source}/{scorer.pretrained}" if scorer and scorer.pretrained else \
+            scorer.source if scorer else "MODEL/TAG"
+        return LoadContext(self.cache_dir, offline_requested(self.offline), tuple(self.clip_model_config),
+                           weights_option=f"--scorer {source}:file=FILE")
 
 
 @dataclass
@@ -92,8 +98,9 @@ class EvalReport:
     def to_json(self, rows: Sequence[EvalRow] | None = None) -> dict[str, Any]:
         """The eval.json document for `rows` (default: all)."""
         chosen = [row.to_dict() for row in (self.rows if rows is None else rows)]
-        return {"scorer": self.scorer, "directions": dict(DIRECTIONS), "rows": chosen,
-                "summary": summarise(chosen, METRICS), "warnings": list(self.warnings), **self.setup}
+        names = [metric.name for metric in registered_metrics()]
+        return {"scorer": self.scorer, "directions": {metric.name: metric.direction for metric in registered_metrics()},
+                "rows": chosen, "summary": summarise(chosen, names), "warnings": list(self.warnings), **self.setup}
 
 
 class Evaluator:
@@ -102,7 +109,8 @@ class Evaluator:
     def __init__(self, options: EvalOptions, optimisers: Iterable[Sequence[Record]] = ()) -> None:
         self.device = resolve_device(options.device)
         spec = choose_scorer(options.scorer, optimisers)
-        context = options.context()
+        context = options.context(spec)
+        check_backbone_requirements([spec], context)  # an unknown model or a missing extra, before any weights
         vgg_weights = resolve_content_weights(options.vgg_checkpoint, context)  # seconds, before CLIP loads
         self.perceptual = load_perceptual(options.lpips_checkpoint, context.cache_dir, context.offline, self.device)
         member = Member(spec, create_backbone(spec, context, self.device))
@@ -147,7 +155,7 @@ class Evaluator:
             image = image.resize(size, Image.Resampling.BICUBIC)
         return pil_to_tensor(image).to(self.device)
 
-    def _style_features(self, path: Path, long_side: int) -> list[torch.Tensor]:
+    def style_features(self, path: Path, long_side: int) -> list[torch.Tensor]:
         """A style image at the output's long side (never enlarged), through the Gram layers; cached."""
         key = (path.resolve(), long_side)
         if key not in self._styles:
@@ -158,19 +166,6 @@ class Evaluator:
             with torch.no_grad():
                 self._styles[key] = self.gram_vgg(self._tensor(rgb, size))
         return self._styles[key]
-
-    def _gram(self, output: torch.Tensor, target: EvalTarget) -> dict[str, float]:
-        if not target.style_images:
-            raise MetricUnavailable(target.style_images_missing or NOT_GUIDED)
-        long_side = max(output.shape[-2:])
-        styles = [(self._style_features(image.path, long_side), image.weight) for image in target.style_images]
-        with torch.no_grad():
-            return {"gram_distance": weighted_gram_distance(self.gram_vgg(output), styles)}
-
-    def _vgg(self, output: torch.Tensor, content: torch.Tensor) -> dict[str, float]:
-        if min(output.shape[-2:]) < MIN_SIDE:
-            raise MetricUnavailable(f"the image is under the VGG19's {MIN_SIDE} pixels a side")
-        return {"vgg_content_distance": vgg_content_distance(self.vgg, output, content)}
 
     def _load(self, target: EvalTarget) -> tuple[torch.Tensor, torch.Tensor]:
         output = load_image(target.image).rgb
@@ -184,27 +179,20 @@ class Evaluator:
     def evaluate(self, target: EvalTarget) -> EvalRow:
         started = time.perf_counter()
         output, content = self._load(target)
-        metrics: dict[str, float | None] = {name: None for name in METRICS}
+        sample = Sample(self, target, output, content)
+        metrics: dict[str, float | None] = {}
         unavailable: dict[str, str] = {}
-        computations: list[tuple[Sequence[str], Callable[[], Mapping[str, float]]]] = [
-            (STYLE_TEXT_METRICS, lambda: self.scorer.score(output, content, target.style, target.source_text)),
-            (("ssim",), lambda: {"ssim": ssim(output, content)}),
-            (("vgg_content_distance",), lambda: self._vgg(output, content)),
-            (("lpips",), lambda: {"lpips": self.perceptual(output, content)}),
-            (("edge_correlation",), lambda: {"edge_correlation": edge_correlation(output, content)}),
-            (("gram_distance",), lambda: self._gram(output, target)),
-        ]
-        for names, compute in computations:
+        for metric in registered_metrics():
+            metrics[metric.name] = None
             try:
-                values = compute()
+                value = metric.compute(sample)
             except MetricUnavailable as why:
-                unavailable.update({name: str(why) for name in names})
+                unavailable[metric.name] = str(why) or f"unavailable ({metric.unavailable_when})"
                 continue
-            for name in names:
-                if math.isfinite(values[name]):
-                    metrics[name] = values[name]
-                else:
-                    unavailable[name] = f"not finite ({values[name]})"
+            if math.isfinite(value):
+                metrics[metric.name] = value
+            else:
+                unavailable[metric.name] = f"not finite ({value})"
         return EvalRow(output=target.label, content=str(target.content), prompt=target.prompt, metrics=metrics,
                        unavailable=unavailable, scorer_was_optimiser=was_optimiser(self.scorer_record,
                                                                                    target.optimisers),

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from clipstyler_opt.core.files import ReadSet, write_atomic
-from clipstyler_opt.evaluate.names import DIRECTIONS, METRICS
+from clipstyler_opt.evaluate.registry import METRICS, metric_named, metrics
 
 __all__ = [
     "ARROWS",
@@ -21,13 +21,16 @@ __all__ = [
     "format_summary",
     "format_unavailable",
     "format_value",
+    "unavailable_reasons",
     "write_csv",
     "write_json",
 ]
 
 ARROWS = {"higher": "↑", "lower": "↓"}
 MISSING = "n/a"
-CSV_COLUMNS = ("output", "content", "prompt", "cell", *METRICS, "scorer_was_optimiser", "seconds", "unavailable")
+_CSV_HEAD = ("output", "content", "prompt", "cell")
+_CSV_TAIL = ("scorer_was_optimiser", "seconds", "unavailable")
+CSV_COLUMNS = (*_CSV_HEAD, *METRICS, *_CSV_TAIL)  # with the built-in metrics; csv_text uses the registry
 OPTIMISER_MARK = " *"
 
 
@@ -35,8 +38,12 @@ def format_value(value: float | None) -> str:
     return MISSING if value is None else f"{value:.4f}"
 
 
+def _names() -> list[str]:
+    return [metric.name for metric in metrics()]
+
+
 def _header(metric: str) -> str:
-    return f"{metric} {ARROWS[DIRECTIONS[metric]]}"
+    return f"{metric} {ARROWS[metric_named(metric).direction]}"
 
 
 def _align(table: Sequence[Sequence[str]], left: int = 1) -> list[str]:
@@ -48,10 +55,11 @@ def _align(table: Sequence[Sequence[str]], left: int = 1) -> list[str]:
 
 def format_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """One line per output, a column per metric (↑ higher is better, ↓ lower is better)."""
-    table = [["output", *(_header(m) for m in METRICS), "seconds"]]
+    names = _names()
+    table = [["output", *(_header(m) for m in names), "seconds"]]
     for row in rows:
         mark = OPTIMISER_MARK if row.get("scorer_was_optimiser") else ""
-        table.append([f"{row['output']}{mark}", *(format_value(row["metrics"].get(m)) for m in METRICS),
+        table.append([f"{row['output']}{mark}", *(format_value(row["metrics"].get(m)) for m in names),
                       f"{row['seconds']:.2f}"])
     lines = _align(table)
     if any(row.get("scorer_was_optimiser") for row in rows):
@@ -59,24 +67,40 @@ def format_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def _interval_lines(title: str, summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    table = [[title, ""]]
-    for metric in METRICS:
+def _interval_lines(title: str, summary: Mapping[str, Mapping[str, Any]], reasons: Mapping[str, str]) -> list[str]:
+    """The title on its own line (a long cell id pads nothing), then one aligned line a metric;
+    a metric without values says why."""
+    table = []
+    for metric in _names():
         entry = summary.get(metric)
-        table.append([f"  {_header(metric)}", MISSING if entry is None else
-                      f"{entry['mean']:.4f}  [{entry['ci_low']:.4f}, {entry['ci_high']:.4f}]  n={entry['n']}"])
-    return _align(table, left=2)
+        if entry is not None:
+            value = f"{entry['mean']:.4f}  [{entry['ci_low']:.4f}, {entry['ci_high']:.4f}]  n={entry['n']}"
+        else:
+            value = f"{MISSING}: {reasons[metric]}" if metric in reasons else MISSING
+        table.append([f"  {_header(metric)}", value])
+    return [title, *_align(table, left=2)]
 
 
-def format_summary(summary: Mapping[str, Any]) -> list[str]:
-    """Means with 95% bootstrap intervals over images: overall, per prompt, per cell; one line a metric."""
+def unavailable_reasons(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Per metric, the reason most of `rows` give for having no value (ties: the first seen)."""
+    counts = Counter((metric, reason) for row in rows for metric, reason in row.get("unavailable", {}).items())
+    reasons: dict[str, str] = {}
+    for (metric, reason), _ in counts.most_common():
+        reasons.setdefault(metric, reason)
+    return reasons
+
+
+def format_summary(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """Means with 95% bootstrap intervals over images: overall, per prompt, per cell; one line a
+    metric. A metric with no value in a group shows the reason `rows` give for it."""
+    reasons = unavailable_reasons(rows)
     lines = ["mean  [95% bootstrap interval over images]  n = images (with n=1 the interval is the mean itself)"]
-    lines += _interval_lines("overall", summary["overall"])
+    lines += _interval_lines("overall", summary["overall"], reasons)
     if len(summary.get("per_prompt", {})) > 1:
         for prompt, entries in summary["per_prompt"].items():
-            lines += _interval_lines(f"prompt {prompt!r}", entries)
+            lines += _interval_lines(f"prompt {prompt!r}", entries, reasons)
     for cell, entries in (summary.get("per_cell") or {}).items():
-        lines += _interval_lines(f"cell {cell}", entries)
+        lines += _interval_lines(f"cell {cell}", entries, reasons)
     return lines
 
 
@@ -106,12 +130,13 @@ def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     """One CSV row per output; text fields neutralised against spreadsheet formulas (`_text_cell`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    names = _names()
+    writer.writerow((*_CSV_HEAD, *names, *_CSV_TAIL))
     for row in rows:
-        metrics = row["metrics"]
+        values = row["metrics"]
         texts = (row["output"], row["content"], row["prompt"], row.get("cell") or "")
         writer.writerow([*(_text_cell("" if text is None else str(text)) for text in texts),
-                         *("" if metrics.get(m) is None else repr(metrics[m]) for m in METRICS),
+                         *("" if values.get(m) is None else repr(values[m]) for m in names),
                          "" if row.get("scorer_was_optimiser") is None else str(row["scorer_was_optimiser"]).lower(),
                          f"{row['seconds']:.4f}",
                          _text_cell("; ".join(f"{k}: {v}" for k, v in row["unavailable"].items()))])

@@ -48,15 +48,11 @@ def member_settings(spec: BackboneSpec, config: StyleConfig) -> dict[str, Any]:
 
 
 def check_members(config: StyleConfig) -> None:
-    """What can be checked before any weights are looked for (extra packages, model configs)."""
-    from clipstyler_opt.models import OPEN_CLIP, family_of
+    """What can be checked before any weights are looked for (extra packages, model names), by
+    each member's family."""
+    from clipstyler_opt.models import check_backbone_requirements
 
-    context = config.load_context()
-    for spec in config.backbone_specs():
-        if family_of(spec) == OPEN_CLIP:
-            from clipstyler_opt.models.clip import check_requirements
-
-            check_requirements(spec, context)
+    check_backbone_requirements(config.backbone_specs(), config.load_context())
 
 
 def load_members(config: StyleConfig, device: torch.device) -> list[Member]:

@@ -7,17 +7,21 @@ import contextlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from torch import nn
 
 from clipstyler_opt.core.errors import ConfigError, DeviceError
 
+if TYPE_CHECKING:
+    from clipstyler_opt.method.ensemble import Member
+
 __all__ = [
     "Runtime",
     "compile_step",
     "cpu_has_native_bf16",
+    "frozen_image_towers",
     "frozen_weights_dtype",
     "is_compile_failure",
     "resolve_compile",
@@ -162,6 +166,31 @@ def store_weights_as(modules: Iterable[nn.Module], dtype: torch.dtype) -> int:
             tensor.data = tensor.data.to(dtype)
             changed += 1
     return changed
+
+
+def frozen_image_towers(members: Iterable[Member]) -> tuple[list[nn.Module], list[str]]:
+    """The frozen image towers of `members` that `--bf16-weights` stores in bf16, as each
+    member's family declares them (`BackboneFamily.frozen_towers`), and one note per member whose
+    family declares none: its weights are kept in fp32, never skipped silently.
+
+    Example:
+        >>> towers, notes = frozen_image_towers([])
+        >>> towers, notes
+        ([], [])
+    """
+    from clipstyler_opt.models import family_of
+
+    towers: list[nn.Module] = []
+    notes = []
+    for member in members:
+        family = family_of(member.spec)
+        declared = family.towers(member.backbone)
+        if declared is None:
+            notes.append(f"bf16-weights: backbone family {family.name!r} declares no frozen towers "
+                         f"(BackboneFamily.frozen_towers); {member.spec}'s weights are kept in fp32")
+        else:
+            towers += declared
+    return towers, notes
 
 
 def frozen_weights_dtype(modules: Iterable[nn.Module]) -> torch.dtype | None:

@@ -1,17 +1,32 @@
 """Backbones: a registry of vision-language families, ensembles of them, and the VGG19 content network.
 
-A family is a factory `(spec, context, device) -> VisionLanguageBackbone`. Specs name their family
-by their source: a registered family name (the tests register a toy embedding this way), or any
-other source, which open_clip builds (CLIP, SigLIP, SigLIP2, hf-hub:, local-dir:).
+Each family is one `BackboneFamily` entry (`models/families.py`) that carries everything the
+program asks about it: how to build it, the extras it needs, its memory profile, random weights
+for `clipopt bench`, its frozen towers for `--bf16-weights` and its provenance keys. Specs name
+their family by their source: a registered family name (the tests register a toy embedding this
+way), or any other source, which the open_clip family builds (CLIP, SigLIP, SigLIP2, hf-hub:,
+local-dir:; `models/open_clip_family.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from clipstyler_opt.core.backbone_spec import DEFAULT_BACKBONE, BackboneSpec, LoadContext, offline_requested
-from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.models.families import (
+    OPEN_CLIP,
+    BackboneFactory,
+    BackboneFamily,
+    TowerMemory,
+    VisionLanguageBackbone,
+    families,
+    family_of,
+    list_backbones,
+    no_requirements,
+    register_backbone,
+    register_family,
+)
+from clipstyler_opt.models.open_clip_family import OPEN_CLIP_FAMILY
 from clipstyler_opt.weights.resolve import WeightsFile, resolve_vgg_weights
 
 if TYPE_CHECKING:  # torch is imported where a backbone is built, not when options are checked
@@ -21,59 +36,37 @@ if TYPE_CHECKING:  # torch is imported where a backbone is built, not when optio
 
 __all__ = [
     "DEFAULT_BACKBONE",
+    "OPEN_CLIP",
     "BackboneFactory",
+    "BackboneFamily",
     "BackboneSpec",
     "LoadContext",
+    "TowerMemory",
     "VisionLanguageBackbone",
+    "check_backbone_requirements",
     "create_backbone",
     "create_content_network",
+    "families",
+    "family_of",
     "list_backbones",
+    "no_requirements",
     "offline_requested",
     "register_backbone",
+    "register_family",
     "resolve_content_weights",
 ]
 
 
-@runtime_checkable
-class VisionLanguageBackbone(Protocol):
-    """What the losses need from CLIP-like models."""
-
-    input_size: tuple[int, int]
-    interpolation: str
-    provenance: dict[str, Any]
-
-    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Raw (unnormalised) embeddings of RGB images in [0, 1] already at `input_size`."""
-        ...
-
-    def encode_text(self, texts: list[str]) -> torch.Tensor:
-        """Raw (unnormalised) embeddings, one row per text."""
-        ...
-
-
-BackboneFactory = Callable[[BackboneSpec, LoadContext, "torch.device"], VisionLanguageBackbone]
-_REGISTRY: dict[str, BackboneFactory] = {}
-OPEN_CLIP = "open_clip"
-
-
-def register_backbone(name: str, factory: BackboneFactory) -> None:
-    _REGISTRY[name] = factory
-
-
-def list_backbones() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def family_of(spec: BackboneSpec) -> str:
-    return spec.source if spec.source in _REGISTRY else OPEN_CLIP
+def check_backbone_requirements(specs: list[BackboneSpec], context: LoadContext) -> None:
+    """Each spec's family checks what it can before any weights are looked for: extra packages,
+    known model names (one-line ConfigError, exit 2)."""
+    for spec in specs:
+        family_of(spec).requirements(spec, context)
 
 
 def create_backbone(spec: BackboneSpec, context: LoadContext, device: torch.device) -> VisionLanguageBackbone:
-    try:
-        factory = _REGISTRY[family_of(spec)]
-    except KeyError:
-        raise ConfigError(f"unknown backbone family for {spec}") from None
-    return factory(spec, context, device)
+    """Build `spec` with its family's factory (the backbone's provenance checked for the family's keys)."""
+    return family_of(spec).build(spec, context, device)
 
 
 def resolve_content_weights(vgg_checkpoint: Any, context: LoadContext) -> WeightsFile:
@@ -86,10 +79,4 @@ def create_content_network(weights: WeightsFile, device: torch.device) -> VGGFea
     return move_vgg_features(load_vgg_features(weights.path), device)
 
 
-def _open_clip_factory(spec: BackboneSpec, context: LoadContext, device: torch.device) -> VisionLanguageBackbone:
-    from clipstyler_opt.models.clip import create_open_clip
-
-    return create_open_clip(spec, context, device)
-
-
-register_backbone(OPEN_CLIP, _open_clip_factory)
+register_family(OPEN_CLIP_FAMILY)

@@ -25,10 +25,11 @@ from clipstyler_opt.models.tokenizers import build_tokenizer, require_extra_for,
 from clipstyler_opt.weights.checkpoints import checkpoint_format, describe_load_error
 from clipstyler_opt.weights.resolve import WeightsFile, resolve_clip_weights, resolve_hub_file
 
-__all__ = ["OpenClipBackbone", "check_requirements", "create_open_clip"]
+__all__ = ["OpenClipBackbone", "check_requirements", "create_open_clip", "unknown_model_error"]
 
 log = logging.getLogger(__name__)
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
+APPLIED_RESIZE_MODE = "squash"  # method/losses.resize_for_backbone: no centre crop, whatever the model's config says
 _LOCAL_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
 
 
@@ -64,6 +65,19 @@ class OpenClipBackbone(nn.Module):
 
 
 _MAX_CONFIG_BYTES = 16 << 20  # a model config JSON; anything larger is not one
+
+
+def unknown_model_error(name: str, known: int | None = None) -> ConfigError:
+    """The one-line error for an architecture open_clip does not know (exit 2).
+
+    Example:
+        >>> str(unknown_model_error("no-such-model"))[:29]
+        "unknown model 'no-such-model'"
+    """
+    count = f"open_clip knows {known} architectures; " if known is not None else ""
+    return ConfigError(f"unknown model {name!r}; {count}clipopt weights list shows the common ones, and "
+                       "--clip-model-config FILE.json registers another")
+
 
 def _encode_text_trimmed(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor | None:
     """open_clip's text forward on `tokens[:, :L]`, L = 1 + the batch's last pooled position, or
@@ -189,27 +203,34 @@ def _resolve_source(spec: BackboneSpec, context: LoadContext) -> tuple[str, dict
             raise WeightsError(f"{spec.source}: config and weights come from different snapshots; "
                                "clear the cache entry and retry")
         return f"local-dir:{config_file.path.parent}", config["model_cfg"], weights, config_file.path.parent
-    name = spec.model
-    if name not in open_clip.list_models():
-        raise ConfigError(f"unknown model {name!r}; open_clip knows {len(open_clip.list_models())} architectures "
-                          "(clipopt weights list shows the common ones)")
-    if spec.pretrained is None and spec.file is None:
-        raise ConfigError(f"backbone {name}: give a pretrained tag ({name}/TAG) or a local file ({name}:file=PATH)")
+    name = spec.model  # known, with a tag or a file: check_requirements ran first
     model_cfg = open_clip.get_model_config(name)
     require_extra_for(name, model_cfg)
     weights = resolve_clip_weights(name, spec.pretrained, explicit=spec.file, cache_dir=context.cache_dir,
                                    offline=context.offline,
-                                   explicit_flag="file=" if spec.file else "--clip-checkpoint")
+                                   explicit_flag="file=" if spec.file else context.weights_option)
     return name, model_cfg, weights, None
 
 
 def check_requirements(spec: BackboneSpec, context: LoadContext) -> None:
-    """Fail fast, before any weights are looked for: the extra packages a model needs."""
+    """Fail fast, before any weights are looked for (one-line ConfigError, exit 2): an architecture
+    or pretrained tag open_clip does not know, a name with neither a tag nor a file, and the extra
+    packages a model needs."""
     import open_clip
 
     _register_configs(context.model_configs)
-    if spec.schema is None and spec.model in open_clip.list_models():
-        require_extra_for(spec.model, open_clip.get_model_config(spec.model))
+    if spec.schema is None:
+        name = spec.model
+        if name not in open_clip.list_models():
+            raise unknown_model_error(name, len(open_clip.list_models()))
+        if spec.pretrained is None and spec.file is None:
+            raise ConfigError(f"backbone {name}: give a pretrained tag ({name}/TAG) or a local file "
+                              f"({name}:file=PATH)")
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if spec.pretrained is not None and tags and not open_clip.get_pretrained_cfg(name, spec.pretrained):
+            raise ConfigError(f"unknown pretrained tag {spec.pretrained!r} for {name}; its tags are "
+                              f"{', '.join(tags)}")
+        require_extra_for(name, open_clip.get_model_config(name))
     elif spec.schema == "local-dir" and (Path(spec.model) / "open_clip_config.json").is_file():
         require_extra_for(spec.source, _read_json(Path(spec.model) / "open_clip_config.json", "model config")
                           ["model_cfg"])
@@ -255,7 +276,9 @@ def create_open_clip(spec: BackboneSpec, context: LoadContext, device: torch.dev
         "tokenizer": str(tokenizer_files.path) if tokenizer_files else "open_clip bundled BPE",
         "preprocess": {"size": list(_pair(preprocess["size"])), "mean": list(preprocess["mean"]),
                        "std": list(preprocess["std"]), "interpolation": preprocess.get("interpolation"),
-                       "resize_mode": preprocess.get("resize_mode"), "from": preprocess_source},
+                       # what is applied: every view is the whole image (or crop) squashed to the input size
+                       "resize_mode": APPLIED_RESIZE_MODE, "model_resize_mode": preprocess.get("resize_mode"),
+                       "from": preprocess_source},
         "fast_vit": fast,
     }
     return OpenClipBackbone(model, tokenizer, preprocess, provenance).to(device)

@@ -20,6 +20,7 @@ from clipstyler_opt.method.pixels import pil_to_tensor
 from clipstyler_opt.method.precision import (
     Runtime,
     compile_step,
+    frozen_image_towers,
     frozen_weights_dtype,
     is_compile_failure,
     resolve_compile,
@@ -64,8 +65,8 @@ class Optimisation:
         """--bf16-weights: the image towers' and VGG's layer weights stored in bf16, once per Stylizer
         (its text towers stay fp32: text directions are computed in fp32)."""
         cfg, runtime = self.config, self.runtime
-        towers = [getattr(getattr(m.backbone, "model", None), "visual", None) for m in self.stylizer.members]
-        modules = [t for t in towers if isinstance(t, torch.nn.Module)] + [self.stylizer.vgg]
+        towers, undeclared = frozen_image_towers(self.stylizer.members)
+        modules = [*towers, self.stylizer.vgg]
         stored = frozen_weights_dtype(modules)
         wanted = cfg.bf16_weights and runtime.precision == "bf16"
         if stored == torch.bfloat16 and not wanted:
@@ -73,9 +74,11 @@ class Optimisation:
                               "weights are stored in bf16; create a new Stylizer")
         if cfg.bf16_weights and not wanted:
             self._warn(f"bf16-weights needs bf16 precision, but this run is {runtime.precision}: weights kept in fp32")
+        for note in undeclared if wanted else ():
+            self._warn(note)
         changed = store_weights_as(modules, torch.bfloat16) if wanted else 0
         return {"requested": cfg.bf16_weights, "dtype": "bf16" if wanted else "fp32", "tensors_cast": changed,
-                "image_towers": sum(t is not None for t in towers), "members": len(towers)}
+                "image_towers": len(towers), "members": len(self.stylizer.members)}
 
     def _content(self) -> torch.Tensor:
         w, h = working_size(*self.loaded.rgb.size, self.config.size)

@@ -1,42 +1,42 @@
-"""Will a run fit? A rough, documented estimate of the memory one optimisation step needs, the
-memory and disk space available, and the one-line errors (with smaller settings) when it does not.
+"""Will a run fit? A documented estimate of the memory a run adds, the memory and disk space
+available, and the one-line errors (with smaller settings) when it does not.
 
-The estimate counts what autograd keeps for the backward pass, measured once on a CPU in fp32
-with `torch.autograd.graph.saved_tensors_hooks` (frozen weights excluded):
+What decides whether a run fits is the memory it adds to the process: its peak resident set
+(CPU) or allocation (CUDA) minus what was in use before its backbones were loaded. The estimate
+models that growth as
 
-- U-Net (width 16): ~2,300 bytes per working-image pixel (padded to a multiple of 8), linear in
-  the width;
-- VGG19 up to relu5_2: ~1,540 bytes per pixel;
-- CLIP image tower, per view (the whole image plus each crop, all in one batch): ~26 MB for
-  ViT-B/32 at 224 px, modelled as 10 MB x (input/224)^2 + 35.2 bytes x layers x tokens x width
-  (which also gives the measured ~74 MB of ViT-B/16). Dimensions come from open_clip's JSON
-  config of the model (read, not imported); timm towers from a ViT-{S,M,B,L,H,g,bigG}-PATCH name;
-  anything else is counted as ViT-B/32;
-- fp16/bf16 autocast halves the activations (measured 0.5-0.58) but adds half-precision copies
-  of the weights.
+    growth = LOAD_OVERHEAD + weights + pixels x (U-Net + VGG19 bytes per pixel) + Σ_members views x view_bytes
 
-peak = weights + 2 x activations (the backward pass holds gradients of similar size). It errs
-high: on a CPU in fp32, random-weight ViT-B/32 + VGG19 + U-Net steps peaked at 3.0 GiB for the whole
-process at 512 px with 16 crops (estimate 3.3 GiB) and 3.7 GiB at 256 px with 64 crops (estimate
-4.3 GiB). Only a run whose estimate exceeds the available memory is refused.
+- weights: VGG19's 20.0 M parameters and each backbone's, 4 bytes each (the family's memory
+  profile, `BackboneFamily.memory`);
+- LOAD_OVERHEAD: what loading adds besides the weights (open_clip's imports, allocator arenas);
+- per working-image pixel (padded to a multiple of 8): U-Net (width 16, linear in the width) and
+  VGG19 up to relu5_2, forward and backward at the step's peak;
+- per view (the whole image plus each crop, all in one batch), at the backbone's input size: the
+  family's profile (open_clip: see `models/open_clip_family.py`);
+- fp16/bf16 autocast: activations x HALF_PRECISION_FACTOR, plus half-precision copies of the
+  weights made during the step (0.5 x weights).
+
+The constants were fitted to peak RSS on a CPU (random-init ViT-B/32 + VGG19, one process per
+setting, 2 steps each, at 512 px with 32, 64 and 128 crops and at 256 px with 64 crops, fp32 and
+bf16), and the README's Safety section lists the estimate against the measured growth at the
+defaults and presets. A family without a memory profile is a one-line error (exit 2). Only a run
+whose estimate exceeds the available memory is refused.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import torch
 
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import OutputError, ResourceError
+from clipstyler_opt.models import family_of
 from clipstyler_opt.models.unet import SIDE_MULTIPLE
 from clipstyler_opt.run.engine import working_size
 
@@ -52,96 +52,42 @@ __all__ = [
     "smaller_settings",
 ]
 
-UNET_BYTES_PER_PIXEL = 2300  # at width 16
-VGG_BYTES_PER_PIXEL = 1540
+UNET_BYTES_PER_PIXEL = 3100  # at width 16
+VGG_BYTES_PER_PIXEL = 2100
 VGG_PARAMETERS = 20_024_384  # torchvision's vgg19.features
-VIEW_BYTES_BASE = 10e6  # per view at 224 px: input, patches, embeddings
-VIEW_BYTES_PER_TOKEN_CHANNEL = 35.2  # per layer
-HALF_PRECISION_FACTOR = 0.5
-BACKWARD_FACTOR = 2
+LOAD_OVERHEAD_BYTES = 285e6
+HALF_PRECISION_FACTOR = 0.55
+HALF_WEIGHT_COPIES = 0.5
 OUTPUT_OVERHEAD_BYTES = 64 * 1024
 MIN_SIZE = 64
-# vision width, vision layers, text width, text layers
-_VIT_SHAPES = {"S": (384, 12, 384, 12), "M": (512, 12, 512, 12), "B": (768, 12, 512, 12),
-               "L": (1024, 24, 768, 12), "H": (1280, 32, 1024, 24), "g": (1408, 40, 1024, 24),
-               "bigG": (1664, 48, 1280, 32)}
-_VIT_NAME = re.compile(r"ViT-(S|M|B|L|H|g|bigG)-(\d+)(?:-(\d+))?")
-
-
-class _Shape(NamedTuple):
-    width: int
-    layers: int
-    patch: int
-    size: int
-    text_width: int
-    text_layers: int
-    vocabulary: int = 49408
-
-
-def _architecture(model: str, registered: tuple[Path, ...]) -> dict[str, Any]:
-    """open_clip's JSON config for `model` (a registered file, or one bundled with open_clip),
-    read without importing open_clip (which takes seconds); {} when there is none."""
-    from clipstyler_opt.core.files import read_regular
-
-    candidates = [Path(path) for path in registered if Path(path).stem == model]
-    spec = importlib.util.find_spec("open_clip")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        candidates.append(Path(folder) / "model_configs" / f"{model}.json")
-    for path in candidates:
-        try:
-            config = json.loads(read_regular(path, 16 << 20))
-        except (OSError, ValueError, RecursionError):
-            continue
-        if isinstance(config, dict):
-            return config
-    return {}
-
-
-def _clip_shape(model: str, registered: tuple[Path, ...]) -> _Shape:
-    """The tower's dimensions from its config; a timm tower from its ViT-X-PATCH name; else ViT-B/32."""
-    config = _architecture(model, registered)
-    vision, text = config.get("vision_cfg") or {}, config.get("text_cfg") or {}
-    size = vision.get("image_size", 224)
-    size = size if isinstance(size, int) else int(size[0])
-    match = _VIT_NAME.match(model)
-    width, layers, text_width, text_layers = _VIT_SHAPES[match.group(1) if match else "B"]
-    patch = int(match.group(2)) if match else 32
-    if all(isinstance(vision.get(key), int) for key in ("width", "layers", "patch_size")):
-        width, layers, patch = vision["width"], vision["layers"], vision["patch_size"]
-    elif match and match.group(3):
-        size = int(match.group(3))
-    if isinstance(text.get("width"), int) and isinstance(text.get("layers"), int):
-        text_width, text_layers = text["width"], text["layers"]
-    return _Shape(width, layers, patch, size, text_width, text_layers, int(text.get("vocab_size", 49408)))
-
-
-def _clip_bytes(shape: _Shape, views: int) -> tuple[float, float]:
-    """(weight bytes, fp32 activation bytes for `views` views) of one CLIP model."""
-    tokens = (shape.size // shape.patch) ** 2 + 1
-    per_view = (VIEW_BYTES_BASE * (shape.size / 224) ** 2
-                + VIEW_BYTES_PER_TOKEN_CHANNEL * shape.layers * tokens * shape.width)
-    parameters = (12 * shape.layers * shape.width**2 + 12 * shape.text_layers * shape.text_width**2
-                  + shape.vocabulary * shape.text_width)
-    return 4.0 * parameters, per_view * views
 
 
 def estimate_peak_bytes(config: StyleConfig, width: int, height: int, precision: str | None = None) -> int:
-    """Rough peak memory of one optimisation step for an input image of `width` x `height` at
-    `config`'s size, crops and backbones (see the module docstring for the model); `precision`
-    is the resolved one (fp32, fp16, bf16), else `config.precision` ("auto" counts as fp32)."""
+    """The memory a run adds (see the module docstring for the model) for an input image of
+    `width` x `height` at `config`'s size, crops and backbones; `precision` is the resolved one
+    (fp32, fp16, bf16), else `config.precision` ("auto" counts as fp32).
+
+    Raises:
+        ConfigError: a backbone whose family declares no memory profile, or an unknown model.
+
+    Example:
+        >>> from clipstyler_opt.core.config import StyleConfig
+        >>> round(estimate_peak_bytes(StyleConfig(), 512, 512, "fp32") / 2**30, 1)  # GiB, ViT-B/32 at 512 px
+        3.8
+    """
     w, h = working_size(width, height, config.size)
     pixels = (-(-w // SIDE_MULTIPLE) * SIDE_MULTIPLE) * (-(-h // SIDE_MULTIPLE) * SIDE_MULTIPLE)
     activations = pixels * (UNET_BYTES_PER_PIXEL * config.unet_width / 16 + VGG_BYTES_PER_PIXEL)
     weights = 4.0 * VGG_PARAMETERS
+    context = config.load_context()
     for spec in config.backbone_specs():
-        shape = _clip_shape(spec.model, tuple(config.clip_model_config))
-        clip_weights, clip_activations = _clip_bytes(shape, 1 + config.crops)
-        weights += clip_weights
-        activations += clip_activations
+        memory = family_of(spec).tower_memory(spec, context)
+        weights += memory.weight_bytes
+        activations += memory.view_bytes * (1 + config.crops)
     if (precision or config.precision) in ("fp16", "bf16"):
         activations *= HALF_PRECISION_FACTOR
-        weights *= 1 + HALF_PRECISION_FACTOR / 2  # autocast's half-precision copies of the weights
-    return int(weights + BACKWARD_FACTOR * activations)
+        weights *= 1 + HALF_WEIGHT_COPIES
+    return int(LOAD_OVERHEAD_BYTES + weights + activations)
 
 
 def available_memory(device: torch.device) -> int | None:

@@ -34,9 +34,11 @@ import torch
 import torch.nn.functional as F
 
 from clipstyler_opt.core.config import LEGACY_BACKBONE_FIELDS, StyleConfig
+from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.method.losses import content_loss, directional_loss, thresholded_mean, total_variation
 from clipstyler_opt.method.pixels import pil_to_tensor
-from clipstyler_opt.models.random_init import randomised, write_random_vgg
+from clipstyler_opt.models import OPEN_CLIP, check_backbone_requirements, family_of
+from clipstyler_opt.models.random_init import write_random_vgg
 from clipstyler_opt.models.unet import UNet
 from clipstyler_opt.models.vgg import plain_layout_copy
 from clipstyler_opt.run.engine import BACKBONE_FIELDS, Progress, Stylizer, pad_to_multiple, working_size
@@ -47,6 +49,7 @@ __all__ = [
     "REFERENCE_LABEL",
     "BenchRow",
     "BenchVariant",
+    "check_reference",
     "peak_memory",
     "random_weights",
     "reset_peak_memory",
@@ -102,12 +105,29 @@ class BenchRow:
 
 
 def random_weights(config: StyleConfig, folder: Path) -> StyleConfig:
-    """`config` with every backbone without a local file replaced by random-init files of its architecture."""
-    specs = [randomised(spec, folder) for spec in config.backbone_specs()]
+    """`config` with every backbone without a local file replaced by random-init files of its
+    architecture, as its family writes them (`BackboneFamily.random_weights`; a family without
+    them is a one-line ConfigError)."""
+    check_backbone_requirements(config.backbone_specs(), config.load_context())
+    specs = [family_of(spec).random_spec(spec, folder) for spec in config.backbone_specs()]
     clip_defaults = {name: StyleConfig.__dataclass_fields__[name].default
                      for name in LEGACY_BACKBONE_FIELDS}
     return config.replace(**clip_defaults, backbone=tuple(str(spec) for spec in specs),
                           vgg_checkpoint=config.vgg_checkpoint or write_random_vgg(folder))
+
+
+def check_reference(config: StyleConfig) -> None:
+    """The CLIPstyler-style reference loop rebuilds the first backbone with open_clip's own,
+    trainable modules, so it needs an open_clip backbone: a one-line ConfigError otherwise.
+
+    Example:
+        >>> check_reference(StyleConfig())  # ViT-B-32-quickgelu/openai: an open_clip model
+    """
+    spec = config.backbone_specs()[0]
+    family = family_of(spec)
+    if family.name != OPEN_CLIP:
+        raise ConfigError(f"the CLIPstyler-style reference loop runs open_clip backbones only, and {spec} is of "
+                          f"the {family.name!r} family; pass --no-reference")
 
 
 def _reference_step_fn(stylizer: Stylizer, config: StyleConfig, content: torch.Tensor,
@@ -194,6 +214,8 @@ def run_benchmark(variants: list[BenchVariant], image: Path, *, steps: int, roun
                   on_step: Callable[[str], None] | None = None) -> list[BenchRow]:
     """Per round, every variant runs one warm-up step plus `steps` timed steps. The reference uses
     the first variant's first backbone, device and precision, at the settings without its preset."""
+    if reference:
+        check_reference(variants[0].config)
     stylizers = _shared_stylizers(variants)
     rows = [BenchRow(v.label, v.config.precision, v.config.preset, v.config.compile, v.config.bf16_weights,
                      v.config.steps, v.config.preset_applied) for v in variants]

@@ -66,7 +66,7 @@ def resolve_weights(
         return WeightsFile(path, "explicit")
     for path in cached:
         return WeightsFile(path, "cache")
-    fix = f"pass {explicit_flag} FILE, or run once with network access to fill the cache"
+    fix = f"pass {_with_file(explicit_flag)}, or run once with network access to fill the cache"
     if offline:
         raise WeightsError(f"{what} not found offline (looked in {looked_in}); {fix}")
     try:
@@ -95,6 +95,12 @@ def _hub_caches(cache_dir: Path | None) -> list[str]:
     from huggingface_hub import constants
 
     return ([str(cache_dir)] if cache_dir else []) + [constants.HF_HUB_CACHE]
+
+
+def _with_file(flag: str) -> str:
+    """How to pass a file with `flag` in a message: `--x FILE`, or the flag as it is when it says
+    where FILE goes (`--scorer MODEL/TAG:file=FILE`)."""
+    return flag if "FILE" in flag else f"{flag} FILE"
 
 
 def resolve_hub_file(repo_id: str, filenames: list[str], *, what: str, explicit: Path | None, explicit_flag: str,
@@ -141,7 +147,7 @@ def resolve_clip_weights(
         known = ", ".join(open_clip.list_pretrained_tags_by_model(model_name)) or "none"
         raise WeightsError(
             f"{what}: no known hub source (pretrained tags for {model_name}: {known}); "
-            f"pass {explicit_flag} FILE"
+            f"pass {_with_file(explicit_flag)}"
         )
     repo_id, filenames = _hf_candidates(hf_hub)
     return resolve_hub_file(repo_id, filenames, what=what, explicit=None, explicit_flag=explicit_flag,
