@@ -255,7 +255,8 @@ def test_varying_the_seed_gives_each_cell_the_jobs_of_a_batch_with_that_seed(
     batch = tmp_path / "batch"
     assert main(["batch", str(photos / "chelsea.png"), "-p", PROMPT, "-o", str(batch), "-q", "--seed", "2",
                  *tiny_flags(tiny_paths)]) == 0
-    assert_same_result(out / "seed=2" / prompt_slug(PROMPT) / "chelsea.png", batch / prompt_slug(PROMPT) / "chelsea.png")
+    assert_same_result(out / "seed=2" / prompt_slug(PROMPT) / "chelsea.png",
+                       batch / prompt_slug(PROMPT) / "chelsea.png")
 
 
 @pytest.mark.parametrize("vary", ['style_image=[["s+t.png"],["s","t.png"]]', 'output_size=[64,"64"]'])

@@ -35,7 +35,7 @@ def _cache_folders(cache_dir: str | None) -> list[Path]:
     from huggingface_hub import constants
 
     folders = [Path(cache_dir)] if cache_dir else []
-    return folders + [Path(constants.HF_HUB_CACHE), Path(torch.hub.get_dir()) / "checkpoints"]
+    return [*folders, Path(constants.HF_HUB_CACHE), Path(torch.hub.get_dir()) / "checkpoints"]
 
 
 def _candidates(name: str, sha: str, folders: Iterable[Path]) -> Iterable[Path]:
@@ -67,13 +67,15 @@ def _identity(text: Any) -> tuple[str, str] | None:
 def _pin_file_fields(values: dict[str, Any], settings: dict[str, Any]) -> None:
     cache = values.get("cache_dir")
     legacy = (settings.get("backbone") or [{}])[0] if not values.get("backbone") else {}
-    for field, identity in (("clip_checkpoint", legacy.get("file")), ("vgg_checkpoint", settings.get("vgg_checkpoint"))):
+    for field, identity in (("clip_checkpoint", legacy.get("file")),
+                            ("vgg_checkpoint", settings.get("vgg_checkpoint"))):
         found = _identity(identity)
         if found and values.get(field):
             values[field] = str(locate(values[field], *found, cache, field.replace("_", " ")))
     configs = [_identity(i) for i in settings.get("clip_model_config") or []]
     values["clip_model_config"] = [str(locate(path, *found, cache, "model config")) if found else path
-                                   for path, found in zip(values.get("clip_model_config") or [], configs)]
+                                   for path, found in zip(values.get("clip_model_config") or [], configs,
+                                                          strict=False)]
 
 
 def _pin_backbones(record: dict[str, Any], values: dict[str, Any]) -> None:
