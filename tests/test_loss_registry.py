@@ -26,7 +26,7 @@ PAPER_TERMS = ("patch", "dir", "content", "tv")  # CLIPstyler's objective, in it
 
 def test_every_registered_term_is_fully_wired() -> None:
     terms = registered_terms()
-    assert tuple(term.name for term in terms) == PAPER_TERMS
+    assert tuple(term.name for term in terms)[:4] == PAPER_TERMS  # a term added later comes after them
     assert contract_problems(terms) == []
     lambdas = [f.name for f in dataclasses.fields(StyleConfig) if f.name.startswith("lambda_")]
     assert sorted(term.weight_field for term in terms) == sorted(lambdas)  # every lambda_* field has a term
