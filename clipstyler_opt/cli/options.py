@@ -29,7 +29,7 @@ class FieldText(click.ParamType):
     conversion shared with config files, `--vary` and `run --from`.
 
     Example:
-        >>> FieldText("steps").convert("3", None, None)
+        >>> FieldText("steps", "integer").convert("3", None, None)
         3
     """
 
