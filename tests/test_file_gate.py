@@ -84,6 +84,9 @@ def test_one_file_however_spelled(tmp_path: Path) -> None:
     refuse_one_file_twice([("--json", tmp_path / "a.json"), ("--csv", tmp_path / "a.csv"), ("--x", None)])
     with pytest.raises(ConfigError, match="--json and --csv name the same file"):
         refuse_one_file_twice([("--json", tmp_path / "x" / ".." / "m.json"), ("--csv", tmp_path / "m.json")])
+    (tmp_path / "alias").symlink_to(tmp_path / "w")  # a folder reached two ways; the file does not exist yet
+    with pytest.raises(ConfigError, match="same file"):
+        refuse_one_file_twice([("--json", tmp_path / "alias" / "m.json"), ("--csv", tmp_path / "w" / "m.json")])
 
 
 def test_atomic_write_replaces_a_link_never_its_target_and_leaves_no_temporary(tmp_path: Path) -> None:
