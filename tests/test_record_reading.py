@@ -210,3 +210,21 @@ def test_eval_of_a_copied_folder_with_relative_paths(tmp_path: Path) -> None:
     sidecar.write_text(json.dumps(record))
     line = one_line_error(invoke("eval", output), 3)
     assert "nowhere.png" in line and "relative path" in line
+
+
+def test_run_from_finds_a_relative_content_image_beside_the_output_only(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from clipstyler_opt.core.errors import InputImageError
+    from clipstyler_opt.run.rerun import rerun_from_record
+
+    folder, elsewhere = tmp_path / "made", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    blank_png(folder / "cat.png")
+    Image.new("RGB", (16, 12), (1, 2, 3)).save(elsewhere / "cat.png")
+    record = {"prompt": "oil", "config": {}, "input": {"source": "cat.png", "sha256": sha256(folder / "cat.png")}}
+    monkeypatch.chdir(elsewhere)
+    assert rerun_from_record(record, folder / "out.png").image == folder / "cat.png"
+    (folder / "cat.png").unlink()
+    with pytest.raises(InputImageError, match=r"relative path, and .* is not there; give IMAGE$"):
+        rerun_from_record(record, folder / "out.png")

@@ -182,7 +182,10 @@ def rerun_from_record(record: dict[str, Any], output: Path | None = None,
     source = (record.get("input") or {}).get("source")
     if not source or source.startswith("<"):
         raise InputImageError("the output was made from an in-memory image; give IMAGE")
-    image = recorded_input(record, output) if output is not None else Path(source)
+    try:
+        image = recorded_input(record, output) if output is not None else Path(source)
+    except InputImageError as missing:
+        raise InputImageError(f"{missing}; give IMAGE") from None
     expected = (record.get("input") or {}).get("sha256")
     if expected and image.is_file() and file_sha256(image) != expected:
         raise InputImageError(f"{image} has changed since the output was made (sha256 differs); give IMAGE to "
