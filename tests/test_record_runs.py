@@ -202,3 +202,12 @@ def test_sigterm_during_eval_exits_130(tmp_path: Path) -> None:
         proc.kill()
     assert proc.returncode == 130, err.decode()
     assert err.decode().strip() == "interrupted"
+
+
+def test_a_batch_animation_is_not_reported_as_a_warning(tmp_path: Path, tiny_paths: dict[str, Path]) -> None:
+    shutil.copy(EXAMPLES / "chelsea.png", tmp_path / "cat.png")
+    result = invoke("batch", tmp_path / "cat.png", "-p", "oil", "-o", tmp_path / "out", "--save-every", "1",
+                    "--animation", "gif", *tiny_flags(tiny_paths))
+    assert result.exit_code == 0, result.output
+    assert [p.suffix for p in (tmp_path / "out").rglob("*.gif")] == [".gif"]
+    assert "WARNING" not in result.stderr, result.stderr
