@@ -109,6 +109,9 @@ def test_deeply_nested_json_is_a_one_line_error_in_info_and_eval(tmp_path: Path)
     assert "nested too deeply" in one_line_error(invoke("info", output), 3)
     assert "nested too deeply" in one_line_error(invoke("eval", output), 3)
     assert recorded_settings_hash(output) is None  # a resume redoes the job
+    (tmp_path / "out.png.json").write_text('{"seed": ' + "9" * 5000 + "}")  # more digits than Python converts
+    assert "not a record" in one_line_error(invoke("info", output), 3)
+    assert recorded_settings_hash(output) is None
 
 
 def test_deeply_nested_json_in_a_result_folder_is_a_note_or_a_one_line_error(tmp_path: Path) -> None:
@@ -123,8 +126,8 @@ def test_deeply_nested_json_in_a_result_folder_is_a_note_or_a_one_line_error(tmp
     (root / "eval.json").write_text(DEEP)
     line = one_line_error(invoke("report", root, "-o", tmp_path / "page.html"), 2)
     assert "eval.json" in line and "nested too deeply" in line
-    with (root / "manifest.jsonl").open("a") as fh:  # a manifest line, too
-        fh.write("\n" + DEEP + "\n")  # after the cut last line
+    with (root / "manifest.jsonl").open("a") as fh:  # manifest lines, too (after the cut last line)
+        fh.write("\n" + DEEP + "\n" + '{"n": ' + "9" * 5000 + "}\n")
     (root / "eval.json").unlink()
     assert invoke("report", root, "-o", tmp_path / "page.html").exit_code == 0
 
@@ -207,3 +210,21 @@ def test_eval_of_a_copied_folder_with_relative_paths(tmp_path: Path) -> None:
     sidecar.write_text(json.dumps(record))
     line = one_line_error(invoke("eval", output), 3)
     assert "nowhere.png" in line and "relative path" in line
+
+
+def test_run_from_finds_a_relative_content_image_beside_the_output_only(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from clipstyler_opt.core.errors import InputImageError
+    from clipstyler_opt.run.rerun import rerun_from_record
+
+    folder, elsewhere = tmp_path / "made", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    blank_png(folder / "cat.png")
+    Image.new("RGB", (16, 12), (1, 2, 3)).save(elsewhere / "cat.png")
+    record = {"prompt": "oil", "config": {}, "input": {"source": "cat.png", "sha256": sha256(folder / "cat.png")}}
+    monkeypatch.chdir(elsewhere)
+    assert rerun_from_record(record, folder / "out.png").image == folder / "cat.png"
+    (folder / "cat.png").unlink()
+    with pytest.raises(InputImageError, match=r"relative path, and .* is not there; give IMAGE$"):
+        rerun_from_record(record, folder / "out.png")

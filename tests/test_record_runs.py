@@ -92,6 +92,29 @@ def test_run_from_a_name_only_record_takes_explicit_files_with_the_recorded_sha2
     assert not (tmp_path / "bad.png").exists()
 
 
+def test_run_from_a_name_only_backbone_spec_takes_the_explicit_clip_checkpoint(
+        tmp_path: Path, tiny_paths: dict[str, Path]) -> None:
+    """A record made with --backbone MODEL:file=F names F only; --clip-checkpoint F (same sha256)
+    is put in that spec, not taken as a new backbone."""
+    first = tmp_path / "first.png"
+    flags = [f for f in map(str, tiny_flags(tiny_paths)) if f not in (str(tiny_paths["clip_checkpoint"]),
+                                                                   "--clip-checkpoint", "--clip-model",
+                                                                   "clipopt-tiny-test")]
+    spec = f"clipopt-tiny-test/openai:file={tiny_paths['clip_checkpoint']}"
+    assert main(["run", str(EXAMPLES / "chelsea.png"), "oil", "-o", str(first), "--backbone", spec,
+                 "--portable-metadata", "-q", *flags]) == 0
+    shutil.copy(EXAMPLES / "chelsea.png", tmp_path / "chelsea.png")  # the record names it only
+    again = tmp_path / "again.png"
+    result = invoke("run", "--from", first, "-o", again, "-q", "--clip-checkpoint", tiny_paths["clip_checkpoint"],
+                    "--vgg-checkpoint", tiny_paths["vgg_checkpoint"],
+                    "--clip-model-config", tiny_paths["clip_model_config"])
+    assert result.exit_code == 0, result.output
+    assert np.array_equal(pixels(first), pixels(again))
+    records = [json.loads((tmp_path / f"{name}.png.json").read_text()) for name in ("first", "again")]
+    assert records[0]["settings_hash"] == records[1]["settings_hash"]  # the same backbone spec, not a new one
+    assert records[1]["config"]["backbone"] == ["clipopt-tiny-test/openai:file=tiny-clip.safetensors"]
+
+
 def test_a_resume_redoes_a_job_whose_sidecar_is_nested_too_deeply(tmp_path: Path, tiny_paths: dict[str, Path],
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copy(EXAMPLES / "chelsea.png", tmp_path / "cat.png")
@@ -179,3 +202,12 @@ def test_sigterm_during_eval_exits_130(tmp_path: Path) -> None:
         proc.kill()
     assert proc.returncode == 130, err.decode()
     assert err.decode().strip() == "interrupted"
+
+
+def test_a_batch_animation_is_not_reported_as_a_warning(tmp_path: Path, tiny_paths: dict[str, Path]) -> None:
+    shutil.copy(EXAMPLES / "chelsea.png", tmp_path / "cat.png")
+    result = invoke("batch", tmp_path / "cat.png", "-p", "oil", "-o", tmp_path / "out", "--save-every", "1",
+                    "--animation", "gif", *tiny_flags(tiny_paths))
+    assert result.exit_code == 0, result.output
+    assert [p.suffix for p in (tmp_path / "out").rglob("*.gif")] == [".gif"]
+    assert "WARNING" not in result.stderr, result.stderr

@@ -137,7 +137,7 @@ def read_records(path: Path) -> list[Record]:
             continue
         try:
             record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, an endless integer, nested too deeply
             broken += 1
             continue
         if isinstance(record, dict):

@@ -130,6 +130,8 @@ def _from_output(ctx: click.Context, source: Path, image: Path | None, prompt: s
     recorded_animation = rerun.values.pop("animation", None)
     if recorded_animation:  # a record supplies settings, never destinations: its format, beside the new output
         rerun.values["animation"] = Path(str(recorded_animation)).suffix[1:] or str(recorded_animation)
+    for name in rerun.taken:  # e.g. --clip-checkpoint that is the recorded member's file=: in its spec now
+        given.pop(name)
     if given.keys() & {"backbone", *LEGACY_BACKBONE_FIELDS}:
         rerun.values.pop("backbone")  # the user names the backbone anew
     if "preset" in given:  # a new preset may set what the recorded one had set

@@ -303,6 +303,9 @@ def _parse(text: str, where: Path) -> dict[str, Any]:
     except RecursionError:
         raise InputImageError(f"{printable(str(where))}: the clipstyler_opt metadata is not a record (JSON "
                               "nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InputImageError(f"{printable(str(where))}: the clipstyler_opt metadata is not a record "
+                              f"({printable(str(exc))})") from None
     if not isinstance(record, dict) or not record:
         raise InputImageError(f"{printable(str(where))}: holds no clipstyler_opt record")
     problem = record_shape_problem(record)

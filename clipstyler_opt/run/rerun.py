@@ -25,9 +25,11 @@ _IDENTITY = re.compile(r"^(?P<name>.*) \(sha256 (?P<sha>[0-9a-f]{64})\)$")
 
 
 class Rerun:
-    def __init__(self, image: Path, prompt: str, values: dict[str, Any], preset_applied: set[str]) -> None:
+    def __init__(self, image: Path, prompt: str, values: dict[str, Any], preset_applied: set[str],
+                 taken: set[str] | None = None) -> None:
         self.image, self.prompt, self.values = image, prompt, values
         self.preset_applied = preset_applied  # the fields the recorded preset set
+        self.taken = taken or set()  # explicit options now part of the recorded values (a member's file=)
 
 
 def _cache_folders(cache_dir: str | None) -> list[Path]:
@@ -110,24 +112,30 @@ def _pin_file_fields(values: dict[str, Any], settings: dict[str, Any], explicit:
         for path, found in zip(values.get("clip_model_config") or [], configs, strict=False)]
 
 
-def _pin_backbones(record: dict[str, Any], values: dict[str, Any], explicit: dict[str, Any]) -> None:
+def _pin_backbones(record: dict[str, Any], values: dict[str, Any], explicit: dict[str, Any]) -> set[str]:
     """Explicit weight files (file=) by sha256; hub weights must still be in the caches, unless a
-    --clip-checkpoint given with --from is that file."""
+    --clip-checkpoint given with --from is that file. Returns the explicit options the recorded
+    backbones took in (a --clip-checkpoint that is a member's file=)."""
     cache = values.get("cache_dir")
     identities = (record.get("settings") or {}).get("backbone") or []
     specs = [BackboneSpec.parse(text) for text in values.get("backbone") or []]
+    given = _explicit_sha(explicit["clip_checkpoint"], "--clip-checkpoint") if explicit.get("clip_checkpoint") \
+        else None
+    taken: set[str] = set()
     if "backbone" not in explicit:  # a --backbone given anew replaces these
         for index, spec in enumerate(specs):
             found = _identity((identities[index] if index < len(identities) else {}).get("file"))
-            if spec.file is not None and found:
+            if spec.file is not None and found and found[1] == given:
+                specs[index] = spec.with_defaults(file=Path(explicit["clip_checkpoint"]))
+                taken.add("clip_checkpoint")
+            elif spec.file is not None and found:
                 specs[index] = spec.with_defaults(file=locate(str(spec.file), *found, cache, "backbone weights"))
     values["backbone"] = [str(spec) for spec in specs]
-    given = _explicit_sha(explicit["clip_checkpoint"], "--clip-checkpoint") if explicit.get("clip_checkpoint") \
-        else None
     for member in record.get("backbones") or []:
         sha = member.get("weights_sha256")
         if member.get("weights_origin") in ("cache", "download") and sha and sha != given:
             locate(member.get("weights"), member.get("weights_name") or "", sha, cache, "backbone weights")
+    return taken
 
 
 def rerun_from_record(record: dict[str, Any], output: Path | None = None,
@@ -170,7 +178,7 @@ def rerun_from_record(record: dict[str, Any], output: Path | None = None,
         values["cache_dir"] = str(explicit["cache_dir"])
     settings = record.get("settings") or {}
     _pin_file_fields(values, settings, explicit)
-    _pin_backbones(record, values, explicit)
+    taken = _pin_backbones(record, values, explicit)
     content = record.get("content_network") or {}
     if content.get("weights_sha256") and values.get("vgg_checkpoint") is None:  # from the caches: still there?
         if explicit.get("vgg_checkpoint"):
@@ -182,10 +190,13 @@ def rerun_from_record(record: dict[str, Any], output: Path | None = None,
     source = (record.get("input") or {}).get("source")
     if not source or source.startswith("<"):
         raise InputImageError("the output was made from an in-memory image; give IMAGE")
-    image = recorded_input(record, output) if output is not None else Path(source)
+    try:
+        image = recorded_input(record, output) if output is not None else Path(source)
+    except InputImageError as missing:
+        raise InputImageError(f"{missing}; give IMAGE") from None
     expected = (record.get("input") or {}).get("sha256")
     if expected and image.is_file() and file_sha256(image) != expected:
         raise InputImageError(f"{image} has changed since the output was made (sha256 differs); give IMAGE to "
                               "use it anyway")
     applied = set(((record.get("preset") or {}).get("applied") or {}).keys())
-    return Rerun(image, str(record["prompt"]), values, applied)
+    return Rerun(image, str(record["prompt"]), values, applied, taken)
