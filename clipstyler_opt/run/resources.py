@@ -17,6 +17,15 @@ models that growth as
 - fp16/bf16 autocast: activations x HALF_PRECISION_FACTOR, plus half-precision copies of the
   weights made during the step (0.5 x weights).
 
+With --output-size the saved image is rendered after the optimisation, when the step's
+activations are gone but the weights are still loaded; the render adds
+
+    render = min(one fp32 U-Net pass over the output, RENDER_BUDGET) + RENDER_BYTES_PER_PIXEL x output pixels
+
+(the pass is tiled to stay within the budget; per output pixel: the content and the output in fp32,
+the blending weights, one more float copy for --contrast or --keep-colors, and the 8-bit images),
+and the growth is LOAD_OVERHEAD + weights + the larger of the step's activations and the render.
+
 The constants were fitted to peak RSS on a CPU (random-init ViT-B/32 + VGG19, one process per
 setting, 2 steps each, at 512 px with 32, 64 and 128 crops and at 256 px with 64 crops, fp32 and
 bf16), and the README's Safety section lists the estimate against the measured growth at the
@@ -36,6 +45,7 @@ import torch
 
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import OutputError, ResourceError
+from clipstyler_opt.method.render import ACTIVATION_BYTES_PER_PIXEL_PER_WIDTH, RENDER_BUDGET_BYTES, output_dimensions
 from clipstyler_opt.models import family_of
 from clipstyler_opt.models.unet import SIDE_MULTIPLE
 from clipstyler_opt.run.engine import working_size
@@ -49,6 +59,7 @@ __all__ = [
     "out_of_memory_as_error",
     "out_of_memory_error",
     "output_bytes_estimate",
+    "render_bytes",
     "smaller_settings",
 ]
 
@@ -59,6 +70,9 @@ LOAD_OVERHEAD_BYTES = 285e6
 HALF_PRECISION_FACTOR = 0.55
 HALF_WEIGHT_COPIES = 0.5
 OUTPUT_OVERHEAD_BYTES = 64 * 1024
+# per output pixel: content, output and one more copy in fp32 (3 x 12 bytes), the blending weight (4),
+# and the 8-bit content and saved images (2 x 3 bytes)
+RENDER_BYTES_PER_PIXEL = 3 * 4 + 3 * 4 + 4 + 3 * 4 + 2 * 3
 MIN_SIZE = 64
 
 
@@ -87,7 +101,26 @@ def estimate_peak_bytes(config: StyleConfig, width: int, height: int, precision:
     if (precision or config.precision) in ("fp16", "bf16"):
         activations *= HALF_PRECISION_FACTOR
         weights *= 1 + HALF_WEIGHT_COPIES
-    return int(LOAD_OVERHEAD_BYTES + weights + activations)
+    return int(LOAD_OVERHEAD_BYTES + weights + max(activations, render_bytes(config, width, height)))
+
+
+def render_bytes(config: StyleConfig, width: int, height: int) -> int:
+    """What the --output-size render adds (0 without it) for an input of `width` x `height`.
+
+    Example:
+        >>> from clipstyler_opt.core.config import StyleConfig
+        >>> render_bytes(StyleConfig(), 4000, 3000)
+        0
+        >>> round(render_bytes(StyleConfig(output_size="full"), 4000, 3000) / 2**30, 2)  # GiB
+        2.51
+    """
+    working = working_size(width, height, config.size)
+    out_w, out_h = output_dimensions((width, height), working, config.output_size)
+    if (out_w, out_h) == working:
+        return 0
+    padded = (-(-out_w // SIDE_MULTIPLE) * SIDE_MULTIPLE) * (-(-out_h // SIDE_MULTIPLE) * SIDE_MULTIPLE)
+    one_pass = padded * ACTIVATION_BYTES_PER_PIXEL_PER_WIDTH * config.unet_width
+    return int(min(one_pass, RENDER_BUDGET_BYTES) + RENDER_BYTES_PER_PIXEL * out_w * out_h)
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -164,6 +197,11 @@ def check_memory(config: StyleConfig, width: int, height: int, device: torch.dev
     needed = estimate_peak_bytes(config, width, height, precision)
     if needed <= available:
         return
+    if config.output_size is not None and \
+            estimate_peak_bytes(config.replace(output_size=None), width, height, precision) <= available:
+        raise ResourceError(f"rendering at --output-size {config.output_size} needs about {_gib(needed)} of memory "
+                            f"but {device} has about {_gib(available)} available; try a smaller --output-size "
+                            "(the optimisation itself fits)")
     fits = smaller_settings(config, width, height, available, precision)
     hint = (f"try --size {fits[0]} --crops {fits[1]}" if fits else
             f"not even --size {MIN_SIZE} --crops 1 fits; free memory or use another --device")
