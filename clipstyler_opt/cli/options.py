@@ -142,7 +142,9 @@ def configure_logging(verbosity: int) -> None:
 
 def verbosity_options(func: F) -> F:
     func = click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")(func)
-    return click.option("-q", "--quiet", is_flag=True, help="No progress bars; errors only.")(func)
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="No progress bars; errors only (run and batch still print each path they "
+                             "write, for scripts).")(func)
 
 
 def verbosity(quiet: bool, verbose: bool) -> int:
