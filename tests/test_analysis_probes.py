@@ -119,3 +119,20 @@ def test_figure_names_never_collide(tmp_path: object) -> None:
     summary = {"scorers": {name: {"probes": {"recognition": recognition}} for name in ("CLIP B", "CLIP-B")}}
     written = analysis_figures(summary, Path(str(tmp_path)))
     assert len({p.name for p in written}) == len(written) == 6
+
+
+def test_two_prompts_give_one_text_similarity_and_rho_is_skipped_with_its_reason() -> None:
+    space = TextSpace({}, {}, {"red": RED, "green": GREEN})
+    contents = ("cat", "cup", "rocket", "coffee")
+    observations = [_obs(f"{c}-{p}", c, p, 0.3 * d + 0.01 * i * GREEN)
+                    for i, c in enumerate(contents) for p, d in (("red", RED), ("green", GREEN))]
+    result = text_image_probe(observations, space)
+    assert isinstance(result, Skipped) and "3 or more prompts" in result.reason
+
+
+def test_a_flat_response_flags_gamma_as_not_identified() -> None:
+    from clipstyler_opt.analysis.fits import CurveFit, fit_power
+
+    fit = fit_power([(x, 0.5) for x in LEVELS])  # no response at all: every γ fits equally well
+    assert isinstance(fit, CurveFit)
+    assert fit.gamma_at_bound and "does not identify" in fit.to_dict()["note"]

@@ -49,9 +49,18 @@ class CurveFit:
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.a + self.b * np.power(np.asarray(x, dtype=np.float64), self.gamma)
 
+    @property
+    def gamma_at_bound(self) -> bool:
+        """γ at the edge of the searched range: the data do not identify it (a flat or noisy response)."""
+        return self.model == "power" and not GAMMA_RANGE[0] * 1.01 < self.gamma < GAMMA_RANGE[1] / 1.01
+
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "a": self.a, "b": self.b, "gamma": self.gamma, "r2": self.r2, "aic": self.aic,
-                "n": self.n}
+        entry = {"model": self.model, "a": self.a, "b": self.b, "gamma": self.gamma, "r2": self.r2, "aic": self.aic,
+                 "n": self.n}
+        if self.gamma_at_bound:
+            entry["note"] = (f"γ at the edge of the searched range {GAMMA_RANGE}: the response does not identify "
+                             "it (flat or noisy); read the line instead")
+        return entry
 
 
 @dataclass(frozen=True)

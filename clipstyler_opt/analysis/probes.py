@@ -155,6 +155,9 @@ def text_image_probe(observations: Sequence[Observation], texts: TextSpace, *, s
     everything = [p for group in pairs.values() for p in group]
     if len(everything) < 3:
         return Skipped(f"{len(everything)} pair(s) of different prompts over one content image; ρ needs 3 or more")
+    if len({round(x, 12) for x, _ in everything}) < 2:
+        return Skipped("every pair of prompts has the same text-side similarity (two prompts give one pair): "
+                       "ρ is undefined; compare 3 or more prompts")
 
     def rho(clusters: list[list[tuple[float, float]]]) -> float | None:
         points = [p for c in clusters for p in c]
