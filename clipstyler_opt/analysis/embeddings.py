@@ -49,6 +49,7 @@ class ScorerEmbeddings:
     encoded: int = 0  # images encoded by the network in this process (cache misses)
     _images: dict[str, list[float]] = field(default_factory=dict)
     _dirty: bool = False
+    _dimension: int | None = None
 
     def __post_init__(self) -> None:
         path = self.cache_path
@@ -78,9 +79,9 @@ class ScorerEmbeddings:
     def image(self, path: Path) -> np.ndarray:
         """n(E_I(view(image))): the whole image squashed to the scorer's input size, as the loss sees it."""
         key = file_sha256(path)
-        cached = self._images.get(key)
+        cached = self._usable(self._images.get(key))
         if cached is not None:
-            return np.asarray(cached, dtype=np.float64)
+            return cached
         backbone = self.member.backbone
         device = next((p.device for p in backbone.parameters()), torch.device("cpu")) \
             if isinstance(backbone, torch.nn.Module) else torch.device("cpu")
@@ -90,6 +91,25 @@ class ScorerEmbeddings:
         self._images[key] = [float(x) for x in vector]
         self._dirty, self.encoded = True, self.encoded + 1
         return vector
+
+    def _usable(self, cached: list[float] | None) -> np.ndarray | None:
+        """A cached entry, or None when it cannot be one of this scorer's embeddings: another
+        dimension, a non-finite value, not of unit length (the cache is anyone's file)."""
+        if cached is None:
+            return None
+        vector = np.asarray(cached, dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            norm = float(np.linalg.norm(vector))
+        if vector.shape != (self.dimension,) or not np.isfinite(vector).all() or abs(norm - 1.0) > 1e-3:
+            return None
+        return vector
+
+    @property
+    def dimension(self) -> int:
+        """The joint space's dimension (from a text embedding, which shares it)."""
+        if self._dimension is None:
+            self._dimension = int(self.text("a Photo").shape[0])
+        return self._dimension
 
     @torch.no_grad()
     def text(self, text: str) -> np.ndarray:

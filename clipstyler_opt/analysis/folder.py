@@ -31,12 +31,13 @@ from clipstyler_opt.analysis.probes import (
     text_image_probe,
 )
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.errors import ConfigError, OutputError
 from clipstyler_opt.core.files import ReadSet, write_bytes
 from clipstyler_opt.core.styles import StyleSpec
 from clipstyler_opt.report.load import ResultFolder, RunOutput, load_results
 
-__all__ = ["ANALYSIS_NAME", "SCHEMA_VERSION", "AnalysisResult", "analyze_folder", "folder_reads", "numeric_settings"]
+__all__ = ["ANALYSIS_NAME", "REPLICATE_SETTINGS", "SCHEMA_VERSION", "AnalysisResult", "analyze_folder",
+           "check_destinations", "folder_reads", "numeric_settings"]
 
 ANALYSIS_NAME = "analysis.json"
 SCHEMA_VERSION = 1
@@ -49,16 +50,46 @@ class AnalysisResult:
     path: Path
 
 
+REPLICATE_SETTINGS = ("seed",)  # cells that repeat a run, not a setting along which it responds
+
+
+def _number(value: Any) -> float:
+    """A cell value as a finite number, else NaN (booleans, texts, and numbers too large for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    try:
+        number = float(value)
+    except OverflowError:
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
 def numeric_settings(folder: ResultFolder) -> list[str]:
-    """The settings the folder's cells vary that take numbers (booleans and texts are left out)."""
+    """The settings the folder's cells vary that take numbers (booleans, texts and seeds are left
+    out: seed cells are replicates)."""
     values: dict[str, set[float]] = {}
     for cell in folder.cells:
         for key, value in cell.values:
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                values.setdefault(key, set()).add(math.nan)
-            else:
-                values.setdefault(key, set()).add(float(value))
+            if key not in REPLICATE_SETTINGS:
+                values.setdefault(key, set()).add(_number(value))
     return sorted(k for k, v in values.items() if len(v) >= 2 and not any(math.isnan(x) for x in v))
+
+
+def check_destinations(root: Path, figures: bool) -> None:
+    """Before any work: what analyze writes must be writable inside `root`, never through a link
+    (a linked `figures/` or cache folder would send files elsewhere)."""
+    from clipstyler_opt.analysis.embeddings import CACHE_FOLDER
+    from clipstyler_opt.analysis.plots import FIGURES_FOLDER
+
+    folders = [CACHE_FOLDER, *([FIGURES_FOLDER] if figures else [])]
+    for name in folders:
+        path = root / name
+        if path.is_symlink():
+            raise ConfigError(f"{path}: is a symbolic link; analyze writes only inside {root}, never through a link")
+        if path.exists() and not path.is_dir():
+            raise OutputError(f"{path}: is not a folder; cannot write there")
+    if (root / ANALYSIS_NAME).is_dir():
+        raise OutputError(f"{root / ANALYSIS_NAME}: is a folder; cannot write the analysis there")
 
 
 def _observations(outputs: Sequence[RunOutput], scorer: ScorerEmbeddings, settings: Sequence[str]
@@ -124,6 +155,7 @@ def analyze_folder(root: Path, scorers: Sequence[ScorerEmbeddings], *, progress:
     result: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "folder": root.name,
                               "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                               "n_outputs": len(folder.outputs), "numeric_settings": settings,
+                              "replicate_settings": list(REPLICATE_SETTINGS),
                               "source_text": source, "scorers": {}, "notes": list(folder.notes)}
     own_scores: dict[str, dict[str, float]] = {}
     for scorer in scorers:

@@ -24,13 +24,13 @@ from pathlib import Path
 from clipstyler_opt.batch.jobs import Shard
 from clipstyler_opt.core.errors import ClipoptError, OutputError
 from clipstyler_opt.core.files import open_regular
+from clipstyler_opt.core.files.identity import LOCK_NAME
 from clipstyler_opt.core.naming import printable
 
 __all__ = ["EXIT_LOCKED", "LOCK_NAME", "BatchLock", "BatchLocked"]
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = ".clipopt.lock"
 EXIT_LOCKED = 10
 _ATTEMPTS = 20
 _NO_LOCKING = (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP)  # e.g. Lustre mounted without -o flock

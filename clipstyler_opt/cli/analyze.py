@@ -39,7 +39,7 @@ def analyze(folder: Path, scorers: tuple[str, ...], no_figures: bool, clip_model
     in FOLDER/.clipopt-embeddings, so a second run encodes nothing.
     """
     level = verbosity(quiet, verbose)
-    from clipstyler_opt.analysis.folder import ANALYSIS_NAME, analyze_folder, folder_reads
+    from clipstyler_opt.analysis.folder import ANALYSIS_NAME, analyze_folder, check_destinations, folder_reads
     from clipstyler_opt.analysis.plots import FIGURES_FOLDER, analysis_figures
     from clipstyler_opt.analysis.scorers import load_scorers, scorer_specs
     from clipstyler_opt.core.backbone_spec import LoadContext, offline_requested
@@ -47,6 +47,7 @@ def analyze(folder: Path, scorers: tuple[str, ...], no_figures: bool, clip_model
     from clipstyler_opt.report.load import load_results
 
     results = load_results(folder)  # a folder without a manifest fails here, before any weights load
+    check_destinations(folder, figures=not no_figures)
     specs = scorer_specs(scorers, results)
     context = LoadContext(cache_dir, offline_requested(offline), tuple(clip_model_config))
     loaded, optimised = load_scorers(specs, context, resolve_device(device), results)
@@ -55,6 +56,9 @@ def analyze(folder: Path, scorers: tuple[str, ...], no_figures: bool, clip_model
         if level:
             click.echo(printable(message), err=True)
 
+    if results.notes:
+        say(f"note: {len(results.notes)} output(s) of the manifest were left out (missing or unreadable; the "
+            f"reasons are in {ANALYSIS_NAME}'s notes)")
     for name, count in optimised.items():
         if count:
             say(f"note: {name} also optimised {count} of the outputs: it may score them too kindly")

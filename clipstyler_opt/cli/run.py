@@ -39,14 +39,18 @@ def input_files(image: Path, config: StyleConfig) -> list[Path | None]:
 
 
 def _reads(image: Path, config: StyleConfig) -> ReadSet:
-    """The files this run reads: the content image, style images, weights, model configs and
-    the --config file."""
+    """The files this run reads: the content image, style images, weights, model configs, the
+    --config file, and with --from the recorded output, its sidecar and its animation."""
     from clipstyler_opt.cli.options import CONFIG_FILE_KEY
     from clipstyler_opt.core.files import ReadSet
+    from clipstyler_opt.run.images import sidecar_path
 
     context = click.get_current_context(silent=True)
     config_file = context.meta.get(CONFIG_FILE_KEY) if context is not None else None
-    return ReadSet([*input_files(image, config), config_file])
+    source = context.params.get("from_output") if context is not None else None
+    recorded = [source, sidecar_path(source), *(source.with_suffix(s) for s in (".gif", ".webp", ".mp4"))] \
+        if isinstance(source, Path) else []
+    return ReadSet([*input_files(image, config), config_file, *recorded])
 
 
 def _preflight(image: Path, loaded: LoadedImage, output: Path, explicit: bool, config: StyleConfig,
@@ -59,6 +63,12 @@ def _preflight(image: Path, loaded: LoadedImage, output: Path, explicit: bool, c
     from clipstyler_opt.run.resources import check_free_space, check_memory, output_bytes_estimate
 
     check_writable(output)
+    destinations = [output, sidecar_path(output)]
+    if sink.animation is not None and not (sink.follows_output and not explicit):
+        destinations.append(sink.animation.path)
+    for target in destinations:  # found only after the work, a folder there would leave a half-written set
+        if target.is_dir():
+            raise OutputError(f"{printable(str(target))}: is a folder; cannot write the result there")
     reads = _reads(image, config)
     if explicit:  # default names are claimed without ever replacing a file, so they cannot hit an input
         for target in (output, partial_output_path(output)):

@@ -18,7 +18,7 @@ from typing import Any
 
 from clipstyler_opt.batch.manifest import MANIFEST_NAME, read_records
 from clipstyler_opt.core.errors import ConfigError, InputImageError
-from clipstyler_opt.core.files import describe_os_error, read_regular
+from clipstyler_opt.core.files import describe_os_error, not_a_file, read_regular
 from clipstyler_opt.report.markup import clean_text, format_value
 from clipstyler_opt.run.outputs import sidecar_path
 from clipstyler_opt.run.record import read_record, recorded_input
@@ -118,8 +118,11 @@ def load_results(root: Path, *, with_evaluation: bool = True) -> ResultFolder:
     if not root.is_dir():
         raise ConfigError(f"{root}: not a folder")
     manifest = root / MANIFEST_NAME
-    if not manifest.is_file():
+    why = not_a_file(manifest)
+    if why == "no such file":
         raise ConfigError(f"{root}: no {MANIFEST_NAME} (write the folder with clipopt batch or clipopt sweep)")
+    if why is not None:
+        raise ConfigError(f"{manifest}: {why}")
     notes: list[str] = []
     latest: dict[str, dict[str, Any]] = {}
     for record in read_records(manifest):

@@ -9,6 +9,7 @@ write it makes is checked against it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -86,12 +87,31 @@ class ReadSet:
         return self._identities.get(identity) if identity is not None else None
 
     def refuse(self, *targets: PathLike) -> None:
-        """Raise ConfigError (exit 2) when any of `targets` is a file this command reads."""
+        """Raise ConfigError (exit 2) when any of `targets` is a file this command reads, or one of
+        the files a running batch keeps for itself (its lock, a rank's journal)."""
         for target in targets:
+            if is_internal_name(Path(target).name):
+                raise ConfigError(f"{os.fspath(target)} is a file clipopt keeps for a result folder (a batch's lock or "
+                                  "journal); refusing to overwrite it (choose another output)")
             source = self.source_of(target)
             if source is not None:
                 raise ConfigError(f"{os.fspath(target)} is the input {os.fspath(source)}; refusing to overwrite it "
                                   "(choose another output)")
+
+
+LOCK_NAME = ".clipopt.lock"  # a batch's lock in its output folder (batch/lock.py)
+_JOURNAL = re.compile(r"manifest\..+\.rank-\d+\.jsonl")  # a torchrun rank's journal (batch/manifest.py)
+
+
+def is_internal_name(name: str) -> bool:
+    """Whether a file name is one a result folder keeps for a running batch: its lock (and shard
+    locks) or a rank's journal. No command writes a user's output there.
+
+    Example:
+        >>> is_internal_name(".clipopt.lock"), is_internal_name("manifest.r1.rank-0.jsonl"), is_internal_name("a.csv")
+        (True, True, False)
+    """
+    return name == LOCK_NAME or name.startswith(LOCK_NAME + ".") or _JOURNAL.fullmatch(name) is not None
 
 
 def refuse_one_file_twice(destinations: Iterable[tuple[str, PathLike | None]]) -> None:
