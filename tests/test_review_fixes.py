@@ -154,3 +154,22 @@ def test_a_cell_value_too_large_for_a_float_is_not_a_numeric_setting(
     cells = (Cell("a", (("style_strength", 10**400),)), Cell("b", (("style_strength", 0.5),)))
     folder = ResultFolder(root=tmp_path, outputs=(), cells=cells, evaluation=None, notes=())
     assert numeric_settings(folder) == []
+
+
+def test_sweep_refuses_seed_given_twice(tmp_path: Path, tiny_paths: dict[str, Path],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["sweep", str(EXAMPLES / "chelsea.png"), "-p", "oil", "--seed", "5", "--vary", "seed=1,2",
+                 "-o", str(tmp_path / "sw"), *tiny_flags(tiny_paths)])
+    assert code == 2 and "both set the seed" in _one_line(capsys)
+    assert not (tmp_path / "sw").exists()
+
+
+def test_batch_refuses_an_animation_path_it_would_not_use(tmp_path: Path, tiny_paths: dict[str, Path],
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["batch", str(EXAMPLES / "chelsea.png"), "-p", "oil", "--animation", str(tmp_path / "one.gif"),
+                 "-o", str(tmp_path / "b"), *tiny_flags(tiny_paths)])
+    assert code == 2 and "not a path" in _one_line(capsys)
+    assert not (tmp_path / "one.gif").exists()
+    assert main(["batch", str(EXAMPLES / "chelsea.png"), "-p", "oil", "--animation", "gif", "-q",
+                 "-o", str(tmp_path / "b2"), *tiny_flags(tiny_paths)]) == 0
+    assert len(list((tmp_path / "b2").rglob("chelsea.gif"))) == 1

@@ -72,6 +72,9 @@ def plan_batch(settings: BatchSettings, config: StyleConfig) -> BatchPlan:
         raise InputImageError(f"no image files found in {printable(', '.join(settings.inputs))}{hint}")
     suffix = "." + settings.output_format.lower()
     refuse_animation_over_outputs(suffix, config.animation)
+    if config.animation is not None and Path(config.animation).parent != Path("."):
+        raise ConfigError(f"--animation {printable(config.animation)}: a batch writes each job's animation beside "
+                          "its output as <output stem>.<format>; give the format (gif, webp, mp4), not a path")
     if settings.cells:
         jobs = build_sweep_jobs(found.inputs, settings.prompts, settings.output_dir, settings.cells, config,
                                 suffix=suffix)

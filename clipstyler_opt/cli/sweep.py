@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
 from clipstyler_opt.cli.batch import batch_options, run_batch_command
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.core.errors import ClipoptError
+from clipstyler_opt.core.errors import ClipoptError, ConfigError
 
 if TYPE_CHECKING:
     from clipstyler_opt.batch import SweepCell
@@ -56,4 +57,8 @@ def sweep(vary: tuple[str, ...], **params: Any) -> None:
     """
     if not vary:
         raise click.UsageError("nothing to sweep: give --vary FIELD=V1,V2 (repeatable)")
+    ctx = click.get_current_context()
+    varied = {text.partition("=")[0].strip().replace("-", "_") for text in vary}
+    if "seed" in varied and ctx.get_parameter_source("seed") not in (ParameterSource.DEFAULT, None):
+        raise ConfigError("--seed and --vary seed=... both set the seed; give one of them")
     run_batch_command(params, lambda base: grid_cells(vary, base))
