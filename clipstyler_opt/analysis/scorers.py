@@ -14,7 +14,7 @@ import torch
 from clipstyler_opt.analysis.embeddings import ScorerEmbeddings
 from clipstyler_opt.core.backbone_spec import BackboneSpec, LoadContext
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.errors import ClipoptError, ConfigError
 from clipstyler_opt.evaluate.scorer import choose_scorer, optimiser_records, was_optimiser
 from clipstyler_opt.method.ensemble import Member, member_settings
 from clipstyler_opt.models import create_backbone
@@ -29,7 +29,7 @@ def _optimisers(folder: ResultFolder) -> list[tuple[dict[str, Any], ...]]:
     for output in folder.outputs:
         try:
             record = read_record(output.image)[0]
-        except Exception:  # a missing or damaged record: the optimiser is unknown for that output
+        except ClipoptError:  # a missing or damaged record: the optimiser is unknown for that output
             continue
         found.append(tuple(dict(r) for r in optimiser_records(record)))
     return found

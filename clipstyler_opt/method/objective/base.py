@@ -8,7 +8,7 @@ whole output and every crop of every member and style component, once per step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -20,7 +20,7 @@ from clipstyler_opt.method.losses import directional_loss, resize_for_backbone
 from clipstyler_opt.method.targets import Component
 from clipstyler_opt.method.views import PatchCrops
 
-__all__ = ["ClipViews", "LossDict", "MemberViews", "Step", "Term", "weighted_sum"]
+__all__ = ["ClipViews", "LossDict", "MemberViews", "Step", "Term", "over_members", "weighted_sum"]
 
 LossDict = dict[str, torch.Tensor]
 
@@ -95,3 +95,16 @@ def weighted_sum(pairs: Sequence[tuple[float, torch.Tensor]]) -> torch.Tensor:
     for weight, value in pairs[1:]:
         total = total + weight * value
     return total
+
+
+def over_members(step: Step, clip: ClipViews,
+                 per_component: Callable[[MemberViews, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Σ_m w_m Σ_k a_k · per_component(m, per-view losses of m for component k): how the CLIP terms
+    combine ensemble members and style components (dir takes the whole image's view, patch the
+    thresholded mean of the crops). With one member of weight 1 and one component of weight 1
+    it is `per_component` itself (see `weighted_sum`).
+    """
+    return weighted_sum([(m.member.weight,
+                          weighted_sum([(a, per_component(m, per_view))
+                                        for (a, _), per_view in zip(m.components, losses, strict=True)]))
+                         for m, losses in zip(clip.members, step.clip_losses, strict=True)])

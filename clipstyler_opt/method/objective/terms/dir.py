@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from clipstyler_opt.method.objective.base import ClipViews, Step, Term, weighted_sum
+from clipstyler_opt.method.objective.base import ClipViews, Step, Term, over_members
 from clipstyler_opt.method.objective.registry import LossTerm, TermContext
 
 __all__ = ["TERM", "GlobalDirectionalTerm"]
@@ -27,10 +27,7 @@ class GlobalDirectionalTerm(Term):
         self.clip = [clip]  # shared, not a submodule of each term
 
     def forward(self, step: Step) -> torch.Tensor:
-        members = self.clip[0].members
-        return weighted_sum([(m.member.weight, weighted_sum([(a, per_view[0]) for (a, _), per_view
-                                                             in zip(m.components, losses, strict=True)]))
-                             for m, losses in zip(members, step.clip_losses, strict=True)])
+        return over_members(step, self.clip[0], lambda m, per_view: per_view[0])
 
 
 def _build(context: TermContext) -> Term:

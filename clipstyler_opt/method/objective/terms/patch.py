@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from clipstyler_opt.method.losses import thresholded_mean
-from clipstyler_opt.method.objective.base import ClipViews, Step, Term, weighted_sum
+from clipstyler_opt.method.objective.base import ClipViews, Step, Term, over_members
 from clipstyler_opt.method.objective.registry import LossTerm, TermContext
 
 __all__ = ["TERM", "PatchDirectionalTerm"]
@@ -28,11 +28,7 @@ class PatchDirectionalTerm(Term):
         self.clip = [clip]  # shared, not a submodule of each term
 
     def forward(self, step: Step) -> torch.Tensor:
-        members = self.clip[0].members
-        return weighted_sum([(m.member.weight,
-                              weighted_sum([(a, thresholded_mean(per_view[1:], m.threshold))
-                                            for (a, _), per_view in zip(m.components, losses, strict=True)]))
-                             for m, losses in zip(members, step.clip_losses, strict=True)])
+        return over_members(step, self.clip[0], lambda m, per_view: thresholded_mean(per_view[1:], m.threshold))
 
 
 def _build(context: TermContext) -> Term:
