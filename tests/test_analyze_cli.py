@@ -86,3 +86,37 @@ def test_a_folder_without_a_manifest_is_refused_before_any_weights_load(tmp_path
     assert main(["analyze", str(tmp_path), "--scorer", "no-such-model/xyz"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "manifest.jsonl" in err
+
+
+def _study(path: Path, cells: dict[str, float]) -> Path:
+    path.write_text(json.dumps({"questions": [{"question": "style", "cells": [
+        {"cell": cell, "bradley_terry": strength} for cell, strength in cells.items()]}]}))
+    return path
+
+
+def test_a_study_is_compared_with_every_metric_and_never_overwritten(
+        swept: tuple[Path, dict[str, Path], Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from clipstyler_opt.report.load import load_results
+
+    folder, paths, second = swept
+    cells = [cell.id for cell in load_results(folder).cells]
+    study = _study(tmp_path / "study.json", {cell: float(i + 1) for i, cell in enumerate(cells)})
+    assert _analyze(folder, paths, second, "--no-figures", "--study", str(study)) == 0
+    humans = json.loads((folder / "analysis.json").read_text())["humans"]
+    assert humans["study"] == "study.json"
+    rows = humans["questions"]["style"]
+    assert len(rows) == 2 and all(name.endswith(": direction") for name in rows)
+    for row in rows.values():
+        assert row["n_cells"] == 4 and row["n_outputs"] == 16 and -1.0 <= row["tau"]["estimate"] <= 1.0
+
+    foreign = _study(tmp_path / "other.json", {"not-a-cell": 1.0, cells[0]: 2.0})
+    before = (folder / "analysis.json").read_bytes()
+    capsys.readouterr()
+    assert _analyze(folder, paths, second, "--study", str(foreign)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'not-a-cell' is not a cell of this folder" in err
+    assert (folder / "analysis.json").read_bytes() == before
+
+    inside = _study(folder / "analysis.json", {cells[0]: 1.0})  # the study file where the analysis goes
+    assert _analyze(folder, paths, second, "--no-figures", "--study", str(inside)) != 0
+    assert json.loads(inside.read_text())["questions"][0]["cells"] == [{"cell": cells[0], "bradley_terry": 1.0}]

@@ -21,6 +21,7 @@ import numpy as np
 
 from clipstyler_opt.analysis.embeddings import ScorerEmbeddings
 from clipstyler_opt.analysis.fits import Skipped
+from clipstyler_opt.analysis.humans import MetricValues, StudyStrengths, human_probe
 from clipstyler_opt.analysis.probes import (
     Observation,
     TextSpace,
@@ -37,7 +38,7 @@ from clipstyler_opt.core.styles import StyleSpec
 from clipstyler_opt.report.load import ResultFolder, RunOutput, load_results
 
 __all__ = ["ANALYSIS_NAME", "REPLICATE_SETTINGS", "SCHEMA_VERSION", "AnalysisResult", "analyze_folder",
-           "check_destinations", "folder_reads", "numeric_settings"]
+           "check_destinations", "folder_reads", "metric_values", "numeric_settings"]
 
 ANALYSIS_NAME = "analysis.json"
 SCHEMA_VERSION = 1
@@ -140,13 +141,15 @@ def _own_score(observations: Sequence[Observation], texts: TextSpace) -> dict[st
 
 
 def analyze_folder(root: Path, scorers: Sequence[ScorerEmbeddings], *, progress: Progress | None = None,
-                   source_text: str | None = None, optimised: Mapping[str, int] | None = None) -> AnalysisResult:
+                   source_text: str | None = None, optimised: Mapping[str, int] | None = None,
+                   study: StudyStrengths | None = None) -> AnalysisResult:
     """Run every probe for every scorer over the result folder `root`; write `root/analysis.json`.
 
     Args:
         scorers: loaded scorers with their caches (see `ScorerEmbeddings`).
         source_text: the text the directions start from (default: the config's, "a Photo").
         optimised: per scorer, how many of the outputs it also optimised (it may score them too kindly).
+        study: the people's Bradley–Terry strengths (`read_study`), for probe 6.
     """
     folder = load_results(root)
     source = source_text or StyleConfig().source_text
@@ -176,13 +179,35 @@ def analyze_folder(root: Path, scorers: Sequence[ScorerEmbeddings], *, progress:
                                           "optimised_outputs": (optimised or {}).get(scorer.name)}
         scorer.save()
     result["agreement"] = agreement_probe(own_scores)
+    result["humans"] = (human_probe(study, metric_values(folder, own_scores)) if study is not None else
+                        Skipped("no study given (pass --study with the JSON of clipopt study analyze)"))
     summary = _plain(result)
     path = root / ANALYSIS_NAME
     blob = (json.dumps(summary, indent=1, allow_nan=False) + "\n").encode()
-    write_bytes(path, blob, reads=folder_reads(folder))
+    write_bytes(path, blob, reads=folder_reads(folder, study))
     return AnalysisResult(summary, path)
 
 
-def folder_reads(folder: ResultFolder) -> ReadSet:
+def metric_values(folder: ResultFolder, own_scores: Mapping[str, Mapping[str, float]]) -> list[MetricValues]:
+    """Every metric of the folder, per output: each `eval.json` metric, then each scorer's own
+    cos(ΔI, ΔT_prompt) (named "SCORER: direction")."""
+    found: list[MetricValues] = []
+    evaluation = folder.evaluation
+    if evaluation is not None:
+        for metric in evaluation.metrics:
+            points = [(o.cell.id, str(o.content), value) for o in folder.outputs
+                      if (value := evaluation.value(o, metric)) is not None]
+            if points:
+                found.append(MetricValues(metric, evaluation.directions.get(metric) != "lower", points))
+    by_output = {o.relative: o for o in folder.outputs}
+    for name, scores in own_scores.items():
+        points = [(by_output[rel].cell.id, str(by_output[rel].content), score) for rel, score in scores.items()
+                  if rel in by_output]
+        if points:
+            found.append(MetricValues(f"{name}: direction", True, points))
+    return found
+
+
+def folder_reads(folder: ResultFolder, study: StudyStrengths | None = None) -> ReadSet:
     """Every file an analysis reads: what it writes may never be one of them."""
-    return ReadSet(folder.input_files())
+    return ReadSet([*folder.input_files(), *([study.path] if study is not None and study.path else [])])

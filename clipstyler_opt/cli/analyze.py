@@ -22,6 +22,9 @@ def _help(field: str) -> str:
 @click.option("--scorer", "scorers", multiple=True, metavar="SPEC",
               help="Backbone to analyse with, a --backbone SPEC (e.g. MODEL:file=PATH); repeat to compare "
                    "backbones [default: the one clipopt eval would choose].")
+@click.option("--study", "study_path", type=click.Path(path_type=Path, dir_okay=False), metavar="STUDY.json",
+              help="The JSON of clipopt study analyze --json for this folder: compare the people's "
+                   "Bradley-Terry strengths with every metric (probe 6).")
 @click.option("--no-figures", is_flag=True, help="Write analysis.json only.")
 @click.option("--clip-model-config", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help=_help("clip_model_config"))
@@ -29,17 +32,20 @@ def _help(field: str) -> str:
 @click.option("--offline", is_flag=True, help=_help("offline"))
 @click.option("--device", default="auto", show_default=True, help=_help("device"))
 @verbosity_options
-def analyze(folder: Path, scorers: tuple[str, ...], no_figures: bool, clip_model_config: tuple[Path, ...],
-            cache_dir: Path | None, offline: bool, device: str, quiet: bool, verbose: bool) -> None:
+def analyze(folder: Path, scorers: tuple[str, ...], study_path: Path | None, no_figures: bool,
+            clip_model_config: tuple[Path, ...], cache_dir: Path | None, offline: bool, device: str,
+            quiet: bool, verbose: bool) -> None:
     """Analyse a result FOLDER (from batch or sweep): the modality gap, response curves along
     every numeric setting the sweep varied (linear or power law), text-side against image-side
-    similarity, zero-shot style recognition and agreement between scorers.
+    similarity, zero-shot style recognition, agreement between scorers and, with --study, which
+    metric predicts the people.
 
     Writes FOLDER/analysis.json and FOLDER/figures/ (SVG, PDF, PNG). Image embeddings are cached
     in FOLDER/.clipopt-embeddings, so a second run encodes nothing.
     """
     level = verbosity(quiet, verbose)
     from clipstyler_opt.analysis.folder import ANALYSIS_NAME, analyze_folder, check_destinations, folder_reads
+    from clipstyler_opt.analysis.humans import read_study
     from clipstyler_opt.analysis.plots import FIGURES_FOLDER, analysis_figures
     from clipstyler_opt.analysis.scorers import load_scorers, scorer_specs
     from clipstyler_opt.core.backbone_spec import LoadContext, offline_requested
@@ -48,6 +54,7 @@ def analyze(folder: Path, scorers: tuple[str, ...], no_figures: bool, clip_model
 
     results = load_results(folder)  # a folder without a manifest fails here, before any weights load
     check_destinations(folder, figures=not no_figures)
+    study = read_study(study_path, [cell.id for cell in results.cells]) if study_path is not None else None
     specs = scorer_specs(scorers, results)
     context = LoadContext(cache_dir, offline_requested(offline), tuple(clip_model_config))
     loaded, optimised = load_scorers(specs, context, resolve_device(device), results)
@@ -62,8 +69,9 @@ def analyze(folder: Path, scorers: tuple[str, ...], no_figures: bool, clip_model
     for name, count in optimised.items():
         if count:
             say(f"note: {name} also optimised {count} of the outputs: it may score them too kindly")
-    analysis = analyze_folder(folder, loaded, progress=say, optimised=optimised)
-    written = [] if no_figures else analysis_figures(analysis.summary, folder / FIGURES_FOLDER, folder_reads(results))
+    analysis = analyze_folder(folder, loaded, progress=say, optimised=optimised, study=study)
+    reads = folder_reads(results, study)
+    written = [] if no_figures else analysis_figures(analysis.summary, folder / FIGURES_FOLDER, reads)
     if level:
         for name, scorer in analysis.summary["scorers"].items():
             probes = scorer["probes"]
