@@ -174,7 +174,9 @@ def test_console_entry_point_without_network_reports_weights_error(tmp_path: Pat
     elapsed = time.monotonic() - start
     assert proc.returncode == 4, proc.stderr
     assert "Traceback" not in proc.stderr and "download failed" in proc.stderr
-    assert elapsed < 15  # includes interpreter and torch start-up
+    # Not a benchmark: a bound far above the few seconds it takes, that a download retried with long
+    # back-off (or a hang on the closed network) would exceed.
+    assert elapsed < 45
     assert list(tmp_path.glob("*.png")) == []
 
 

@@ -228,3 +228,17 @@ def test_run_from_finds_a_relative_content_image_beside_the_output_only(tmp_path
     (folder / "cat.png").unlink()
     with pytest.raises(InputImageError, match=r"relative path, and .* is not there; give IMAGE$"):
         rerun_from_record(record, folder / "out.png")
+
+
+def test_a_fifo_or_folder_at_the_sidecar_is_named_not_silently_passed_over(tmp_path: Path) -> None:
+    import os
+
+    image = blank_png(tmp_path / "out.png")
+    os.mkfifo(tmp_path / "out.png.json")
+    with pytest.raises(Exception, match=r"out\.png\.json: is a FIFO") as caught:
+        read_record(image)  # returns at once: the FIFO is never opened
+    assert "embedded in out.png" in str(caught.value)
+    os.unlink(tmp_path / "out.png.json")
+    (tmp_path / "out.png.json").mkdir()
+    with pytest.raises(Exception, match=r"is a folder|is a directory"):
+        read_record(image)

@@ -178,7 +178,11 @@ def read_record(path: Path) -> tuple[dict[str, Any], str]:
     if reason is not None:
         raise InputImageError(f"{printable(str(path))}: {reason}")
     sidecar = path if path.suffix.lower() == ".json" else sidecar_path(path)
-    if sidecar.is_file():
+    odd = not_a_file(sidecar)
+    if odd not in (None, "no such file"):  # never fall back to the embedded record without saying so
+        raise InputImageError(f"{printable(str(sidecar))}: {odd}; move it away to read the record "
+                              f"embedded in {printable(path.name)}")
+    if odd is None:
         return _parse(_read_text(sidecar), sidecar), f"sidecar {printable(str(sidecar))}"
     blob = _embedded(path)
     if blob is None:
