@@ -72,3 +72,11 @@ def test_a_field_added_later_is_left_out_of_the_hash_at_its_default() -> None:
     with pytest.raises(ConfigError, match="lambda-glow must be 0 or more"):
         WithGlow(lambda_glow=-1.0)
     assert math.isclose(WithGlow(lambda_glow=2.0).lambda_glow, 2.0)
+
+
+def test_term_weights_by_name_are_left_out_of_the_hash_until_given() -> None:
+    before = StyleConfig(steps=3).output_settings()
+    assert "term_weight" not in before
+    assert StyleConfig(steps=3).settings_hash("oil") == _hand_hash(before, "oil")
+    given = StyleConfig(steps=3, term_weight=("glow=0.5",))
+    assert given.settings_hash("oil") == _hand_hash({**before, "term_weight": ["glow=0.5"]}, "oil")

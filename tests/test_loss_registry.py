@@ -29,8 +29,10 @@ def test_every_registered_term_is_fully_wired() -> None:
     assert tuple(term.name for term in terms)[:4] == PAPER_TERMS  # a term added later comes after them
     assert contract_problems(terms) == []
     lambdas = [f.name for f in dataclasses.fields(StyleConfig) if f.name.startswith("lambda_")]
-    assert sorted(term.weight_field for term in terms) == sorted(lambdas)  # every lambda_* field has a term
-    for term in terms:
+    fielded = [term for term in terms if term.weight_field is not None]  # the others: --term-weight NAME=W
+    assert sorted(str(term.weight_field) for term in fielded) == sorted(lambdas)  # every lambda_* field has a term
+    for term in fielded:
+        assert term.weight_field is not None
         meta = StyleConfig.field_meta(term.weight_field)
         assert meta["role"] == "term weight" and meta["checks"]
         for bad in (-5.0, float("inf"), float("nan")):  # validation from the field's metadata
@@ -127,3 +129,28 @@ def test_a_registered_term_is_built_and_weighted_into_the_objective() -> None:
     assert objective.names == ("total", "glow")
     assert torch.allclose(losses["glow"], output.sum() / output.numel())
     assert torch.allclose(losses["total"], 2 * output.sum() / output.numel())
+
+
+@pytest.mark.usefixtures("fresh_registry")
+def test_a_term_weighted_by_name_is_one_module_off_until_given(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    """A contributor's term with no StyleConfig field: registered after the paper's terms, weight 0
+    until --term-weight glow=W, validated, and a --term-weight naming no term is refused."""
+    _discover(monkeypatch, tmp_path, "from clipstyler_opt.method.objective.registry import LossTerm\n"
+                                     "TERM = LossTerm('glow', None, 'glow', '.3f', lambda context: None)\n")
+    terms = registered_terms()
+    assert [term.name for term in terms] == [*PAPER_TERMS, "glow"] and contract_problems(terms) == []
+    glow = terms[-1]
+    assert glow.weight(StyleConfig()) == 0.0
+    assert glow.weight(StyleConfig(term_weight=("glow=0.25",))) == 0.25
+    registry.check_term_weights(StyleConfig(term_weight=("glow=0.25",)))
+    with pytest.raises(ConfigError, match=r"no loss term is named flare \(terms weighted by name: glow\)"):
+        registry.check_term_weights(StyleConfig(term_weight=("flare=1",)))
+    for bad in ("glow=-5", "glow=inf", "glow=nan", "glow", "Glow!=1"):
+        with pytest.raises(ConfigError, match="term-weight"):
+            StyleConfig(term_weight=(bad,))
+    with pytest.raises(ConfigError, match="glow: given twice"):
+        StyleConfig(term_weight=("glow=1", "glow=2"))
+    unnameable = LossTerm("Glow Big", None, "glow", ".3f", lambda context: None)
+    assert contract_problems([*registered_terms(), unnameable]) == [
+        "Glow Big: weighted by name, but --term-weight NAME=W cannot name it (use a lower-case word)"]

@@ -25,6 +25,7 @@ from clipstyler_opt.core.config_checks import (
     ANIMATION,
     MAX_SIZE,
     OUTPUT_SIZE,
+    TERM_WEIGHTS,
     Rule,
     at_least,
     at_most,
@@ -35,6 +36,7 @@ from clipstyler_opt.core.config_checks import (
     one_of,
     optional,
     output_size_text,
+    parse_term_weights,
     positive,
 )
 from clipstyler_opt.core.digests import file_sha256
@@ -80,10 +82,9 @@ def _opt(default: Any, help: str, *, role: str, output: bool | str = True, check
 
 
 def _term_weight(default: float, help: str, *, added_in: str | None = None) -> Any:
-    """The weight λ of a loss term: a finite number, 0 or more. A new term's weight is one line:
-
-        lambda_brightness: float = _term_weight(0.0, "Weight of the brightness term.", added_in="0.2")
-    """
+    """The weight λ of one of the paper's loss terms, with its own --lambda-* option: a finite
+    number, 0 or more. A term added later needs no field: its weight is given by name with
+    --term-weight NAME=W (the `term_weight` field), and it is off until then."""
     return _opt(default, help, role=TERM_WEIGHT, checks=(finite(), non_negative()), added_in=added_in)
 
 
@@ -117,6 +118,10 @@ class StyleConfig:
     lambda_dir: float = _term_weight(500.0, "Weight of the global directional CLIP loss.")
     lambda_content: float = _term_weight(150.0, "Weight of the VGG19 content loss.")
     lambda_tv: float = _term_weight(2e-3, "Weight of the total-variation loss.")
+    term_weight: tuple[str, ...] = _opt((), "Weight of a loss term that has no --lambda-* option of its own, "
+                                            "NAME=W (e.g. brightness=0.5); repeatable. Such terms are off "
+                                            "(weight 0) unless given here.", role="method", multiple=True,
+                                        metavar="NAME=W", checks=(TERM_WEIGHTS,), added_in="0.2")
     unet_width: int = _opt(16, "Base channel width of the U-Net.", role="method", checks=AT_LEAST_ONE)
     contrast: bool = _opt(False, "Apply CLIPstyler's contrast 1.5 + min-max stretch to the saved image.",
                           role="method")
@@ -245,13 +250,14 @@ class StyleConfig:
         """
         return 1.0 if self.style_strength is None else CONTENT_SCALE_BASE ** (1.0 - 2.0 * self.style_strength)
 
-    def term_weight(self, name: str) -> float:
-        """λ for the loss term `name`: the `lambda_<name>` field, with --style-strength applied
-        to the content term (the registry's `LossTerm.weight` is the general form)."""
-        weight = float(getattr(self, f"lambda_{name}"))
-        if name == "content" and self.style_strength is not None:
-            weight *= self.content_weight_scale()
-        return weight
+    def named_term_weights(self) -> dict[str, float]:
+        """The --term-weight values by term name (terms without a `lambda_*` field of their own).
+
+        Example:
+            >>> StyleConfig(term_weight=("brightness=0.5",)).named_term_weights()
+            {'brightness': 0.5}
+        """
+        return parse_term_weights(self.term_weight)
 
     def style_images(self) -> list[StyleImage]:
         return [StyleImage.parse(text) for text in self.style_image]

@@ -25,8 +25,9 @@ from typing import Any
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.formats import check_animation_path
 
-__all__ = ["MAX_OUTPUT_SIZE", "MAX_SIZE", "Rule", "animation_target", "at_least", "at_most", "check_field",
-           "finite", "in_range", "non_negative", "one_of", "optional", "output_size_text", "positive"]
+__all__ = ["MAX_OUTPUT_SIZE", "MAX_SIZE", "TERM_WEIGHTS", "Rule", "animation_target", "at_least", "at_most",
+           "check_field", "finite", "in_range", "non_negative", "one_of", "optional", "output_size_text",
+           "parse_term_weights", "positive"]
 
 MAX_SIZE = 8192
 MAX_OUTPUT_SIZE = 32768
@@ -152,6 +153,40 @@ def _valid_animation(value: Any) -> bool:
 
 
 ANIMATION = Rule("a file or a format", _valid_animation)
+
+
+def parse_term_weights(items: Sequence[str]) -> dict[str, float]:
+    """--term-weight NAME=W values as {NAME: W}: NAME a plain lower-case word, W a finite number,
+    0 or more, each NAME once.
+
+    Example:
+        >>> parse_term_weights(["brightness=0.5", "edges=2"])
+        {'brightness': 0.5, 'edges': 2.0}
+        >>> parse_term_weights(["brightness=-5"])
+        Traceback (most recent call last):
+        ...
+        clipstyler_opt.core.errors.ConfigError: term-weight brightness=-5: the weight must be a finite number, 0 or more
+    """
+    weights: dict[str, float] = {}
+    for item in items:
+        name, separator, text = str(item).partition("=")
+        name = name.strip()
+        if not separator or not name.replace("_", "").isalnum() or not name.islower():
+            raise ConfigError(f"term-weight {item!r}: expected NAME=WEIGHT with NAME a loss term's name "
+                              "(e.g. brightness=0.5)")
+        try:
+            weight = float(text)
+        except ValueError:
+            weight = math.nan
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ConfigError(f"term-weight {item}: the weight must be a finite number, 0 or more")
+        if name in weights:
+            raise ConfigError(f"term-weight {name}: given twice")
+        weights[name] = weight
+    return weights
+
+
+TERM_WEIGHTS = Rule("NAME=WEIGHT items", lambda items: parse_term_weights(items) is not None)
 
 
 def check_field(name: str, value: Any, meta: Mapping[str, Any]) -> None:

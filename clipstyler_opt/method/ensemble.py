@@ -49,9 +49,11 @@ def member_settings(spec: BackboneSpec, config: StyleConfig) -> dict[str, Any]:
 
 def check_members(config: StyleConfig) -> None:
     """What can be checked before any weights are looked for (extra packages, model names), by
-    each member's family."""
+    each member's family; and every --term-weight names a registered loss term."""
+    from clipstyler_opt.method.objective.registry import check_term_weights
     from clipstyler_opt.models import check_backbone_requirements
 
+    check_term_weights(config)
     check_backbone_requirements(config.backbone_specs(), config.load_context())
 
 

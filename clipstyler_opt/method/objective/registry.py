@@ -1,15 +1,19 @@
 """The registry of loss terms: one module per term in the `terms/` sub-package, found
-automatically. Each module declares `TERM = LossTerm(...)`: the term's name, the `StyleConfig`
-field that weights it, its label and number format in the progress display, and how it is built
-from the run's context. `build_objective` builds every registered term, the progress bar shows
-every one, and the weight's validation comes from its field's metadata.
+automatically. Each module declares `TERM = LossTerm(...)`: the term's name, where its weight
+comes from, its label and number format in the progress display, and how it is built from the
+run's context. `build_objective` builds every registered term and the progress bar shows every one.
+
+Weights: the paper's four terms have their own `StyleConfig` fields (`lambda_patch`, ... with
+`--lambda-*` options). A term added later declares no field (`weight_field=None`): its weight is
+given by name, `--term-weight NAME=W` (a TOML `term_weight = ["NAME=W"]`), validated like the
+others (finite, 0 or more), and it is 0 until given, so the paper's defaults and every settings
+hash stay as they were. A `--term-weight` naming no registered term is refused before any weights
+load (`check_term_weights`).
 
 Terms are summed in the order of their weight fields in `StyleConfig` (patch, dir, content, tv),
-so the objective's floating-point sum never depends on file names.
+then the named ones by name, so the objective's floating-point sum never depends on file names.
 
-Adding a term is one module in `terms/` and one line in `StyleConfig`, its weight:
-
-    lambda_brightness: float = _term_weight(0.0, "Weight of the brightness term.", added_in="0.2")
+Adding a term is one module in `terms/` (and its row in the README's table of terms).
 
 `contract_problems` lists every way an entry can be half-wired; the test suite requires none.
 
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from clipstyler_opt.core.config import StyleConfig, term_weight_fields
+from clipstyler_opt.core.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -37,7 +42,7 @@ if TYPE_CHECKING:
 
     from clipstyler_opt.method.objective.base import ClipViews, Term
 
-__all__ = ["LossTerm", "TermContext", "contract_problems", "registered_terms"]
+__all__ = ["LossTerm", "TermContext", "check_term_weights", "contract_problems", "registered_terms"]
 
 TERMS_PACKAGE = "clipstyler_opt.method.objective.terms"
 
@@ -58,7 +63,8 @@ class LossTerm:
 
     Attributes:
         name: the key of its value in the loss dictionary, history and records.
-        weight_field: the `StyleConfig` field holding its weight λ (role "term weight").
+        weight_field: the `StyleConfig` field holding its weight λ (role "term weight"); None for
+            a term weighted by name with --term-weight NAME=W (0 until given).
         label: its name in the progress display.
         display_format: the format spec of its value there (e.g. ".3f").
         build: makes the term (a `Term` module) from the run's `TermContext`.
@@ -72,7 +78,7 @@ class LossTerm:
     """
 
     name: str
-    weight_field: str
+    weight_field: str | None
     label: str
     display_format: str
     build: Callable[[TermContext], Term]
@@ -80,7 +86,10 @@ class LossTerm:
 
     def weight(self, config: StyleConfig) -> float:
         """λ for this term under `config`."""
-        weight = float(getattr(config, self.weight_field))
+        if self.weight_field is None:
+            weight = config.named_term_weights().get(self.name, 0.0)
+        else:
+            weight = float(getattr(config, self.weight_field))
         if self.follows_style_strength:
             weight *= config.content_weight_scale()
         return weight
@@ -92,7 +101,25 @@ class LossTerm:
 
 def _field_order(term: LossTerm) -> tuple[int, str]:
     names = StyleConfig.field_names()
-    return (names.index(term.weight_field) if term.weight_field in names else len(names), term.name)
+    field = term.weight_field
+    return (names.index(field) if field is not None and field in names else len(names), term.name)
+
+
+def check_term_weights(config: StyleConfig) -> None:
+    """Refuse a --term-weight that names no registered term (before any weights load).
+
+    Example:
+        >>> try:
+        ...     check_term_weights(StyleConfig(term_weight=("glow=1",)))
+        ... except ConfigError as error:
+        ...     print(error)
+        term-weight glow=1: no loss term is named glow (terms weighted by name: none)
+    """
+    named = sorted(term.name for term in registered_terms() if term.weight_field is None)
+    for name, weight in config.named_term_weights().items():
+        if name not in named:
+            raise ConfigError(f"term-weight {name}={weight:g}: no loss term is named {name} (terms weighted by "
+                              f"name: {', '.join(named) or 'none'})")
 
 
 @functools.cache
@@ -115,6 +142,19 @@ def registered_terms() -> tuple[LossTerm, ...]:
     return ordered
 
 
+def _weight_field_problems(term: LossTerm, config_class: type[StyleConfig]) -> list[str]:
+    if term.weight_field not in config_class.field_names():
+        return [f"{term.name}: its weight field {term.weight_field} is not a StyleConfig field"]
+    meta = config_class.field_meta(term.weight_field)
+    problems = []
+    if meta["role"] != "term weight":
+        problems.append(f"{term.name}: its weight field {term.weight_field} has the role {meta['role']!r}, "
+                        "not 'term weight' (declare it with _term_weight)")
+    if not meta["checks"]:
+        problems.append(f"{term.name}: its weight field {term.weight_field} declares no validation")
+    return problems
+
+
 def contract_problems(terms: Sequence[LossTerm], config_class: type[StyleConfig] = StyleConfig) -> list[str]:
     """Every way `terms` are half-wired: a weight field that is missing, not of the term-weight
     role or without validation rules; a name given twice; a display format that cannot show a
@@ -126,19 +166,15 @@ def contract_problems(terms: Sequence[LossTerm], config_class: type[StyleConfig]
         >>> contract_problems([*registered_terms(), broken])
         ['glow: its weight field lambda_glow is not a StyleConfig field']
     """
-    problems = []
+    problems: list[str] = []
     fields = config_class.field_names()
     weights = term_weight_fields(config_class)
     for term in terms:
-        if term.weight_field not in fields:
-            problems.append(f"{term.name}: its weight field {term.weight_field} is not a StyleConfig field")
-            continue
-        meta = config_class.field_meta(term.weight_field)
-        if meta["role"] != "term weight":
-            problems.append(f"{term.name}: its weight field {term.weight_field} has the role {meta['role']!r}, "
-                            "not 'term weight' (declare it with _term_weight)")
-        if not meta["checks"]:
-            problems.append(f"{term.name}: its weight field {term.weight_field} declares no validation")
+        if term.weight_field is not None:
+            problems += _weight_field_problems(term, config_class)
+        elif not (term.name.replace("_", "").isalnum() and term.name.islower()):
+            problems.append(f"{term.name}: weighted by name, but --term-weight NAME=W cannot name it (use a "
+                            "lower-case word)")
         try:
             term.shown(1.0)
         except (TypeError, ValueError):
