@@ -139,12 +139,13 @@ def test_a_term_weighted_by_name_is_one_module_off_until_given(monkeypatch: pyte
     _discover(monkeypatch, tmp_path, "from clipstyler_opt.method.objective.registry import LossTerm\n"
                                      "TERM = LossTerm('glow', None, 'glow', '.3f', lambda context: None)\n")
     terms = registered_terms()
-    assert [term.name for term in terms] == [*PAPER_TERMS, "glow"] and contract_problems(terms) == []
-    glow = terms[-1]
+    names = [term.name for term in terms]
+    assert names[:4] == list(PAPER_TERMS) and "glow" in names[4:] and contract_problems(terms) == []
+    glow = terms[names.index("glow")]
     assert glow.weight(StyleConfig()) == 0.0
     assert glow.weight(StyleConfig(term_weight=("glow=0.25",))) == 0.25
     registry.check_term_weights(StyleConfig(term_weight=("glow=0.25",)))
-    with pytest.raises(ConfigError, match=r"no loss term is named flare \(terms weighted by name: glow\)"):
+    with pytest.raises(ConfigError, match=r"no loss term is named flare \(terms weighted by name: (.*, )?glow\b"):
         registry.check_term_weights(StyleConfig(term_weight=("flare=1",)))
     for bad in ("glow=-5", "glow=inf", "glow=nan", "glow", "Glow!=1"):
         with pytest.raises(ConfigError, match="term-weight"):
