@@ -48,7 +48,7 @@ def test_result_records_losses_history_timings_and_provenance(tiny_config: Style
     events: list[Progress] = []
     result = Stylizer(tiny_config).stylize(photo, "starry night", progress=events.append)
     assert [e.step for e in events] == [1, 2, 3] and events[-1].total == 3
-    assert set(result.losses) == {"total", "patch", "dir", "content", "tv"}
+    assert {"total", "patch", "dir", "content", "tv"} <= set(result.losses)  # and any term added later
     assert len(result.history) == 3
     assert result.device == "cpu" and result.precision == "fp32"
     assert result.timings["total_s"] >= result.timings["optimise_s"] > 0
