@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from clipstyler_opt.analysis.embeddings import ScorerEmbeddings
 from clipstyler_opt.analysis.fits import Skipped
 from clipstyler_opt.analysis.humans import MetricValues, StudyStrengths, human_probe
 from clipstyler_opt.analysis.probes import (
@@ -35,6 +34,7 @@ from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError, OutputError
 from clipstyler_opt.core.files import ReadSet, write_bytes
 from clipstyler_opt.core.styles import StyleSpec
+from clipstyler_opt.evaluate.embeddings import ScorerEmbeddings
 from clipstyler_opt.report.load import ResultFolder, RunOutput, load_results
 
 __all__ = ["ANALYSIS_NAME", "REPLICATE_SETTINGS", "SCHEMA_VERSION", "AnalysisResult", "analyze_folder",
@@ -79,8 +79,8 @@ def numeric_settings(folder: ResultFolder) -> list[str]:
 def check_destinations(root: Path, figures: bool) -> None:
     """Before any work: what analyze writes must be writable inside `root`, never through a link
     (a linked `figures/` or cache folder would send files elsewhere)."""
-    from clipstyler_opt.analysis.embeddings import CACHE_FOLDER
     from clipstyler_opt.analysis.plots import FIGURES_FOLDER
+    from clipstyler_opt.evaluate.embeddings import CACHE_FOLDER
 
     folders = [CACHE_FOLDER, *([FIGURES_FOLDER] if figures else [])]
     for name in folders:

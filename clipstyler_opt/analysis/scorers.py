@@ -4,18 +4,16 @@ any of the outputs it scores."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from clipstyler_opt.analysis.embeddings import ScorerEmbeddings
 from clipstyler_opt.core.backbone_spec import BackboneSpec, LoadContext
 from clipstyler_opt.core.config import StyleConfig
-from clipstyler_opt.core.errors import ClipoptError, ConfigError
-from clipstyler_opt.evaluate.scorer import choose_scorer, optimiser_records, was_optimiser
+from clipstyler_opt.core.errors import ClipoptError
+from clipstyler_opt.evaluate.embeddings import ScorerEmbeddings
+from clipstyler_opt.evaluate.scorer import labelled_scorers, optimiser_records, was_optimiser
 from clipstyler_opt.method.ensemble import Member, member_settings
 from clipstyler_opt.models import create_backbone
 from clipstyler_opt.report.load import ResultFolder
@@ -35,43 +33,10 @@ def _optimisers(folder: ResultFolder) -> list[tuple[dict[str, Any], ...]]:
     return found
 
 
-_LABEL = re.compile(r"^(?P<label>[A-Za-z0-9_.-]+)=(?P<spec>.+)$")
-
-
-def short_label(spec: BackboneSpec) -> str:
-    """A scorer's name in files, figures and tables: MODEL/TAG, or MODEL (weights file name) for
-    an explicit file; never a folder path.
-
-    Example:
-        >>> short_label(BackboneSpec.parse("ViT-B-32/openai:file=/data/w/clip.safetensors"))
-        'ViT-B-32 (clip)'
-    """
-    if spec.file is not None:
-        return f"{spec.source} ({Path(spec.file).stem})"
-    return f"{spec.source}/{spec.pretrained}" if spec.pretrained else spec.source
-
-
 def scorer_specs(requested: Sequence[str], folder: ResultFolder) -> list[tuple[str, BackboneSpec]]:
-    """(label, spec) per scorer, parsed before anything loads; else eval's default rule. A scorer
-    may be named `LABEL=SPEC` (LABEL: letters, digits, '-', '_', '.'); labels that collide are
-    numbered."""
-    chosen = []
-    for text in requested:
-        match = _LABEL.match(text)
-        label, spec_text = (match["label"], match["spec"]) if match else (None, text)
-        spec = BackboneSpec.parse(spec_text)
-        chosen.append((label or short_label(spec), spec))
-    if not chosen:
-        spec = choose_scorer(None, _optimisers(folder))
-        chosen = [(short_label(spec), spec)]
-    if len({str(spec) for _, spec in chosen}) != len(chosen):
-        raise ConfigError("the same --scorer is given twice")
-    seen: dict[str, int] = {}
-    labelled = []
-    for label, spec in chosen:
-        seen[label] = seen.get(label, 0) + 1
-        labelled.append((label if seen[label] == 1 else f"{label}-{seen[label]}", spec))
-    return labelled
+    """(label, spec) per scorer, as `clipopt eval --scorer` names them (`labelled_scorers`); with
+    none, eval's default rule over what optimised the folder's outputs."""
+    return labelled_scorers(requested, _optimisers(folder))
 
 
 def load_scorers(specs: Sequence[tuple[str, BackboneSpec]], context: LoadContext, device: torch.device,

@@ -13,13 +13,16 @@ other activation) and pretrained tag match.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import PurePath
 from typing import Any
 
 from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.core.errors import ConfigError
 
-__all__ = ["DEFAULT_SCORERS", "choose_scorer", "optimiser_records", "same_backbone", "was_optimiser"]
+__all__ = ["DEFAULT_SCORERS", "choose_scorer", "labelled_scorers", "optimiser_records", "same_backbone",
+           "short_label", "was_optimiser"]
 
 DEFAULT_SCORERS = ("ViT-B-16/openai", "ViT-B-32-quickgelu/openai")
 Record = Mapping[str, Any]
@@ -79,3 +82,56 @@ def was_optimiser(scorer: Record, optimisers: Sequence[Record] | None) -> bool |
     if optimisers is None:
         return None
     return any(same_backbone(scorer, record) for record in optimisers)
+
+
+_LABEL = re.compile(r"^(?P<label>[A-Za-z0-9_.-]+)=(?P<spec>.+)$")
+
+
+def short_label(spec: BackboneSpec) -> str:
+    """A scorer's name in files, figures and tables: MODEL/TAG, or MODEL (weights file name) for
+    an explicit file; never a folder path.
+
+    Example:
+        >>> short_label(BackboneSpec.parse("ViT-B-32/openai:file=/data/w/clip.safetensors"))
+        'ViT-B-32 (clip)'
+        >>> short_label(BackboneSpec.parse("ViT-B-16-SigLIP/webli"))
+        'ViT-B-16-SigLIP/webli'
+    """
+    if spec.file is not None:
+        return f"{spec.source} ({PurePath(spec.file).stem})"
+    return f"{spec.source}/{spec.pretrained}" if spec.pretrained else spec.source
+
+
+def labelled_scorers(requested: Sequence[str], optimisers: Iterable[Sequence[Record]] = ()
+                     ) -> list[tuple[str, BackboneSpec]]:
+    """(label, spec) per `--scorer` text, parsed before anything loads; with none, the default
+    rule (`choose_scorer`) over what optimised the outputs. A scorer may be named `LABEL=SPEC`
+    (LABEL: letters, digits, '-', '_', '.'); otherwise its label is `short_label(spec)`. Labels
+    that collide are numbered (`-2`, `-3`); the same spec twice is refused.
+
+    Raises:
+        ConfigError: a spec that does not parse, or one given twice.
+
+    Example:
+        >>> [label for label, _ in labelled_scorers(["CLIP=ViT-B-32/openai", "ViT-B-16/openai"])]
+        ['CLIP', 'ViT-B-16/openai']
+        >>> [label for label, _ in labelled_scorers(["m:file=/a/w.pt", "m:file=/b/w.pt"])]
+        ['m (w)', 'm (w)-2']
+    """
+    chosen = []
+    for text in requested:
+        match = _LABEL.match(text)
+        label, spec_text = (match["label"], match["spec"]) if match else (None, text)
+        spec = BackboneSpec.parse(spec_text)
+        chosen.append((label or short_label(spec), spec))
+    if not chosen:
+        spec = choose_scorer(None, optimisers)
+        chosen = [(short_label(spec), spec)]
+    if len({str(spec) for _, spec in chosen}) != len(chosen):
+        raise ConfigError("the same --scorer is given twice")
+    seen: dict[str, int] = {}
+    labelled = []
+    for label, spec in chosen:
+        seen[label] = seen.get(label, 0) + 1
+        labelled.append((label if seen[label] == 1 else f"{label}-{seen[label]}", spec))
+    return labelled

@@ -9,7 +9,6 @@ their values.
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,15 +17,14 @@ from typing import Any
 
 from clipstyler_opt.batch.manifest import MANIFEST_NAME, read_records
 from clipstyler_opt.core.errors import ConfigError, InputImageError
-from clipstyler_opt.core.files import describe_os_error, not_a_file, read_regular
+from clipstyler_opt.core.files import not_a_file
+from clipstyler_opt.report.evaluation import EVAL_NAME, Evaluation, read_evaluation
 from clipstyler_opt.report.markup import clean_text, format_value
 from clipstyler_opt.run.outputs import sidecar_path
 from clipstyler_opt.run.record import read_record, recorded_input
 
 __all__ = ["DEFAULT_CELL", "EVAL_NAME", "Cell", "Evaluation", "ResultFolder", "RunOutput", "load_results"]
 
-EVAL_NAME = "eval.json"
-_MAX_JSON_BYTES = 256 << 20  # a sidecar or eval.json; anything larger is not one
 DEFAULT_CELL = "default"
 
 
@@ -55,17 +53,6 @@ class RunOutput:
     losses: Mapping[str, float]
     history: tuple[Mapping[str, float], ...]
     cell: Cell
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    metrics: tuple[str, ...]  # column order
-    directions: Mapping[str, str]  # metric -> "higher" | "lower"
-    rows: Mapping[str, Mapping[str, float | None]]  # output path below the folder -> metric -> value
-
-    def value(self, output: RunOutput, metric: str) -> float | None:
-        value = self.rows.get(output.relative, {}).get(metric)
-        return value if value is not None and math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -134,7 +121,7 @@ def load_results(root: Path, *, with_evaluation: bool = True) -> ResultFolder:
         raise ConfigError(f"{root}: {MANIFEST_NAME} lists no finished output that exists")
     outputs = _assign_cells(raw)
     cells = sorted({o.cell for o in outputs}, key=_cell_order)
-    evaluation = _read_evaluation(root / EVAL_NAME) if with_evaluation else None
+    evaluation = read_evaluation(root / EVAL_NAME) if with_evaluation else None
     return ResultFolder(root=root, outputs=tuple(outputs), cells=tuple(cells), evaluation=evaluation,
                         notes=tuple(notes))
 
@@ -214,29 +201,3 @@ def _cell_order(cell: Cell) -> tuple[Any, ...]:
     """Numbers numerically, then everything else as text."""
     return (*((0, value, "") if isinstance(value, (int, float)) and not isinstance(value, bool)
               else (1, 0, format_value(value)) for _, value in cell.values), (2, 0, cell.id))
-
-
-def _read_evaluation(path: Path) -> Evaluation | None:
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(read_regular(path, _MAX_JSON_BYTES).decode("utf-8"))
-        rows_in = data["rows"]
-        directions = {str(k): str(v) for k, v in (data.get("directions") or {}).items()}
-        rows: dict[str, dict[str, float | None]] = {}
-        for row in rows_in:
-            metrics = {str(k): (float(v) if isinstance(v, (int, float)) else None)
-                       for k, v in (row.get("metrics") or {}).items()}
-            rows[PurePosixPath(str(row["output"])).as_posix()] = metrics
-    except RecursionError:
-        raise ConfigError(f"{path}: not a readable {EVAL_NAME} (JSON nested too deeply); "
-                          f"rewrite it with clipopt eval") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({describe_os_error(exc)})") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"{path}: not a readable {EVAL_NAME} ({type(exc).__name__}: {exc}); "
-                          f"rewrite it with clipopt eval") from None
-    order = list(directions)
-    for metrics in rows.values():
-        order.extend(k for k in metrics if k not in order)
-    return Evaluation(metrics=tuple(order), directions=directions, rows=rows)
