@@ -14,6 +14,7 @@ import pytest
 import tiny
 from click.testing import CliRunner
 from PIL import Image
+from scipy import stats as scipy_stats
 from test_batch_support import EXAMPLES, tiny_flags
 
 from clipstyler_opt.cli import cli, main
@@ -158,9 +159,13 @@ def test_batch_folder_gets_an_eval_json_the_report_reads(batch_folder: Path, tin
     assert summary["overall"]["ssim"]["n"] == 4 and set(summary["per_prompt"]) == set(PROMPTS)
     for prompt in PROMPTS:
         entry = summary["per_prompt"][prompt]["ssim"]
-        values = [row["metrics"]["ssim"] for row in document["rows"] if row["prompt"] == prompt]
+        rows = [row for row in document["rows"] if row["prompt"] == prompt]
+        values = [row["metrics"]["ssim"] for row in rows]
         assert entry["n"] == 2 and entry["mean"] == pytest.approx(sum(values) / 2)
-        assert min(values) <= entry["ci_low"] <= entry["mean"] <= entry["ci_high"] <= max(values)
+        # two content images, one output each: the textbook t-interval, 1 degree of freedom (scipy's t)
+        assert len({row["content"] for row in rows}) == entry["n_clusters"] == 2
+        half = scipy_stats.t.ppf(0.975, 1) * abs(values[0] - values[1]) / 2
+        assert (entry["ci_low"], entry["ci_high"]) == pytest.approx((entry["mean"] - half, entry["mean"] + half))
     assert "prompt 'red'" in result.output and f"wrote {batch_folder / 'eval.json'}" in result.output
 
 

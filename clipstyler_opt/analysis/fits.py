@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from clipstyler_opt.analysis.intervals import Interval, cluster_bootstrap
+from clipstyler_opt.stats.bootstrap import Interval, cluster_bootstrap
 
 __all__ = ["GAMMA_RANGE", "MIN_POWER_LEVELS", "CurveFit", "Skipped", "fit_linear", "fit_power", "level_means",
            "response_curve"]

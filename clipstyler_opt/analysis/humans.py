@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from clipstyler_opt.analysis.fits import Skipped
-from clipstyler_opt.analysis.intervals import cluster_bootstrap
 from clipstyler_opt.analysis.ranks import kendall_tau_b
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.files import read_text
+from clipstyler_opt.stats.bootstrap import cluster_bootstrap
 
 __all__ = ["MIN_CELLS", "StudyStrengths", "human_probe", "read_study"]
 

@@ -26,9 +26,9 @@ import numpy as np
 
 from clipstyler_opt.analysis.fits import Skipped, response_curve
 from clipstyler_opt.analysis.geometry import modality_gap
-from clipstyler_opt.analysis.intervals import cluster_bootstrap
 from clipstyler_opt.analysis.ranks import kendall_tau_b, spearman_rho
 from clipstyler_opt.analysis.recognition import recognition
+from clipstyler_opt.stats.bootstrap import cluster_bootstrap
 
 __all__ = ["DEGENERATE", "Observation", "TextSpace", "agreement_probe", "gap_probe", "recognition_probe",
            "response_probe", "text_image_probe"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 from clipstyler_opt.report.analyze import StudyAnalysis, analyze, analyze_answers, format_analysis, read_answers
 from clipstyler_opt.report.html import REPORT_NAME, render_report, write_report
 from clipstyler_opt.report.load import Cell, Evaluation, ResultFolder, RunOutput, load_results
-from clipstyler_opt.report.stats import bradley_terry, wilson_interval
 from clipstyler_opt.report.study import CSV_COLUMNS, GREY_CELL, StudyPlan, Trial, plan_study
 from clipstyler_opt.report.study_page import render_study, write_study
+from clipstyler_opt.stats import bradley_terry, wilson_interval
 
 __all__ = [
     "CSV_COLUMNS",

@@ -29,8 +29,8 @@ import numpy as np
 
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.files import read_text
-from clipstyler_opt.report.stats import bradley_terry, connected_components, wilson_interval
 from clipstyler_opt.report.study import CSV_COLUMNS, QUESTIONS, unescape_csv_field
+from clipstyler_opt.stats import bradley_terry, connected_components, wilson_interval
 
 __all__ = [
     "REQUIRED_COLUMNS",
