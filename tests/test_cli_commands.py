@@ -107,6 +107,7 @@ def test_help_texts_show_the_values_of_their_sources() -> None:
     from clipstyler_opt.cli import eval as eval_cli
     from clipstyler_opt.cli import report as report_cli
     from clipstyler_opt.evaluate import PatchProtocol
+    from clipstyler_opt.evaluate.protocols import PATCH_PROTOCOLS, SSIM_PROTOCOLS
     from clipstyler_opt.evaluate.scorer import DEFAULT_SCORERS
     from clipstyler_opt.report import REPORT_NAME
     from clipstyler_opt.report.load import EVAL_NAME
@@ -115,6 +116,8 @@ def test_help_texts_show_the_values_of_their_sources() -> None:
     assert eval_cli.DEFAULT_SCORERS == DEFAULT_SCORERS and eval_cli.EVAL_NAME == EVAL_NAME
     protocol = PatchProtocol()
     assert protocol.crops == eval_cli.PATCH_CROPS and protocol.crop_size == eval_cli.PATCH_CROP_SIZE
+    assert eval_cli.PATCH_PROTOCOLS == PATCH_PROTOCOLS and eval_cli.SSIM_PROTOCOLS == SSIM_PROTOCOLS
+    assert protocol.name == PATCH_PROTOCOLS[0]
     assert report_cli.REPORT_NAME == REPORT_NAME and bench_cli.PROMPT == PROMPT
 
 

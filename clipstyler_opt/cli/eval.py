@@ -10,6 +10,7 @@ import click
 
 from clipstyler_opt.cli.options import verbosity, verbosity_options
 from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.files import ReadSet, refuse_one_file_twice
 from clipstyler_opt.core.naming import printable
 from clipstyler_opt.core.styles import StyleImage
@@ -23,10 +24,24 @@ __all__ = ["eval_command"]
 log = logging.getLogger("clipstyler_opt")
 
 # Shown in --help, which loads nothing heavy (the evaluation and report packages load torch); a test
-# checks each against its source: DEFAULT_SCORERS, report.load.EVAL_NAME, PatchProtocol's defaults.
+# checks each against its source: DEFAULT_SCORERS, report.load.EVAL_NAME, PatchProtocol's defaults,
+# the protocol names of evaluate.protocols.
 DEFAULT_SCORERS = ("ViT-B-16/openai", "ViT-B-32-quickgelu/openai")
 EVAL_NAME = "eval.json"
 PATCH_CROPS, PATCH_CROP_SIZE = 64, 128
+PATCH_PROTOCOLS = ("train", "paper")
+SSIM_PROTOCOLS = ("default", "wang")
+
+
+def _protocol(names: tuple[str, ...]) -> Any:
+    """A click callback: the value must be one of `names`; otherwise a one-line error, exit 2."""
+    def check(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        if value not in names:
+            raise ConfigError(f"--{param.name.replace('_', '-') if param.name else ''}: unknown protocol "
+                              f"{value!r} (known: {', '.join(names)})")
+        return value
+
+    return check
 
 
 def _help(field: str) -> str:
@@ -78,10 +93,20 @@ def _rows_of(report: EvalReport, root: Path | None) -> list[EvalRow]:
               help=f"Write the results as JSON here [default for a result folder: DIR/{EVAL_NAME}].")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write one row per output as CSV here.")
+@click.option("--patch-protocol", default=PATCH_PROTOCOLS[0], show_default=True, metavar="|".join(PATCH_PROTOCOLS),
+              callback=_protocol(PATCH_PROTOCOLS),
+              help="patch_clip_score's crops: 'train' (--patch-crops of --patch-size px, CLIPstyler's training "
+                   "setting) or 'paper' (64 crops of 64-224 px from the output resized to 512x512, as CLIPstyler's "
+                   "Table 2).")
 @click.option("--patch-crops", type=click.IntRange(1, 1024), default=PATCH_CROPS, show_default=True,
               help="Random crops for patch_clip_score.")
-@click.option("--patch-size", type=click.IntRange(8, 4096), default=PATCH_CROP_SIZE, show_default=True,
-              help="Crop side for patch_clip_score (clipped to the image's short side).")
+@click.option("--patch-size", type=click.IntRange(8, 4096),
+              help=f"Crop side for the train protocol (clipped to the image's short side) "
+                   f"[default: {PATCH_CROP_SIZE}].")
+@click.option("--ssim-protocol", default=SSIM_PROTOCOLS[0], show_default=True, metavar="|".join(SSIM_PROTOCOLS),
+              callback=_protocol(SSIM_PROTOCOLS),
+              help="ssim's convention: 'default' (RGB mean, borders reflected, full size) or 'wang' (Wang et al.'s "
+                   "reference: luminance, downsampled by round(min(H, W)/256), no borders).")
 @click.option("--clip-model-config", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help=_help("clip_model_config"))
 @click.option("--vgg-checkpoint", type=click.Path(path_type=Path), help=_help("vgg_checkpoint"))
@@ -94,10 +119,11 @@ def _rows_of(report: EvalReport, root: Path | None) -> list[EvalRow]:
 @verbosity_options
 def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | None, source_text: str | None,
                  style_images: tuple[str, ...], scorer: str | None, json_path: Path | None, csv_path: Path | None,
-                 patch_crops: int, patch_size: int, quiet: bool, verbose: bool, **weights: Any) -> None:
+                 patch_protocol: str, patch_crops: int, patch_size: int | None, ssim_protocol: str, quiet: bool,
+                 verbose: bool, **weights: Any) -> None:
     """Score OUTPUT images (or result folders with a manifest.jsonl) for style and content.
 
-    Style (↑): clip_score, directional_similarity, patch_clip_score, with the scorer backbone.
+    Style (↑): clip_score, clipscore, directional_similarity, patch_clip_score, with the scorer backbone.
     Content: ssim ↑, vgg_content_distance ↓, lpips ↓, edge_correlation ↑ against the content image;
     gram_distance ↓ against style images. Content image and prompt come from each output's
     metadata unless given. Prints a table; writes DIR/eval.json for a folder (or --json F).
@@ -115,9 +141,12 @@ def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | 
     from clipstyler_opt.evaluate.table import format_rows, format_summary, format_unavailable, write_csv, write_json
 
     level = verbosity(quiet, verbose)
+    if patch_protocol == "paper" and patch_size is not None:
+        raise ConfigError("--patch-size applies to the train protocol; the paper protocol's crops are 64-224 px")
     refuse_one_file_twice([("--json", json_path), ("--csv", csv_path)])
     overrides = Overrides(content, prompt, source_text, tuple(StyleImage.parse(text) for text in style_images))
-    options = EvalOptions(scorer=scorer, patch=PatchProtocol(patch_crops, patch_size),
+    patch = PatchProtocol(patch_crops, patch_size or PATCH_CROP_SIZE, name=patch_protocol)
+    options = EvalOptions(scorer=scorer, patch=patch, ssim_protocol=ssim_protocol,
                           clip_model_config=tuple(weights["clip_model_config"]),
                           vgg_checkpoint=weights["vgg_checkpoint"], lpips_checkpoint=weights["lpips_checkpoint"],
                           cache_dir=weights["cache_dir"], offline=weights["offline"], device=weights["device"])

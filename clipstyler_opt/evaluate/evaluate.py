@@ -21,9 +21,11 @@ from PIL import Image
 
 from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.core.config import StyleConfig
+from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.evaluate.gram import GRAM_LAYERS, style_network
 from clipstyler_opt.evaluate.names import MetricUnavailable
 from clipstyler_opt.evaluate.perceptual import load_perceptual
+from clipstyler_opt.evaluate.protocols import SSIM_PROTOCOLS, clipscore_record, ssim_record
 from clipstyler_opt.evaluate.registry import Sample
 from clipstyler_opt.evaluate.registry import metrics as registered_metrics
 from clipstyler_opt.evaluate.scorer import Record, choose_scorer, was_optimiser
@@ -60,6 +62,7 @@ class EvalOptions:
     offline: bool = False
     device: str = "auto"
     patch: PatchProtocol = field(default_factory=PatchProtocol)
+    ssim_protocol: str = "default"  # a name of protocols.SSIM_PROTOCOLS
 
     def context(self, scorer: BackboneSpec | None = None) -> LoadContext:
         """Where the networks come from; messages about missing weights point at `--scorer`."""
@@ -93,7 +96,7 @@ class EvalReport:
     scorer: dict[str, Any]
     rows: list[EvalRow]
     warnings: list[str] = field(default_factory=list)
-    setup: dict[str, Any] = field(default_factory=dict)  # content network, LPIPS, patch protocol, device
+    setup: dict[str, Any] = field(default_factory=dict)  # content network, LPIPS, protocols, device
 
     def to_json(self, rows: Sequence[EvalRow] | None = None) -> dict[str, Any]:
         """The eval.json document for `rows` (default: all)."""
@@ -108,6 +111,9 @@ class Evaluator:
 
     def __init__(self, options: EvalOptions, optimisers: Iterable[Sequence[Record]] = ()) -> None:
         self.device = resolve_device(options.device)
+        if options.ssim_protocol not in SSIM_PROTOCOLS:
+            raise ConfigError(f"unknown SSIM protocol {options.ssim_protocol!r} (known: {', '.join(SSIM_PROTOCOLS)})")
+        self.ssim_protocol = options.ssim_protocol
         spec = choose_scorer(options.scorer, optimisers)
         context = options.context(spec)
         check_backbone_requirements([spec], context)  # an unknown model or a missing extra, before any weights
@@ -124,7 +130,8 @@ class Evaluator:
             "content_network": weights_record(str(vgg_weights.path), vgg_weights.origin),
             "lpips": {"available": self.perceptual.model is not None, "reason": self.perceptual.reason,
                       **self.perceptual.provenance},
-            "patch_protocol": options.patch.describe(),
+            "protocols": {"patch_clip_score": options.patch.describe(), "ssim": ssim_record(options.ssim_protocol),
+                          "clipscore": clipscore_record()},
             "gram_layers": list(GRAM_LAYERS),
             "device": str(self.device),
         }

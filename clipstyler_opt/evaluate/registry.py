@@ -61,6 +61,7 @@ class Networks(Protocol):
     vgg: VGGFeatures
     gram_vgg: VGGFeatures
     perceptual: PerceptualMetric
+    ssim_protocol: str  # a name of protocols.SSIM_PROTOCOLS
 
     def style_features(self, path: Any, long_side: int) -> list[torch.Tensor]:
         """A style image's Gram-layer features at `long_side`; cached."""
@@ -205,7 +206,10 @@ def _style_scores(sample: Sample) -> Mapping[str, float]:
 
 def _ssim(sample: Sample) -> float:
     from clipstyler_opt.evaluate.content import ssim
+    from clipstyler_opt.evaluate.protocols import wang_ssim
 
+    if sample.networks.ssim_protocol == "wang":
+        return wang_ssim(sample.output, sample.content)
     return ssim(sample.output, sample.content)
 
 
@@ -260,14 +264,16 @@ _NO_STYLE_TEXT = "the output was guided by style images only (no style text)"
 for _metric in (
     Metric("clip_score", "higher", "style", ("scorer", "style text"), _scored("clip_score"), _NO_STYLE_TEXT,
            "cos(E_I(view(output)), T(prompt))"),
+    Metric("clipscore", "higher", "style", ("scorer", "style text"), _scored("clipscore"), _NO_STYLE_TEXT,
+           "Hessel et al.'s CLIPScore: 2.5 * max(cos(E_I(view(output)), T_1('A photo depicts ' + prompt)), 0)"),
     Metric("directional_similarity", "higher", "style", ("scorer", "style text", "content image"),
            _scored("directional_similarity"), _NO_STYLE_TEXT,
            "cos(n(n(E_I(output)) - n(E_I(content))), n(T(prompt) - T(source text))) = 1 - L_dir"),
     Metric("patch_clip_score", "higher", "style", ("scorer", "style text"), _scored("patch_clip_score"),
-           _NO_STYLE_TEXT, "mean clip_score over the patch protocol's plain random crops"),
+           _NO_STYLE_TEXT, "mean clip_score over the patch protocol's (--patch-protocol) plain random crops"),
     Metric("ssim", "higher", "content", ("content image",), _ssim,
-           "the image is 5 px or less a side (SSIM's 11x11 window reflects a 5 px border)",
-           "mean SSIM (11x11 Gaussian window) against the content image"),
+           "the image is 5 px or less a side (default protocol), or under 11 px after the wang protocol's "
+           "downsampling", "mean SSIM (11x11 Gaussian window) against the content image, by --ssim-protocol"),
     Metric("vgg_content_distance", "lower", "content", ("content image", "vgg19"), _vgg_content_distance,
            "the image is under VGG19's minimum side", "sum of MSE of VGG19 relu4_2 and relu5_2"),
     Metric("lpips", "lower", "content", ("content image", "lpips"), _lpips,

@@ -6,11 +6,14 @@ size (losses.resize_for_backbone), T(text) the template-averaged, normalised tex
   clip_score              cos(E_I(view(output)), T(prompt))                         higher is better
   directional_similarity  1 − directional_loss = cos(n(n(E_I(view(output))) − n(E_I(view(content)))),
                           ΔT), ΔT = n(T(prompt) − T(source text)) (styles.fuse_directions)   higher
-  patch_clip_score        mean clip_score over N random square crops of the output, each resized
-                          to the scorer's input size                               higher is better
+  patch_clip_score        mean clip_score over the patch protocol's random square crops of the
+                          output, each resized to the scorer's input size            higher is better
+  clipscore               Hessel et al.'s CLIPScore: 2.5 · max(cos(E_I(view(output)),
+                          T_1("A photo depicts " + prompt)), 0), T_1 one text without templates  higher
 
-Patch protocol: N = 64 crops of 128 px (side clipped to the image's short side), positions drawn
-from a fixed seed, so one file always gets the same number on one device. The crops are plain:
+Patch protocols (protocols.py): `train`, N = 64 crops of 128 px (side clipped to the image's short
+side), and `paper`, 64 crops of 64…224 px from the output resized to 512×512; positions drawn from
+a fixed seed, so one file always gets the same number on one device. The crops are plain:
 training warps them (a random perspective with black fill) to stop the optimiser from fitting
 one view; a measurement should see the image's own pixels, and black corners would lower every
 score by an amount that depends on the warp, not on the output.
@@ -25,6 +28,14 @@ import torch.nn.functional as F
 
 from clipstyler_opt.core.styles import StyleSpec, fuse_directions, normalised_weights
 from clipstyler_opt.evaluate.names import MetricUnavailable
+from clipstyler_opt.evaluate.protocols import (
+    CLIPSCORE_PREFIX,
+    CLIPSCORE_WEIGHT,
+    PAPER_CANVAS,
+    PAPER_SIZES,
+    PATCH_PROTOCOLS,
+    paper_patches,
+)
 from clipstyler_opt.method.ensemble import Member
 from clipstyler_opt.method.losses import directional_loss, resize_for_backbone
 from clipstyler_opt.method.views import PatchCrops
@@ -45,20 +56,38 @@ def directional_similarity(image_features: torch.Tensor, content_embedding: torc
 
 @dataclass(frozen=True)
 class PatchProtocol:
+    """How patch_clip_score crops: `name` "train" (`crops` of `crop_size`) or "paper" (`crops` of
+    64…224 px from the output resized to 512×512; `crop_size` unused); `seed` fixes the crops.
+
+    Example:
+        >>> PatchProtocol(name="paper").describe()["crop_sides"]
+        [64, 224]
+    """
+
     crops: int = 64
     crop_size: int = 128
     seed: int = 0
+    name: str = "train"
 
     def __post_init__(self) -> None:
         if self.crops < 1 or self.crop_size < 1:
             raise ValueError("patch crops and crop size must be at least 1")
+        if self.name not in PATCH_PROTOCOLS:
+            raise ValueError(f"unknown patch protocol {self.name!r} (known: {', '.join(PATCH_PROTOCOLS)})")
 
     def side(self, height: int, width: int) -> int:
         """The crop side used for an image: `crop_size`, clipped to the short side."""
         return min(self.crop_size, height, width)
 
     def describe(self) -> dict[str, object]:
-        return {**asdict(self), "distortion": 0.0, "crop_side": "min(crop_size, short side)"}
+        """What eval.json records about the protocol."""
+        if self.name == "paper":
+            return {"name": "paper", "crops": self.crops, "crop_sides": list(PAPER_SIZES), "seed": self.seed,
+                    "resized_to": [PAPER_CANVAS, PAPER_CANVAS], "distortion": 0.0,
+                    "comparable_with": "CLIPstyler (Kwon & Ye 2022) Table 2 patch CLIP score (0.2515 CLIPstyler, "
+                                       "0.2252 StyleGAN-NADA), given the same CLIP scorer"}
+        return {**asdict(self), "distortion": 0.0, "crop_side": "min(crop_size, short side)",
+                "comparable_with": "CLIPstyler's training crop count and size; no published evaluation number"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +96,7 @@ class TextTarget:
 
     embedding: torch.Tensor
     direction: torch.Tensor
+    clipscore: torch.Tensor  # n(Σ ŵ_k T_1(CLIPSCORE_PREFIX + text_k)): one text each, no templates
 
 
 class StyleScorer:
@@ -81,10 +111,14 @@ class StyleScorer:
         weights = torch.tensor(normalised_weights(style.weights), dtype=embeddings.dtype, device=embeddings.device)
         fused = F.normalize((weights[:, None] * embeddings).sum(dim=0), dim=-1)
         direction = fuse_directions(embeddings, style.weights, self.member.texts(source_text, self.templates))
-        return TextTarget(fused, direction)
+        captions = torch.stack([self.member.texts(CLIPSCORE_PREFIX + text, "none") for text in style.texts])
+        caption = F.normalize((weights[:, None] * captions).sum(dim=0), dim=-1)
+        return TextTarget(fused, direction, caption)
 
     def patches(self, image: torch.Tensor) -> torch.Tensor:
         """The protocol's crops of `image` (1, 3, H, W), at the scorer's input size; the same every call."""
+        if self.protocol.name == "paper":
+            return paper_patches(image, self.protocol.crops, self.protocol.seed, self.member.backbone.input_size)
         side = self.protocol.side(*image.shape[-2:])
         crops = PatchCrops(self.protocol.crops, side, 0.0, self.member.backbone.input_size)
         devices = [image.device] if image.device.type == "cuda" else []
@@ -95,7 +129,7 @@ class StyleScorer:
     @torch.no_grad()
     def score(self, output: torch.Tensor, content: torch.Tensor, style: StyleSpec | None,
               source_text: str) -> dict[str, float]:
-        """clip_score, directional_similarity and patch_clip_score of `output` (1, 3, H, W) in [0, 1].
+        """clip_score, clipscore, directional_similarity and patch_clip_score of `output` (1, 3, H, W) in [0, 1].
 
         Raises:
             MetricUnavailable: there is no style text (the output was guided by style images only).
@@ -110,6 +144,7 @@ class StyleScorer:
         patch_features = backbone.encode_image(self.patches(output.float())).float()
         return {
             "clip_score": float(clip_score(features[:1], target.embedding)[0]),
+            "clipscore": CLIPSCORE_WEIGHT * max(float(clip_score(features[:1], target.clipscore)[0]), 0.0),
             "directional_similarity": float(directional_similarity(features[:1], content_embedding,
                                                                    target.direction)[0]),
             "patch_clip_score": float(clip_score(patch_features, target.embedding).mean()),
