@@ -86,7 +86,8 @@ def test_grid_is_every_combination_in_order_and_checked_cell_by_cell() -> None:
     assert [cell.id for cell in cells] == [f"lambda_content={c},steps={s}" for c in (50, 150) for s in (1, 2, 3)]
     assert cells[4].values == (("lambda_content", 150.0), ("steps", 2))
     assert cells[4].apply(StyleConfig(size=64)).replace(size=512) == StyleConfig(lambda_content=150.0, steps=2)
-    assert cells[4].record() == {"cell": "lambda_content=150,steps=2", "values": {"lambda_content": 150.0, "steps": 2}}
+    assert cells[4].record() == {"cell": "lambda_content=150,steps=2", "values": {"lambda_content": 150.0, "steps": 2},
+                                 "labels": {"lambda_content": "150", "steps": "2"}}
     with pytest.raises(ConfigError, match=r"^sweep cell size=64,steps=0: steps must be at least 1"):
         expand_grid(StyleConfig(), [parse_vary("size=64"), parse_vary("steps=1,0")])
     with pytest.raises(ConfigError, match="given twice"):
@@ -156,7 +157,8 @@ def test_sweep_writes_the_documented_layout_and_names_each_cell_in_its_sidecars(
             output = finished / cell / prompt_slug(PROMPT) / name
             assert_readable_image(output)
             sidecar = json.loads(output.with_name(name + ".json").read_text())
-            assert sidecar["sweep"] == {"cell": cell, "values": {"lambda_content": value}}
+            assert sidecar["sweep"] == {"cell": cell, "values": {"lambda_content": value},
+                                        "labels": {"lambda_content": f"{value:g}"}}
             assert sidecar["settings"]["lambda_content"] == value and sidecar["prompt"] == PROMPT
             assert sidecar["seed"] == derive_seed(0, name, PROMPT)  # the same in every cell
     [summary] = records(finished, "summary")

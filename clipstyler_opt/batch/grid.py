@@ -7,11 +7,18 @@ optional field, `none` is the default (unset). A value that holds a comma is wri
 JSON list: `--vary 'backbone=["a,b","c"]'`; there strings are taken literally and a nested
 list is a tuple (`[["A","B"],"C"]`: an ensemble A+B, then C).
 
+A value may carry a label, `LABEL=VALUE` with LABEL a plain word (letters, digits, `-`, `_`,
+`.`): `--vary backbone=CLIP=ViT-B-32-quickgelu/openai,SigLIP=ViT-B-16-SigLIP/webli`. In the
+JSON list form values are taken literally (`'style_image=["ref=x.png"]'` is the file
+`ref=x.png`). Every value's label (its own, else its short form) comes from the one rule of
+core/labels.py and is recorded in the sidecar (`sweep.labels`).
+
 A cell's id names its values, `lambda_content=50,backbone=ViT-B-16-openai~3f2a9c1e`: the
 value text with every character outside `A-Z a-z 0-9 . _ + -` replaced by `-`; when that
 changed anything, or the id is longer than 96 characters, it is cut and ends in `~` and a
 hash of the values, so ids are unique, safe as one folder name, and depend on nothing but
-their own values (adding a value to a grid renames no existing cell).
+their own values (adding a value to a grid renames no existing cell). A labelled value is
+named by its label instead (`backbone=CLIP`): a new cell, while unlabelled values keep their ids.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any
 from clipstyler_opt.core.coercion import field_hint, text_value, type_mismatch, typed_value, value_mismatch
 from clipstyler_opt.core.config import StyleConfig, unknown_setting_message
 from clipstyler_opt.core.errors import ClipoptError, ConfigError
+from clipstyler_opt.core.labels import Labelled, setting_labels, split_label
 
 __all__ = ["MAX_CELL_ID", "SweepCell", "Variation", "cell_id", "expand_grid", "parse_vary", "plain_value"]
 
@@ -46,6 +54,7 @@ class SweepCell:
 
     id: str
     values: tuple[tuple[str, Any], ...]  # (field, value) in --vary order
+    labels: tuple[tuple[str, str], ...] = ()  # (field, label) of every value: its own, else its short form
 
     def apply(self, base: StyleConfig) -> StyleConfig:
         """`base` with this cell's values; ConfigError naming the cell when they are invalid."""
@@ -55,8 +64,11 @@ class SweepCell:
             raise ConfigError(f"sweep cell {self.id}: {exc}") from None
 
     def record(self) -> dict[str, Any]:
-        """What the sidecar's `sweep` entry holds."""
-        return {"cell": self.id, "values": {name: plain_value(value) for name, value in self.values}}
+        """What the sidecar's `sweep` entry holds: the cell, its values and their labels."""
+        entry: dict[str, Any] = {"cell": self.id, "values": {name: plain_value(value) for name, value in self.values}}
+        if self.labels:
+            entry["labels"] = dict(self.labels)
+        return entry
 
 
 def plain_value(value: Any) -> Any:
@@ -110,8 +122,22 @@ def _refuse(name: str, raw: Any, wanted: str) -> Any:
     raise ConfigError(f"--vary {name}: {raw!r} is not {wanted}")
 
 
+def _unlabelled(value: Any) -> Any:
+    return value.value if isinstance(value, Labelled) else value
+
+
+def _label_entries(values: Sequence[Any]) -> list[tuple[Any, str | None]]:
+    return [(v.value, v.label) if isinstance(v, Labelled) else (v, None) for v in values]
+
+
 def parse_vary(text: str) -> Variation:
-    """`FIELD=V1,V2,...` (or `FIELD=[JSON list]`) -> (field name, parsed values)."""
+    """`FIELD=V1,V2,...` (or `FIELD=[JSON list]`) -> (field name, parsed values); a value written
+    `LABEL=VALUE` comes as `Labelled(LABEL, value)`.
+
+    Example:
+        >>> parse_vary("backbone=CLIP=ViT-B-32/openai,RN50/openai")
+        ('backbone', (Labelled(label='CLIP', value=('ViT-B-32/openai',)), ('RN50/openai',)))
+    """
     name_text, equals, values_text = text.partition("=")
     if not equals or not name_text.strip():
         raise ConfigError(f"--vary must look like FIELD=V1,V2 (e.g. lambda_content=50,150), got {text!r}")
@@ -127,11 +153,23 @@ def parse_vary(text: str) -> Variation:
         raw_values = values_text.split(",")
     if not raw_values:
         raise ConfigError(f"--vary {name}: no values")
-    values = tuple(_convert(name, raw) for raw in raw_values)
-    duplicated = [plain_value(v) for i, v in enumerate(values) if v in values[:i]]
+    values = tuple(_labelled(name, raw) if isinstance(raw, str) else _convert(name, raw) for raw in raw_values)
+    plain = [_unlabelled(v) for v in values]
+    duplicated = [plain_value(v) for i, v in enumerate(plain) if v in plain[:i]]
     if duplicated:
         raise ConfigError(f"--vary {name}: the value {duplicated[0]!r} is given twice")
+    setting_labels(name, _label_entries(values))  # one label given to two values exits here
     return name, values
+
+
+def _labelled(name: str, raw: str) -> Any:
+    """A command-line value, with its label when it is written `LABEL=VALUE`."""
+    label, rest = split_label(raw)
+    if label is None:
+        return _convert(name, raw)
+    if not rest.strip():
+        raise ConfigError(f"--vary {name}: the label {label!r} has no value after '='")
+    return Labelled(label, _convert(name, rest))
 
 
 def _value_text(value: Any) -> str:
@@ -148,13 +186,20 @@ def _value_text(value: Any) -> str:
 
 
 def cell_id(values: Sequence[tuple[str, Any]]) -> str:
-    """A readable folder name for one cell, unique per combination of values (see the module docstring)."""
-    parts = [(name, _value_text(value)) for name, value in values]
+    """A readable folder name for one cell, unique per combination of values (see the module docstring);
+    a `Labelled` value is named by its label.
+
+    Example:
+        >>> cell_id([("lambda_content", 50.0), ("backbone", Labelled("CLIP", ("ViT-B-32/openai",)))])
+        'lambda_content=50,backbone=CLIP'
+    """
+    parts = [(name, value.label if isinstance(value, Labelled) else _value_text(value)) for name, value in values]
     readable = ",".join(f"{name}={_UNSAFE.sub('-', text)}" for name, text in parts)
     exact = ",".join(f"{name}={text}" for name, text in parts)
     if readable == exact and len(readable) <= MAX_CELL_ID:
         return readable
-    digest = hashlib.sha256(json.dumps([[n, plain_value(v)] for n, v in values]).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(json.dumps([[n, plain_value(_unlabelled(v))] for n, v in values]).encode()
+                            ).hexdigest()[:8]
     return f"{readable[:MAX_CELL_ID - 9].rstrip('-,=')}~{digest}"
 
 
@@ -167,11 +212,13 @@ def expand_grid(base: StyleConfig, variations: Sequence[Variation]) -> list[Swee
         raise ConfigError(f"--vary {repeated[0]} is given twice; list all its values in one --vary")
     if not variations:
         raise ConfigError("nothing to sweep: give --vary FIELD=V1,V2 (repeatable)")
+    labels = [setting_labels(name, _label_entries(values)) for name, values in variations]
     cells: list[SweepCell] = []
     by_id: dict[str, SweepCell] = {}
-    for combination in itertools.product(*(values for _, values in variations)):
-        values = tuple(zip(names, combination, strict=True))
-        cell = SweepCell(cell_id(values), values)
+    for indices in itertools.product(*(range(len(values)) for _, values in variations)):
+        given = tuple((name, values[i]) for (name, values), i in zip(variations, indices, strict=True))
+        cell_labels = tuple((name, labels[axis][i]) for axis, (name, i) in enumerate(zip(names, indices, strict=True)))
+        cell = SweepCell(cell_id(given), tuple((name, _unlabelled(value)) for name, value in given), cell_labels)
         other = by_id.setdefault(cell.id, cell)
         if other is not cell:  # ids are never renamed (folders made before must resume), so refuse
             name, first, second = next((n, plain_value(a), plain_value(b)) for (n, a), (_, b)

@@ -40,8 +40,9 @@ def grid_cells(varies: tuple[str, ...], base: StyleConfig) -> tuple[SweepCell, .
 @click.command()
 @click.option("--vary", "vary", multiple=True, metavar="FIELD=V1,V2,...",
               help="A setting and its values, e.g. lambda_content=50,150 or backbone=A,B+C (+ joins an ensemble); "
-                   "a value holding a comma goes in a JSON list: 'backbone=[\"a,b\",\"c\"]'. Repeat for a grid: "
-                   "every combination is one cell.")
+                   "a value holding a comma goes in a JSON list: 'backbone=[\"a,b\",\"c\"]'. A value may carry a "
+                   "label, LABEL=VALUE (backbone=CLIP=ViT-B-32-quickgelu/openai), which names its cell. Repeat for a "
+                   "grid: every combination is one cell.")
 @batch_options("DIR/<cell>/<prompt-slug>/<input path below its INPUT>.<format>")
 def sweep(vary: tuple[str, ...], **params: Any) -> None:
     """Stylise every image in INPUT with every prompt, once per cell of a grid of settings.

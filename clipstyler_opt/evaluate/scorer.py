@@ -13,13 +13,13 @@ other activation) and pretrained tag match.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import PurePath
 from typing import Any
 
 from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.labels import setting_labels, split_label
+from clipstyler_opt.core.labels import short_label as value_label
 
 __all__ = ["DEFAULT_SCORERS", "choose_scorer", "labelled_scorers", "optimiser_records", "same_backbone",
            "short_label", "was_optimiser"]
@@ -84,12 +84,9 @@ def was_optimiser(scorer: Record, optimisers: Sequence[Record] | None) -> bool |
     return any(same_backbone(scorer, record) for record in optimisers)
 
 
-_LABEL = re.compile(r"^(?P<label>[A-Za-z0-9_.-]+)=(?P<spec>.+)$")
-
-
 def short_label(spec: BackboneSpec) -> str:
-    """A scorer's name in files, figures and tables: MODEL/TAG, or MODEL (weights file name) for
-    an explicit file; never a folder path.
+    """A scorer's name in files, figures and tables: the backbone short form of core/labels.py
+    (MODEL/TAG, or MODEL (weights file name) for an explicit file; never a folder path).
 
     Example:
         >>> short_label(BackboneSpec.parse("ViT-B-32/openai:file=/data/w/clip.safetensors"))
@@ -97,9 +94,7 @@ def short_label(spec: BackboneSpec) -> str:
         >>> short_label(BackboneSpec.parse("ViT-B-16-SigLIP/webli"))
         'ViT-B-16-SigLIP/webli'
     """
-    if spec.file is not None:
-        return f"{spec.source} ({PurePath(spec.file).stem})"
-    return f"{spec.source}/{spec.pretrained}" if spec.pretrained else spec.source
+    return value_label(str(spec), "backbone")
 
 
 def labelled_scorers(requested: Sequence[str], optimisers: Iterable[Sequence[Record]] = ()
@@ -107,10 +102,11 @@ def labelled_scorers(requested: Sequence[str], optimisers: Iterable[Sequence[Rec
     """(label, spec) per `--scorer` text, parsed before anything loads; with none, the default
     rule (`choose_scorer`) over what optimised the outputs. A scorer may be named `LABEL=SPEC`
     (LABEL: letters, digits, '-', '_', '.'); otherwise its label is `short_label(spec)`. Labels
-    that collide are numbered (`-2`, `-3`); the same spec twice is refused.
+    follow core/labels.py: short forms that collide are numbered (`-2`, `-3`); the same spec twice,
+    or one label for two specs, is refused.
 
     Raises:
-        ConfigError: a spec that does not parse, or one given twice.
+        ConfigError: a spec that does not parse, one given twice, or a label given to two specs.
 
     Example:
         >>> [label for label, _ in labelled_scorers(["CLIP=ViT-B-32/openai", "ViT-B-16/openai"])]
@@ -118,20 +114,13 @@ def labelled_scorers(requested: Sequence[str], optimisers: Iterable[Sequence[Rec
         >>> [label for label, _ in labelled_scorers(["m:file=/a/w.pt", "m:file=/b/w.pt"])]
         ['m (w)', 'm (w)-2']
     """
-    chosen = []
+    chosen: list[tuple[str | None, BackboneSpec]] = []
     for text in requested:
-        match = _LABEL.match(text)
-        label, spec_text = (match["label"], match["spec"]) if match else (None, text)
-        spec = BackboneSpec.parse(spec_text)
-        chosen.append((label or short_label(spec), spec))
+        label, spec_text = split_label(text)
+        chosen.append((label, BackboneSpec.parse(spec_text)))
     if not chosen:
-        spec = choose_scorer(None, optimisers)
-        chosen = [(short_label(spec), spec)]
+        chosen = [(None, choose_scorer(None, optimisers))]
     if len({str(spec) for _, spec in chosen}) != len(chosen):
         raise ConfigError("the same --scorer is given twice")
-    seen: dict[str, int] = {}
-    labelled = []
-    for label, spec in chosen:
-        seen[label] = seen.get(label, 0) + 1
-        labelled.append((label if seen[label] == 1 else f"{label}-{seen[label]}", spec))
-    return labelled
+    labels = setting_labels("backbone", [(str(spec), label) for label, spec in chosen])
+    return list(zip(labels, (spec for _, spec in chosen), strict=True))

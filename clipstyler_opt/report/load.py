@@ -1,9 +1,10 @@
 """Reading a result folder written by `clipopt batch` or `clipopt sweep`: outputs, cells, metrics.
 
-A *cell* is one combination of settings. Sweep sidecars name their cell (`sweep.cell`) and its
-values (`sweep.values`); without them, the varied settings are the settings keys whose values
-differ between outputs of the same content image and prompt, and a cell is one combination of
-their values.
+A *cell* is one combination of settings. Sweep sidecars name their cell (`sweep.cell`), its
+values (`sweep.values`) and their labels (`sweep.labels`); without them, the varied settings are
+the settings keys whose values differ between outputs of the same content image and prompt, and
+a cell is one combination of their values. Values without a recorded label are labelled by the
+one rule of core/labels.py (short forms, never a folder path).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from clipstyler_opt.batch.manifest import MANIFEST_NAME, read_records
 from clipstyler_opt.core.errors import ConfigError, InputImageError
 from clipstyler_opt.core.files import not_a_file
+from clipstyler_opt.core.labels import cell_labels, short_label
 from clipstyler_opt.report.evaluation import EVAL_NAME, Evaluation, read_evaluation
 from clipstyler_opt.report.markup import clean_text, format_value
 from clipstyler_opt.run.outputs import sidecar_path
@@ -34,12 +36,15 @@ class Cell:
 
     id: str
     values: tuple[tuple[str, Any], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()  # (setting, label) per value; see core/labels.py
 
     @property
     def label(self) -> str:
+        """`setting=label, ...`: what reports, figures and tables call the cell (never an absolute path)."""
         if not self.values:
             return self.id
-        return ", ".join(f"{key}={format_value(value)}" for key, value in self.values)
+        named = dict(self.labels)
+        return ", ".join(f"{key}={named.get(key) or short_label(value, key)}" for key, value in self.values)
 
 
 @dataclass(frozen=True)
@@ -169,19 +174,42 @@ def _varied_keys(raw: Iterable[Mapping[str, Any]]) -> list[str]:
     return sorted(varied)
 
 
+def _values_id(values: Iterable[tuple[str, Any]]) -> str:
+    """The id of a cell that no sweep named: its values, as reports have always written them."""
+    return clean_text(", ".join(f"{key}={format_value(value)}" for key, value in values))
+
+
+def _recorded_labels(sweep: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, str] | None:
+    labels = sweep.get("labels")
+    if not isinstance(labels, dict) or set(labels) != set(values) or \
+            not all(isinstance(v, str) and v and not Path(v).is_absolute() for v in labels.values()):
+        return None  # absent (written before labels) or not what this toolkit writes: labelled anew
+    return {str(k): clean_text(v) for k, v in labels.items()}
+
+
 def _assign_cells(raw: list[dict[str, Any]]) -> list[RunOutput]:
     varied = _varied_keys(item for item in raw if not isinstance(item["sidecar"].get("sweep"), dict))
-    outputs = []
+    cells: list[tuple[str, dict[str, Any], dict[str, str] | None]] = []  # id, raw values, recorded labels
     for item in raw:
-        sidecar, record = item["sidecar"], item["record"]
+        sidecar = item["sidecar"]
         settings = sidecar.get("settings") if isinstance(sidecar.get("settings"), dict) else {}
         sweep = sidecar.get("sweep")
         if isinstance(sweep, dict) and isinstance(sweep.get("values"), dict):
-            values = tuple((str(k), _hashable(v)) for k, v in sweep["values"].items())
-            cell = Cell(clean_text(sweep.get("cell") or Cell("", values).label), values)
+            plain = {str(k): v for k, v in sweep["values"].items()}
+            cell_name = sweep.get("cell") or _values_id((k, _hashable(v)) for k, v in plain.items())
+            cells.append((clean_text(cell_name), plain, _recorded_labels(sweep, plain)))
         else:
-            values = tuple((key, _hashable(settings.get(key))) for key in varied)
-            cell = Cell(clean_text(Cell("", values).label) if values else DEFAULT_CELL, values)
+            plain = {key: settings.get(key) for key in varied}
+            cells.append((_values_id((k, _hashable(v)) for k, v in plain.items()) if plain else DEFAULT_CELL,
+                          plain, None))
+    computed = cell_labels({name: list(plain.items()) for name, plain, labels in cells if labels is None})
+    outputs = []
+    for item, (name, plain, labels) in zip(raw, cells, strict=True):
+        sidecar, record = item["sidecar"], item["record"]
+        settings = sidecar.get("settings") if isinstance(sidecar.get("settings"), dict) else {}
+        chosen = labels if labels is not None else computed.get(name, {})
+        values = tuple((key, _hashable(value)) for key, value in plain.items())
+        cell = Cell(name, values, tuple((key, chosen[key]) for key in plain if key in chosen))
         seed = sidecar.get("seed", record.get("seed"))
         history = sidecar.get("history") if isinstance(sidecar.get("history"), list) else []
         outputs.append(RunOutput(
