@@ -32,7 +32,8 @@ def _defined_commands(module_name: str) -> set[str]:
 
 
 def test_every_entry_loads_a_click_command_of_its_name_with_a_one_line_summary() -> None:
-    assert list(COMMANDS) == ["run", "batch", "sweep", "bench", "eval", "analyze", "info", "report", "study", "weights"]
+    assert list(COMMANDS) == ["run", "batch", "sweep", "bench", "eval", "analyze", "info", "report", "study", "weights",
+                             "studio"]
     for name, entry in COMMANDS.items():
         command = entry.load()
         assert isinstance(command, click.Command) and command.name == name, name

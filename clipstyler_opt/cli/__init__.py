@@ -82,6 +82,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "report": CommandEntry("report:report", "Write an HTML report of a result folder: images, metrics, losses."),
     "study": CommandEntry("study:study", "An A/B study page of a result folder's cells, and its analysis."),
     "weights": CommandEntry("weights:weights", "List, prefetch, verify and inspect backbone weights."),
+    "studio": CommandEntry("studio:studio", "A local web studio with live preview, and its REST API."),
 }
 
 

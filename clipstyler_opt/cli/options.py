@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import types
 import typing
@@ -17,8 +18,8 @@ from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.config_files import load_toml
 from clipstyler_opt.core.errors import ConfigError
 
-__all__ = ["CONFIG_FILE_KEY", "FieldText", "config_file_option", "configure_logging", "given_options", "split_config",
-           "style_options", "verbosity_options"]
+__all__ = ["CONFIG_FILE_KEY", "FieldText", "config_file_option", "configure_logging", "field_options", "given_options",
+           "split_config", "style_options", "verbosity_options"]
 
 F = Callable[..., Any]
 CONFIG_FILE_KEY = "clipstyler_opt.config_file"  # in click's context meta: the --config file given
@@ -59,7 +60,19 @@ def _param_type(name: str, meta: typing.Mapping[str, Any]) -> click.ParamType:
 
 def style_options(func: F) -> F:
     """One option per StyleConfig field, default and help taken from the field."""
+    return field_options(StyleConfig.field_names())(func)
+
+
+def field_options(names: typing.Collection[str]) -> Callable[[F], F]:
+    """A decorator adding the options of the StyleConfig fields `names` (as `style_options` does
+    for all of them), e.g. the weights options of `clipopt studio`."""
+    return functools.partial(_add_field_options, names=frozenset(names))
+
+
+def _add_field_options(func: F, names: frozenset[str]) -> F:
     for f in reversed(dataclasses.fields(StyleConfig)):
+        if f.name not in names:
+            continue
         flag = "--" + f.name.replace("_", "-")
         help_text = f"[{f.metadata['role']}] {f.metadata['help']}"
         if field_hint(f.name) is bool:  # --x/--no-x, so that a config file's `x = true` can be undone

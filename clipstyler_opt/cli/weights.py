@@ -38,10 +38,6 @@ def weights() -> None:
     """List, prefetch, verify and inspect backbone weights."""
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
-
-
 def _status_dict(status: CacheStatus) -> dict[str, Any]:
     entry = status.entry
     tokenizer = None if status.tokenizer_repo is None else {
@@ -61,7 +57,7 @@ def list_command(cache_dir: Path | None, as_json: bool) -> None:
 
     Looks only in the caches a run searches; never touches the network.
     """
-    from clipstyler_opt.models.catalog import CATALOG, cache_status
+    from clipstyler_opt.models.catalog import CATALOG, cache_status, size_text
 
     statuses = [cache_status(entry, cache_dir) for entry in CATALOG]
     if as_json:
@@ -72,7 +68,7 @@ def list_command(cache_dir: Path | None, as_json: bool) -> None:
         entry = status.entry
         label = entry.name + (" (default)" if entry.is_default else " (content)" if entry.role == "content" else "")
         where = f"cached: {status.path}" if status.path else f"not cached ({status.source})"
-        click.echo(f"{label:<{width}}  {'~' + _megabytes(entry.approx_download_bytes):>8}  {where}")
+        click.echo(f"{label:<{width}}  {'~' + size_text(entry.approx_download_bytes):>8}  {where}")
         if status.tokenizer_repo:
             found = f"cached: {status.tokenizer_path}" if status.tokenizer_path else "not cached"
             click.echo(f"{'':<{width}}  {'':>8}  tokenizer {status.tokenizer_repo}: {found}")

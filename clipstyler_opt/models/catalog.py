@@ -46,6 +46,7 @@ __all__ = [
     "check_cached_file",
     "hub_source",
     "is_content_network",
+    "size_text",
     "tokenizer_repo_of",
     "verify_caches",
 ]
@@ -85,6 +86,15 @@ CATALOG: tuple[KnownBackbone, ...] = (
 
 
 _MAX_CONFIG_BYTES = 16 << 20  # an open_clip_config.json; anything larger is not one
+
+def size_text(size: int) -> str:
+    """A size in bytes as `clipopt weights list` shows it.
+
+    >>> size_text(605_109_252), size_text(1_700_000_000)
+    ('605 MB', '1.7 GB')
+    """
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+
 
 def is_content_network(name: str) -> bool:
     return name.strip().lower() == CONTENT_NETWORK

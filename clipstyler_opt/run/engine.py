@@ -68,16 +68,20 @@ class Stylizer:
 
     def stylize(self, image: ImageSource | LoadedImage, prompt: str, *, progress: ProgressCallback | None = None,
                 on_frame: FrameCallback | None = None, record_extra: dict[str, Any] | None = None,
-                **overrides: Any) -> Result:
+                config: StyleConfig | None = None, frame_every: int | None = None, **overrides: Any) -> Result:
         """Optimise a fresh U-Net on `image` towards `prompt`; `overrides` replace config fields for
-        this call, and `record_extra` adds entries to the output's record (a sweep's cell).
+        this call (or `config` replaces the whole config, preset and all, its model fields unchanged),
+        `record_extra` adds entries to the output's record (a sweep's cell), and `frame_every` sends
+        `on_frame` the image every that many steps (a live preview) instead of the config's interval.
 
         Example (tiny models; see tests/tiny.py):
             stylizer = Stylizer(StyleConfig(steps=3, size=64))
             result = stylizer.stylize("cat.png", "oil painting", seed=1)
             result.save("cat-oil.png")
         """
-        config = self.config.replace(**overrides) if overrides else self.config
+        if config is not None and overrides:
+            raise ConfigError("give either config or field overrides, not both")
+        config = config or (self.config.replace(**overrides) if overrides else self.config)
         changed = [name for name in BACKBONE_FIELDS if getattr(config, name) != getattr(self.config, name)]
         if changed:
             raise ConfigError(f"{', '.join(changed)} cannot change per call; create a new Stylizer")
@@ -90,7 +94,7 @@ class Stylizer:
         started = time.perf_counter()
         loaded = image if isinstance(image, LoadedImage) else load_image(image)
         return Optimisation(self, config, runtime, loaded, prompt, target, started,
-                            record_extra=record_extra).run(progress, on_frame)
+                            record_extra=record_extra, frame_every=frame_every).run(progress, on_frame)
 
 
 def stylize(image: ImageSource, prompt: str, *, progress: ProgressCallback | None = None,

@@ -48,7 +48,8 @@ class Optimisation:
 
     def __init__(self, stylizer: Stylizer, config: StyleConfig, runtime: Runtime, loaded: LoadedImage,
                  prompt: str, target: StyleTarget, started: float, *,
-                 record_extra: dict[str, Any] | None = None) -> None:
+                 record_extra: dict[str, Any] | None = None, frame_every: int | None = None) -> None:
+        self.frame_every = frame_every  # None: the config's --save-every/--animation interval
         self.stylizer, self.config, self.runtime = stylizer, config, runtime
         self.record_extra = dict(record_extra or {})
         self.loaded, self.prompt, self.target, self.started = loaded, prompt, target, started
@@ -202,7 +203,7 @@ class Optimisation:
                                       enabled=runtime.uses_grad_scaler)
         params = list(unet.parameters())
         consecutive_nonfinite = 0
-        frame_every = cfg.frame_interval()
+        frame_every = cfg.frame_interval() if self.frame_every is None else self.frame_every
         stopper = EarlyStopper(cfg.early_stop_patience, cfg.early_stop_threshold) if cfg.early_stop else None
 
         def forward() -> LossDict:

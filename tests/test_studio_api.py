@@ -1,0 +1,269 @@
+"""`clipopt studio`'s REST API against a real server subprocess with the tiny models: a run with
+previews and its embedded record, cancel with a partial image, the 4xx cases (settings naming
+server files, bad specs with the CLI's message, refused uploads), two clients at once, names that
+never replace a file, and SIGTERM (exit 130, partial image, no temporary file, no orphan)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+
+from click.testing import CliRunner  # noqa: E402
+from PIL import Image  # noqa: E402
+from studio_server import StudioProcess, running_studio  # noqa: E402
+
+from clipstyler_opt.cli import cli  # noqa: E402
+
+TINY = {"size": 64, "crops": 4, "crop_size": 32}
+MAX_UPLOAD_MB = 1
+
+
+@pytest.fixture(scope="module")
+def server(tiny_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioProcess]:
+    with running_studio(tiny_paths, tmp_path_factory.mktemp("studio-api"), "--max-upload-mb", str(MAX_UPLOAD_MB),
+                        "--no-page") as s:
+        yield s
+
+
+def png_bytes(size: tuple[int, int] = (48, 40), seed: int = 0) -> bytes:
+    import numpy as np
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def submit(server: StudioProcess, settings: dict[str, Any], image: bytes | None = None, name: str = "cat.png",
+           styles: list[tuple[str, bytes]] = ()) -> httpx.Response:  # type: ignore[assignment]
+    files = [("image", (name, png_bytes() if image is None else image, "image/png"))]
+    files += [("style_image", (n, data, "image/png")) for n, data in styles]
+    return httpx.post(f"{server.url}/api/jobs", files=files, data={"settings": json.dumps(settings)}, timeout=30)
+
+
+def wait_for(server: StudioProcess, job_id: str, test: Any, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = httpx.get(f"{server.url}/api/jobs/{job_id}", timeout=10).json()
+        if test(status) or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
+
+
+def finished(status: dict[str, Any]) -> bool:
+    return status["status"] in ("done", "failed", "cancelled")
+
+
+def embedded_record(png: bytes) -> dict[str, Any]:
+    """The record read straight from the PNG's iTXt chunk (not with the package's reader)."""
+    return json.loads(Image.open(io.BytesIO(png)).text["clipstyler_opt"])
+
+
+def test_a_run_shows_previews_and_its_result_carries_the_record(server: StudioProcess) -> None:
+    backbones = httpx.get(f"{server.url}/api/backbones").json()
+    assert backbones[0]["default"] and backbones[0]["name"] == "clipopt-tiny-test/openai"
+    settings = {"prompt": "oil painting:0.7 | ink sketch:0.3", "steps": 6, "seed": 3, "preview_every": 2, **TINY}
+    created = submit(server, settings)
+    assert created.status_code == 201, created.text
+    job_id = created.json()["id"]
+    seen_previews = set()
+
+    def note(status: dict[str, Any]) -> bool:
+        if status["preview"]:
+            seen_previews.add(status["preview_step"])
+        return finished(status)
+
+    status = wait_for(server, job_id, note)
+    assert status["status"] == "done", status
+    assert status["step"] == status["total"] == 6 and set(status["losses"]) >= {"total", "patch", "dir"}
+    assert status["preview_step"] == 6 and seen_previews <= {2, 4, 6}
+    preview = httpx.get(server.url + status["preview"])
+    working = (64, round(40 * 64 / 48))  # the upload is 48x40; previews are at the working size, long side 64
+    assert preview.headers["content-type"] == "image/png" and Image.open(io.BytesIO(preview.content)).size == working
+    result = httpx.get(f"{server.url}/api/jobs/{job_id}/result")
+    assert result.status_code == 200 and result.content[:8] == b"\x89PNG\r\n\x1a\n"
+    record = embedded_record(result.content)
+    assert record["prompt"] == settings["prompt"] and record["seed"] == 3
+    assert record["config"]["steps"] == 6 and record["config"]["size"] == 64
+    assert (server.output_dir / status["output"]).read_bytes() == result.content
+    sidecar = httpx.get(f"{server.url}/api/jobs/{job_id}/sidecar").json()
+    assert sidecar["settings_hash"] == record["settings_hash"]
+    # the upload is kept byte for byte under a generated name, and it is what the record names
+    kept = list((server.output_dir / "inputs").glob(f"cat-{job_id[:8]}.png"))
+    assert len(kept) == 1 and record["input"]["sha256"] == hashlib.sha256(kept[0].read_bytes()).hexdigest()
+
+
+def test_copy_as_command_makes_the_same_settings(server: StudioProcess, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    created = submit(server, {"prompt": "ink:2 | fog:-1", "steps": 2, "keep_colors": True, **TINY})
+    status = wait_for(server, created.json()["id"], finished)
+    command = httpx.get(f"{server.url}/api/jobs/{status['id']}/command").json()["command"]
+    import shlex
+
+    words = shlex.split(command)
+    assert words[:2] == ["clipopt", "run"] and "--keep-colors" in words
+    monkeypatch.chdir(tmp_path)
+    outcome = CliRunner().invoke(cli, [*words[1:], "-o", str(tmp_path / "again.png"), "-q"], catch_exceptions=False)
+    assert outcome.exit_code == 0, outcome.output
+    studio_png = httpx.get(f"{server.url}/api/jobs/{status['id']}/result").content
+    again = embedded_record((tmp_path / "again.png").read_bytes())
+    assert again["settings_hash"] == embedded_record(studio_png)["settings_hash"]
+
+
+def cli_message(args: list[str]) -> str:
+    """The one-line message `clipopt run` gives for these options (without 'error: ')."""
+    outcome = CliRunner().invoke(cli, ["run", "examples/chelsea.png", *args])
+    assert outcome.exit_code == 2
+    return outcome.output.strip().splitlines()[-1].removeprefix("error: ")
+
+
+@pytest.mark.parametrize(("settings", "words"), [
+    ({"vgg_checkpoint": "/etc/passwd"}, "vgg_checkpoint names a file on the server"),
+    ({"clip_checkpoint": "x.safetensors"}, "names a file on the server"),
+    ({"style_image": ["/etc/hosts"]}, "style_image names a file on the server"),
+    ({"animation": "/tmp/x.gif"}, "animation names a file on the server"),
+    ({"cache_dir": "/"}, "cache_dir names a file on the server"),
+    ({"clip_model_config": ["/x.json"]}, "names a file on the server"),
+    ({"device": "cuda"}, "device is fixed when the studio starts"),
+    ({"backbone": "ViT-B-32-quickgelu/openai:file=/etc/passwd"}, "is not offered here"),
+    ({"stepz": 3}, "unknown setting 'stepz' (did you mean 'steps'?)"),
+    ({"steps": "many"}, "steps must be an integer"),
+])
+def test_refused_settings_get_400_and_nothing_is_kept(server: StudioProcess, settings: dict[str, Any],
+                                                        words: str) -> None:
+    before = sorted(server.output_dir.rglob("*"))
+    response = submit(server, {"prompt": "oil", **settings})
+    assert response.status_code == 400 and words in response.json()["error"], response.text
+    assert sorted(server.output_dir.rglob("*")) == before
+
+
+@pytest.mark.parametrize(("settings", "cli_args"), [
+    ({"prompt": "oil:abc"}, ["oil:abc"]),
+    ({"prompt": "oil | "}, ["oil | "]),
+    ({"prompt": "oil", "style_strength": 2}, ["oil", "--style-strength", "2"]),
+    ({"prompt": "oil", "steps": 0}, ["oil", "--steps", "0"]),
+    ({"prompt": "oil", "lambda_tv": -1}, ["oil", "--lambda-tv", "-1"]),
+])
+def test_bad_settings_get_the_clis_one_line_message(server: StudioProcess, settings: dict[str, Any],
+                                                     cli_args: list[str]) -> None:
+    response = submit(server, settings)
+    assert response.status_code == 400
+    message = response.json()["error"]
+    assert "\n" not in message and message.split(": ", 1)[-1] in cli_message(cli_args)
+
+
+def truncated_png() -> bytes:
+    return png_bytes((64, 64), seed=1)[:300]
+
+
+def bomb_png() -> bytes:
+    """A valid PNG header declaring 100000 x 100000 pixels, with one tiny compressed row."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    header = (100_000).to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+@pytest.mark.parametrize(("data", "status", "words"), [
+    (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n", 400, "not an image in an accepted format"),
+    (truncated_png(), 400, "truncated"),
+    (bomb_png(), 400, "decompression bomb"),
+    (b"", 400, "empty"),
+    (png_bytes((700, 700), seed=2), 413, "--max-upload-mb"),
+], ids=["postscript", "truncated", "bomb", "empty", "too-large"])
+def test_refused_uploads(server: StudioProcess, data: bytes, status: int, words: str) -> None:
+    assert len(png_bytes((700, 700), seed=2)) > MAX_UPLOAD_MB * 2**20
+    before = sorted(server.output_dir.rglob("*"))
+    response = submit(server, {"prompt": "oil", **TINY}, image=data, name="../../x.png")
+    assert response.status_code == status and words in response.json()["error"], response.text
+    style = submit(server, {"prompt": "oil", **TINY}, styles=[("s.eps", data)])
+    assert style.status_code == status
+    assert sorted(server.output_dir.rglob("*")) == before
+
+
+def test_other_4xx(server: StudioProcess) -> None:
+    assert httpx.get(f"{server.url}/api/jobs/nope").status_code == 404
+    assert httpx.delete(f"{server.url}/api/jobs/nope").status_code == 404
+    no_image = httpx.post(f"{server.url}/api/jobs", data={"settings": json.dumps({"prompt": "oil"})},
+                          files={"other": ("a", b"x")})
+    assert no_image.status_code == 400 and "'image'" in no_image.json()["error"]
+    bad_json = httpx.post(f"{server.url}/api/jobs", data={"settings": "{oil"}, files={"image": ("a.png", png_bytes())})
+    assert bad_json.status_code == 400 and "not JSON" in bad_json.json()["error"]
+    foreign = httpx.post(f"{server.url}/api/jobs", headers={"Origin": "https://example.com"},
+                         data={"settings": "{}"}, files={"image": ("a.png", png_bytes())})
+    assert foreign.status_code == 403
+    rebound = httpx.get(f"{server.url}/api/backbones", headers={"Host": "attacker.example:80"})
+    assert rebound.status_code == 421
+
+
+def test_cancel_keeps_the_partial_image_and_names_never_replace_files(server: StudioProcess) -> None:
+    taken = server.output_dir / "dog-oil.png"
+    taken.write_bytes(b"someone's file")
+    long_run = submit(server, {"prompt": "oil", "steps": 5000, "preview_every": 1, **TINY}, name="dog.png").json()["id"]
+    short = submit(server, {"prompt": "oil", "steps": 1, **TINY}, name="dog.png").json()["id"]
+    queued = httpx.get(f"{server.url}/api/jobs/{short}").json()
+    assert queued["status"] == "queued" and queued["queue_position"] >= 1
+    assert httpx.get(f"{server.url}/api/jobs/{short}/result").status_code == 409
+    status = wait_for(server, long_run, lambda s: s["step"] >= 3 or finished(s))
+    assert status["status"] == "running"
+    assert httpx.delete(f"{server.url}/api/jobs/{long_run}").status_code == 200
+    status = wait_for(server, long_run, finished)
+    assert status["status"] == "cancelled" and status["partial"] and 3 <= status["step"] < 5000
+    partial = httpx.get(f"{server.url}/api/jobs/{long_run}/result").content
+    assert embedded_record(partial)["interrupted_at_step"] == status["step"]
+    assert status["output"] == "dog-oil.partial.png" and (server.output_dir / status["output"]).is_file()
+    done = wait_for(server, short, finished)
+    assert done["status"] == "done" and done["output"] == "dog-oil-2.png"
+    assert taken.read_bytes() == b"someone's file"
+
+
+def test_two_clients_at_once_lose_no_job(server: StudioProcess) -> None:
+    ids: list[str] = []
+
+    def client(seed: int) -> None:
+        with httpx.Client(base_url=server.url) as session:
+            for n in range(2):
+                files = {"image": (f"c{seed}.png", png_bytes(seed=seed + n))}
+                settings = {"prompt": f"style {seed}", "steps": 1, "seed": n, **TINY}
+                ids.append(session.post("/api/jobs", files=files, data={"settings": json.dumps(settings)}).json()["id"])
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in (10, 20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(ids)) == 4
+    listed = {job["id"] for job in httpx.get(f"{server.url}/api/jobs").json()}
+    assert set(ids) <= listed
+    outputs = {wait_for(server, job_id, finished)["output"] for job_id in ids}
+    assert len(outputs) == 4 and all((server.output_dir / name).is_file() for name in outputs)
+
+
+def test_sigterm_saves_the_partial_image_and_exits_130_cleanly(server: StudioProcess) -> None:
+    """Last: it stops the module's server."""
+    job_id = submit(server, {"prompt": "ink", "steps": 5000, **TINY}, name="owl.png").json()["id"]
+    wait_for(server, job_id, lambda s: s["step"] >= 2)
+    assert server.stop(signal.SIGTERM) == 130
+    assert any("interrupted; the latest image is" in line and "owl-ink.partial.png" in line for line in server.lines)
+    partial = server.output_dir / "owl-ink.partial.png"
+    assert embedded_record(partial.read_bytes())["interrupted_at_step"] >= 2
+    assert list(server.temp_dir.iterdir()) == []  # the page's upload folder is gone
+    assert not [p for p in server.output_dir.rglob("*") if p.name.startswith(".clipopt-")]
+    with pytest.raises(ProcessLookupError):
+        os.killpg(server.process.pid, 0)  # no process of its group is left
