@@ -13,9 +13,9 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from conftest import subprocess_env  # noqa: E402
+from conftest import subprocess_env
 
-from clipstyler_opt import StyleConfig  # noqa: E402
+from clipstyler_opt import StyleConfig
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "::"])
