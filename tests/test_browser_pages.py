@@ -44,10 +44,10 @@ def test_report_loads_every_image_without_errors(context: Any, tmp_path: Path, e
     problems = watch(page)
     page.goto(report.as_uri(), wait_until="load")
     states = image_states(page)
-    assert len(states) == 12 and all(complete and width > 0 for _, complete, width in states), states
+    assert len(states) == 12 + 4 and all(complete and width > 0 for _, complete, width in states), states
     assert not problems, problems
     assert page.locator("h3.prompt").first.text_content() == ODD_PROMPT  # escaped text reads back exactly
-    assert page.locator("svg.chart").count() == 2 + 12  # trade-off per prompt, loss charts
+    assert page.locator("img.chart").count() == 2 + 2  # a trade-off plot and loss curves per prompt
     shot = tmp_path / "report.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -16,7 +16,7 @@ import pytest
 from clipstyler_opt.cli import COMMANDS, main
 
 CLI_FOLDER = Path(__file__).parents[1] / "clipstyler_opt" / "cli"
-HEAVY = ("torch", "PIL", "numpy", "open_clip", "kornia")
+HEAVY = ("torch", "PIL", "numpy", "open_clip", "kornia", "matplotlib")
 STDOUT_CLOSED = 141
 
 

@@ -1,4 +1,5 @@
-"""The HTML report: reading a result folder, cells, SVG charts, escaping, embedding, the CLI."""
+"""The HTML report: reading a result folder, cells, escaping, embedding, the CLI (figures and tables:
+test_report_figures.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import base64
 import json
 import os
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,9 +22,7 @@ from clipstyler_opt.cli import cli
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.report import load_results, write_report
 from clipstyler_opt.report.markup import clean_text, escape
-from clipstyler_opt.report.svg import LabelledPoint, Series, format_tick, line_chart, nice_axis, scatter_chart
 
-SVG = "{http://www.w3.org/2000/svg}"
 ODD_PROMPT = 'starry <b>night</b> & "stars"\nsecond line'
 PLAIN_PROMPT = "ukiyo-e woodblock print"
 DIRECTIONS = {"clip_score": "higher", "directional_similarity": "higher", "patch_clip_score": "higher",
@@ -102,6 +100,11 @@ def tags(page: str, name: str) -> list[dict[str, str]]:
     return [attrs for tag, attrs in parser.tags if tag == name]
 
 
+def picture_sources(page: str) -> list[str]:
+    """The <img src> of the pictures (outputs and contents), not of the charts."""
+    return [attrs["src"] for attrs in tags(page, "img") if "chart" not in attrs.get("class", "")]
+
+
 # --- reading a folder ---
 
 def test_cells_are_inferred_from_differing_settings_and_sorted_numerically(tmp_path: Path) -> None:
@@ -115,11 +118,11 @@ def test_cells_are_inferred_from_differing_settings_and_sorted_numerically(tmp_p
 
 
 def test_sweep_cells_are_taken_from_the_sidecar(tmp_path: Path) -> None:
-    results = load_results(make_result_folder(tmp_path, sweep=True))
+    results = load_results(make_result_folder(tmp_path, sweep=True, prompts=(PLAIN_PROMPT,), history=False))
     assert [(c.id, c.values) for c in results.cells] == [("c50", (("lambda_content", 50.0),)),
                                                          ("c300", (("lambda_content", 300.0),))]
     page = write_report(results.root).read_text(encoding="utf-8")
-    assert '<th scope="col"><b>c50</b><br>lambda_content=50</th>' in page
+    assert re.search(r'<th scope="col"[^>]*><b>c50</b><br>lambda_content=50</th>', page)
 
 
 def test_a_single_setting_gives_one_default_cell_and_history_may_be_absent(tmp_path: Path) -> None:
@@ -162,99 +165,31 @@ def test_text_is_escaped_and_undecodable_bytes_become_valid_unicode() -> None:
     assert clean_text("a\ud800b") == "a\ufffdb"
 
 
-# --- charts ---
-
-@pytest.mark.parametrize("low, high, ticks", [
-    (0, 10, [0, 2, 4, 6, 8, 10]),  # raw step 2 -> 2
-    (0.13, 0.87, [0, 0.2, 0.4, 0.6, 0.8, 1.0]),  # raw 0.148 -> 0.2, widened to cover the data
-    (-3, 7, [-4, -2, 0, 2, 4, 6, 8]),
-    (0.1, 0.3, [0.1, 0.15, 0.2, 0.25, 0.3]),  # raw 0.04 -> 0.05
-    (5, 5, [4.4, 4.6, 4.8, 5.0, 5.2, 5.4, 5.6]),  # a single value is padded by 10%
-])
-def test_nice_axis_ticks(low: float, high: float, ticks: list[float]) -> None:
-    axis = nice_axis(low, high)
-    assert axis.ticks == pytest.approx(ticks)
-    assert (axis.low, axis.high) == pytest.approx((ticks[0], ticks[-1]))
-
-
-def test_tick_labels_have_the_decimals_of_the_step() -> None:
-    assert [format_tick(v, 0.05) for v in (0.1, 0.15)] == ["0.10", "0.15"]
-    assert format_tick(20000.0, 20000.0) == "20000"
-    assert format_tick(2e-5, 1e-5) == "2e-05"
-
-
-def _plot_area(root: ET.Element) -> tuple[float, float, float, float]:
-    rect = next(r for r in root.iter(f"{SVG}rect") if r.get("class") == "plot-area")
-    x, y, width, height = (float(rect.get(k, "nan")) for k in ("x", "y", "width", "height"))
-    return x, y, width, height
-
-
-def test_line_chart_maps_data_linearly_onto_the_plot_area() -> None:
-    svg = line_chart([Series("total <&>", [(0, 0), (5, 10), (10, 5), (11, float("nan"))])],
-                     title="loss & more", x_label="step", y_label="value")
-    root = ET.fromstring(svg)  # well-formed XML, whatever the labels contain
-    x0, y0, width, height = _plot_area(root)
-    (line,) = [p for p in root.iter(f"{SVG}polyline")]
-    points = [tuple(map(float, pair.split(","))) for pair in line.get("points", "").split()]
-    # axis 0..10 on both sides (the NaN point is dropped): x = x0 + x/10·w, y = y0 + (1 − y/10)·h
-    expected = [(x0, y0 + height), (x0 + width / 2, y0), (x0 + width, y0 + height / 2)]
-    assert len(points) == len(expected)
-    for got, want in zip(points, expected, strict=True):
-        assert got == pytest.approx(want, abs=0.01)
-    assert line.get("data-name") == "total <&>"
-    texts: dict[str | None, list[str | None]] = {t.get("class"): [] for t in root.iter(f"{SVG}text")}
-    for t in root.iter(f"{SVG}text"):
-        texts[t.get("class")].append(t.text)
-    assert texts["x-tick"] == ["0", "2", "4", "6", "8", "10"]
-    assert texts["title"] == ["loss & more"] and texts["legend"] == ["total <&>"]
-
-
-def test_scatter_chart_labels_each_finite_point() -> None:
-    svg = scatter_chart([LabelledPoint(0.2, 0.4, "a=1"), LabelledPoint(0.6, 0.2, 'b="2"'),
-                         LabelledPoint(float("inf"), 0.3, "dropped")], title="t", x_label="ssim", y_label="dir")
-    root = ET.fromstring(svg)
-    x0, y0, width, height = _plot_area(root)
-    circles = list(root.iter(f"{SVG}circle"))
-    assert len(circles) == 2
-    # x: 0.2..0.6 padded by 5% of the span to 0.18..0.62, raw step 0.088 -> ticks 0.1..0.7 by 0.1;
-    # y: 0.2..0.4 padded to 0.19..0.41, raw step 0.044 -> ticks 0.15..0.45 by 0.05
-    def expected(x: float, y: float) -> tuple[float, float]:
-        return (x0 + (x - 0.1) / 0.6 * width, y0 + (0.45 - y) / 0.3 * height)
-
-    for circle, (x, y) in zip(circles, [(0.2, 0.4), (0.6, 0.2)], strict=True):
-        assert (float(circle.get("cx", "nan")), float(circle.get("cy", "nan"))) == pytest.approx(expected(x, y),
-                                                                                               abs=0.01)
-    ticks = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "y-tick"]
-    assert ticks == ["0.15", "0.20", "0.25", "0.30", "0.35", "0.40", "0.45"]
-    labels = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "point-label"]
-    assert labels == ["a=1", 'b="2"']
-
-
-def test_charts_refuse_to_draw_nothing() -> None:
-    with pytest.raises(ValueError):
-        line_chart([Series("empty", [(1.0, float("nan"))])], title="t", x_label="x", y_label="y")
-
-
 # --- the page ---
 
-def test_report_grid_references_every_image_relatively(tmp_path: Path) -> None:
-    root = make_result_folder(tmp_path)
-    path = write_report(root)
-    assert path == root / "report.html"
+@pytest.fixture(scope="module")
+def default_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of the default folder, written once for the tests that only read it."""
+    return write_report(make_result_folder(tmp_path_factory.mktemp("default")))
+
+
+def test_report_grid_references_every_image_relatively(default_report: Path) -> None:
+    root, path = default_report.parent, default_report
+    assert path.name == "report.html"
     page = path.read_text(encoding="utf-8")
-    sources = [attrs["src"] for attrs in tags(page, "img")]
+    sources = picture_sources(page)
     assert len(sources) == 8 + 2 * 2  # the outputs, and each content image once per prompt
     for src in sources:
         assert not src.startswith(("data:", "/", "file:")), src
         assert (root / os.fsdecode(unquote_to_bytes(src))).resolve().is_file(), src
-    headers = re.findall(r'<th scope="col">(.*?)</th>', page)
+    headers = re.findall(r'<th scope="col"[^>]*>(.*?)</th>', page)
     assert headers[:3] == ["content", "lambda_content=50", "lambda_content=300"]
     first_row = re.search(r"<tbody><tr>(.*?)</tr>", page).group(1)
     assert 'class="content"' in first_row.split("<td>")[0]  # the content image comes first
 
 
-def test_report_escapes_prompts_and_keeps_no_raw_markup(tmp_path: Path) -> None:
-    page = write_report(make_result_folder(tmp_path)).read_text(encoding="utf-8")
+def test_report_escapes_prompts_and_keeps_no_raw_markup(default_report: Path) -> None:
+    page = default_report.read_text(encoding="utf-8")
     assert "<b>night</b>" not in page
     assert "starry &lt;b&gt;night&lt;/b&gt; &amp; &quot;stars&quot;" in page
 
@@ -264,45 +199,31 @@ def test_report_embeds_images_as_data_uris(tmp_path: Path) -> None:
     out = tmp_path / "mail" / "page.html"
     write_report(root, out, embed=True)
     page = out.read_text(encoding="utf-8")
-    sources = [attrs["src"] for attrs in tags(page, "img")]
+    sources = picture_sources(page)
     assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
     files = {p.read_bytes() for p in root.rglob("*.png")} | {p.read_bytes() for p in (tmp_path / "photos").iterdir()}
     assert all(base64.b64decode(src.split(",", 1)[1]) in files for src in sources)
 
 
-def test_report_metrics_table_means_and_unavailable(tmp_path: Path) -> None:
-    page = write_report(make_result_folder(tmp_path)).read_text(encoding="utf-8")
+def test_report_metrics_table_means_and_unavailable(default_report: Path) -> None:
+    page = default_report.read_text(encoding="utf-8")
     # SSIM is 0.5 + 0.1·(content index) + lambda/1000: the lambda=50 cell averages 0.55 and 0.65 = 0.6
-    row_50 = re.search(r"<tr><td class=\"prompt\">ukiyo-e woodblock print</td><td>lambda_content=50</td>(.*?)</tr>",
-                       page).group(1)
-    cells = re.findall(r"<td[^>]*>(.*?)</td>", row_50)
-    headers = re.findall(r"<th>(.*?)</th>", page.split('class="metrics"')[1].split("</thead>")[0])
+    table = page.split('<table class="metrics">')[1].split("</table>")[0]
+    row_50 = re.search(r"<tr><td>ukiyo-e woodblock print</td><td>lambda_content=50</td>(.*?)</tr>", table).group(1)
+    cells = [re.sub(r"<span.*?</span>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row_50)]
+    headers = re.findall(r"<th>(.*?)</th>", table.split("</thead>")[0])
     values = dict(zip(headers[2:], cells, strict=True))
+    assert values["lambda_content"] == "50" and values["n"] == "2"
     assert float(values["ssim ↑"]) == pytest.approx(0.6)
     assert float(values["directional_similarity ↑"]) == pytest.approx(0.25)
     assert values["lpips ↓"] == "unavailable" and values["gram_distance ↓"] == "unavailable"
-    assert values["images"] == "2"
-
-
-def test_report_tradeoff_plot_has_one_point_per_cell_and_prompt(tmp_path: Path) -> None:
-    page = write_report(make_result_folder(tmp_path)).read_text(encoding="utf-8")
-    tradeoff = page.split('id="tradeoff"')[1].split('id="losses"')[0]
-    assert tradeoff.count("<circle") == 2 * 2
-    assert "ssim (higher is better)" in tradeoff and "directional_similarity (higher is better)" in tradeoff
-    assert '>lambda_content=50</text>' in tradeoff
-
-
-def test_report_loss_curves_come_from_the_history(tmp_path: Path) -> None:
-    page = write_report(make_result_folder(tmp_path)).read_text(encoding="utf-8")
-    losses = page.split('id="losses"')[1]
-    # 4 groups (content × prompt) × 3 loss names, each with one line per cell
-    assert losses.count("<svg") == 12 and losses.count("<polyline") == 24
 
 
 def test_report_without_metrics_or_history_says_how_to_get_them(tmp_path: Path) -> None:
     root = make_result_folder(tmp_path, history=False, evaluation=False)
     page = write_report(root).read_text(encoding="utf-8")
-    assert "clipopt eval" in page and "<circle" not in page and "No per-step loss history" in page
+    assert "clipopt eval" in page and "No per-step loss history" in page and 'class="chart"' not in page
+    assert "No analysis yet" in page
 
 
 def rename_to_undecodable(root: Path, relative: str) -> str:
@@ -325,11 +246,11 @@ def test_undecodable_file_names_are_percent_encoded_from_their_bytes(tmp_path: P
 
 
 def test_report_cli_writes_elsewhere_and_fails_in_one_line(tmp_path: Path) -> None:
-    root = make_result_folder(tmp_path)
+    root = make_result_folder(tmp_path, prompts=(PLAIN_PROMPT,), history=False)
     out = tmp_path / "other" / "r.html"
     result = CliRunner().invoke(cli, ["report", str(root), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    src = tags(out.read_text(encoding="utf-8"), "img")[0]["src"]
+    src = picture_sources(out.read_text(encoding="utf-8"))[0]
     assert src.startswith("../") and (out.parent / src).resolve().is_file()
     (root / "eval.json").write_text("[")
     result = CliRunner().invoke(cli, ["report", str(root)])

@@ -79,16 +79,16 @@ def numeric_settings(folder: ResultFolder) -> list[str]:
 def check_destinations(root: Path, figures: bool) -> None:
     """Before any work: what analyze writes must be writable inside `root`, never through a link
     (a linked `figures/` or cache folder would send files elsewhere)."""
-    from clipstyler_opt.analysis.plots import FIGURES_FOLDER
     from clipstyler_opt.evaluate.embeddings import CACHE_FOLDER
+    from clipstyler_opt.figures.export import check_figures_folder
 
-    folders = [CACHE_FOLDER, *([FIGURES_FOLDER] if figures else [])]
-    for name in folders:
-        path = root / name
-        if path.is_symlink():
-            raise ConfigError(f"{path}: is a symbolic link; analyze writes only inside {root}, never through a link")
-        if path.exists() and not path.is_dir():
-            raise OutputError(f"{path}: is not a folder; cannot write there")
+    path = root / CACHE_FOLDER
+    if path.is_symlink():
+        raise ConfigError(f"{path}: is a symbolic link; analyze writes only inside {root}, never through a link")
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: is not a folder; cannot write there")
+    if figures:
+        check_figures_folder(root)
     if (root / ANALYSIS_NAME).is_dir():
         raise OutputError(f"{root / ANALYSIS_NAME}: is a folder; cannot write the analysis there")
 

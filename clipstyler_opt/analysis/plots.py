@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from clipstyler_opt.core.files import ReadSet
 from clipstyler_opt.core.naming import slugify
 from clipstyler_opt.figures.charts import Bar, Point, Series, bar_chart, curve_chart, heatmap_chart, scatter_chart
-from clipstyler_opt.figures.export import save_figure
+from clipstyler_opt.figures.export import FIGURES_FOLDER, save_figure
 from clipstyler_opt.figures.palette import cell_colours
 
-__all__ = ["FIGURES_FOLDER", "analysis_figures"]
-
-FIGURES_FOLDER = "figures"
+__all__ = ["FIGURES_FOLDER", "analysis_charts", "analysis_figures"]
 _MEASURES = {"cos": "cos(ΔI, ΔT)", "along": "ΔI · ΔT (component along ΔT)"}
 
 
@@ -40,9 +39,8 @@ class _Names:
         return name
 
 
-def _response(name: str, setting: str, probe: Mapping[str, Any], folder: Path, names: _Names,
-              reads: ReadSet | None) -> list[Path]:
-    written: list[Path] = []
+def _response(name: str, setting: str, probe: Mapping[str, Any], names: _Names) -> list[tuple[str, Figure]]:
+    charts: list[tuple[str, Figure]] = []
     texts = [k for k, v in probe.items() if isinstance(v, dict) and "cos" in v]
     colours = cell_colours(texts)
     colours.update({f"{text} (fit)": colours[text] for text in texts})
@@ -62,14 +60,16 @@ def _response(name: str, setting: str, probe: Mapping[str, Any], folder: Path, n
                 series.append(Series(f"{text} (fit)", list(grid), list(fitted), fitted=True))
         figure = curve_chart(series, xlabel=setting, ylabel=ylabel, colours=colours,
                              title=f"{name}: response to {setting}")
-        written += save_figure(figure, folder, reads=reads, name=names(f"response-{setting}-{measure}-{name}"))
-    return written
+        charts.append((names(f"response-{setting}-{measure}-{name}"), figure))
+    return charts
 
 
-def analysis_figures(summary: Mapping[str, Any], folder: Path, reads: ReadSet | None = None) -> list[Path]:
-    """Every figure of an analysis summary, into `folder`; returns the files written. A figure
-    that would land on a file among `reads` is refused."""
-    written: list[Path] = []
+def analysis_charts(summary: Mapping[str, Any]) -> list[tuple[str, Figure]]:
+    """Every figure of an analysis summary, with the file stem it is saved under (names never
+    collide: a repeat gets -2, -3...). `clipopt report` embeds these; `analysis_figures` saves them.
+
+    Raises KeyError, TypeError or ValueError on a summary that is not `analysis.json`'s shape."""
+    charts: list[tuple[str, Figure]] = []
     names = _Names()
     gaps = []
     for name, scorer in summary.get("scorers", {}).items():
@@ -79,21 +79,30 @@ def analysis_figures(summary: Mapping[str, Any], folder: Path, reads: ReadSet | 
             gaps.append(Bar(name, gap["gap"]))
         for setting, probe in (probes.get("response_curves") or {}).items():
             if isinstance(probe, dict) and "skipped" not in probe:
-                written += _response(name, setting, probe, folder, names, reads)
+                charts += _response(name, setting, probe, names)
         pairs = probes.get("text_vs_image", {})
         if "pairs" in pairs:
             points = [Point(name, p["text_cos"], p["image_cos"]) for p in pairs["pairs"]]
             figure = scatter_chart(points, xlabel="cos(ΔT_a, ΔT_b): text side", diagonal=True,
                                    ylabel="cos(ΔI_a, ΔI_b): image side", title=f"{name}: pairs of prompts")
-            written += save_figure(figure, folder, reads=reads, name=names(f"text-vs-image-{name}"))
+            charts.append((names(f"text-vs-image-{name}"), figure))
         recognition = probes.get("recognition", {})
         if "confusion" in recognition:
             labels = recognition["labels"]
             figure = heatmap_chart(recognition["confusion"], row_labels=labels, column_labels=labels,
                                    xlabel="ranked first", ylabel="prompted style",
                                    title=f"{name}: recognition (top-1 {recognition['top1']:.2f})")
-            written += save_figure(figure, folder, reads=reads, name=names(f"recognition-{name}"))
+            charts.append((names(f"recognition-{name}"), figure))
     if gaps:
         figure = bar_chart(gaps, xlabel="scorer", ylabel="modality gap ‖mean image − mean text‖", title="Modality gap")
-        written += save_figure(figure, folder, reads=reads, name=names("modality-gap"))
+        charts.append((names("modality-gap"), figure))
+    return charts
+
+
+def analysis_figures(summary: Mapping[str, Any], folder: Path, reads: ReadSet | None = None) -> list[Path]:
+    """Every figure of an analysis summary, into `folder`; returns the files written. A figure
+    that would land on a file among `reads` is refused."""
+    written: list[Path] = []
+    for name, figure in analysis_charts(summary):
+        written += save_figure(figure, folder, name, reads=reads)
     return written

@@ -1,4 +1,5 @@
-"""`clipopt report DIR`: one HTML page with the images, metrics and loss curves of a result folder."""
+"""`clipopt report DIR`: one HTML page with the images, metrics, charts and analysis of a result
+folder; `--figures` also writes every chart and table for papers into DIR/figures/."""
 
 from __future__ import annotations
 
@@ -19,10 +20,16 @@ __all__ = ["report"]
               help=f"Where to write the page [default: FOLDER/{REPORT_NAME}].")
 @click.option("--embed", is_flag=True,
               help="Put the images inside the page (data URIs) instead of referring to them by relative path.")
-def report(folder: Path, output: Path | None, embed: bool) -> None:
+@click.option("--figures", "figures", is_flag=True,
+              help="Also write every chart (SVG, PDF, PNG at 300 dpi), the image grids and the metrics table "
+                   "(CSV, LaTeX, Markdown) into FOLDER/figures/ as report-*; the page shows those files.")
+def report(folder: Path, output: Path | None, embed: bool, figures: bool) -> None:
     """Write an HTML report of a result folder (from `clipopt batch` or `clipopt sweep`): the image grid,
-    the metrics of `eval.json`, a content-against-style trade-off plot and the loss curves."""
+    the metrics of `eval.json` with intervals, a content-against-style trade-off plot, the loss curves
+    and the analysis of `clipopt analyze` (analysis.json)."""
     from clipstyler_opt.report import write_report
 
-    path = write_report(folder, output, embed=embed)
+    path = write_report(folder, output, embed=embed, figures=figures)
     click.echo(f"wrote {path}")
+    if figures:
+        click.echo(f"wrote the figures and tables in {folder / 'figures'}")

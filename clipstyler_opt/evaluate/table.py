@@ -21,6 +21,7 @@ __all__ = [
     "format_summary",
     "format_unavailable",
     "format_value",
+    "neutral_text",
     "unavailable_reasons",
     "write_csv",
     "write_json",
@@ -114,20 +115,20 @@ def format_unavailable(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _text_cell(text: str) -> str:
+def neutral_text(text: str) -> str:
     """A text as a CSV cell that no spreadsheet runs as a formula: one starting with = + - @, tab or
     CR gets a leading single quote (the OWASP convention against CSV injection). Numbers are written
     as they are.
 
     Example:
-        >>> _text_cell("=cmd|' /C calc'!A0"), _text_cell("-starry night"), _text_cell("oil")
+        >>> neutral_text("=cmd|' /C calc'!A0"), neutral_text("-starry night"), neutral_text("oil")
         ("'=cmd|' /C calc'!A0", "'-starry night", 'oil')
     """
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One CSV row per output; text fields neutralised against spreadsheet formulas (`_text_cell`)."""
+    """One CSV row per output; text fields neutralised against spreadsheet formulas (`neutral_text`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     names = _names()
@@ -135,11 +136,11 @@ def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     for row in rows:
         values = row["metrics"]
         texts = (row["output"], row["content"], row["prompt"], row.get("cell") or "")
-        writer.writerow([*(_text_cell("" if text is None else str(text)) for text in texts),
+        writer.writerow([*(neutral_text("" if text is None else str(text)) for text in texts),
                          *("" if values.get(m) is None else repr(values[m]) for m in names),
                          "" if row.get("scorer_was_optimiser") is None else str(row["scorer_was_optimiser"]).lower(),
                          f"{row['seconds']:.4f}",
-                         _text_cell("; ".join(f"{k}: {v}" for k, v in row["unavailable"].items()))])
+                         neutral_text("; ".join(f"{k}: {v}" for k, v in row["unavailable"].items()))])
     return buffer.getvalue()
 
 

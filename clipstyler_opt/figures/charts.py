@@ -1,14 +1,18 @@
-"""The charts: curves with interval bands, scatter plots, heat maps and bars with interval bars.
+"""The charts: curves with interval bands (one panel or several), scatter plots with interval
+bars, heat maps and bars with interval bars.
 
-Every chart labels both axes, puts its legend outside the data (to the right), and uses the
-colours it is given (see `palette.cell_colours`), so that a cell looks the same everywhere.
+Every chart labels both axes, puts its legend outside the data (to the right, long labels
+wrapped, never cut), and uses the colours it is given (see `palette.cell_colours`), so that a
+cell looks the same everywhere.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -16,9 +20,12 @@ from matplotlib.ticker import MaxNLocator
 
 from clipstyler_opt.figures.palette import cell_colours
 
-__all__ = ["Bar", "Point", "Series", "bar_chart", "curve_chart", "heatmap_chart", "scatter_chart"]
+__all__ = ["LEGEND_WRAP", "Bar", "Panel", "Point", "Series", "bar_chart", "curve_chart", "curve_panels",
+           "heatmap_chart", "legend_text", "scatter_chart"]
 
 WIDTH_IN, HEIGHT_IN = 6.4, 4.0
+PANEL_IN = 3.0  # the width and height of one panel of `curve_panels`
+LEGEND_WRAP = 28  # characters per legend line; longer labels wrap (never cut)
 
 
 @dataclass(frozen=True)
@@ -36,11 +43,24 @@ class Series:
 
 @dataclass(frozen=True)
 class Point:
-    """One labelled point of a scatter plot."""
+    """One labelled point of a scatter plot; the intervals [x_low, x_high] and [y_low, y_high],
+    when given, are drawn as interval bars."""
 
     label: str
     x: float
     y: float
+    x_low: float | None = None
+    x_high: float | None = None
+    y_low: float | None = None
+    y_high: float | None = None
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of `curve_panels`: its y-axis label and its curves."""
+
+    ylabel: str
+    series: Sequence[Series]
 
 
 @dataclass(frozen=True)
@@ -64,10 +84,25 @@ def _axes(xlabel: str, ylabel: str, title: str | None) -> tuple[Figure, Axes]:
     return figure, axes
 
 
-def _legend(figure: Figure, axes: Axes) -> None:
-    handles, labels = axes.get_legend_handles_labels()
-    if handles:
-        figure.legend(handles, labels, loc="outside right upper", frameon=False)
+def legend_text(label: str) -> str:
+    """A legend entry as drawn: wrapped at `LEGEND_WRAP` characters per line, nothing dropped.
+
+    Example:
+        >>> legend_text("lambda_content=50, style_strength=0.5")
+        'lambda_content=50,\\nstyle_strength=0.5'
+    """
+    return "\n".join(textwrap.wrap(label, LEGEND_WRAP, break_long_words=True, break_on_hyphens=False)) or label
+
+
+def _legend(figure: Figure, *axes: Axes) -> None:
+    """One legend for the figure, right of every panel; an entry shared by panels is listed once."""
+    entries: dict[str, Artist] = {}
+    for each in axes:
+        for handle, label in zip(*each.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if entries:
+        figure.legend(list(entries.values()), [legend_text(label) for label in entries],
+                      loc="outside right upper", frameon=False)
 
 
 def curve_chart(series: Sequence[Series], *, xlabel: str, ylabel: str, title: str | None = None,
@@ -85,16 +120,52 @@ def curve_chart(series: Sequence[Series], *, xlabel: str, ylabel: str, title: st
     """
     colours = colours or cell_colours([s.label for s in series])
     figure, axes = _axes(xlabel, ylabel, title)
+    _draw_curves(axes, series, colours, integer_x)
+    _legend(figure, axes)
+    return figure
+
+
+def _draw_curves(axes: Axes, series: Sequence[Series], colours: Mapping[str, str], integer_x: bool) -> None:
     for s in series:
+        markers = {} if len(s.x) > 30 else {"marker": "o", "markersize": 3}
         if s.fitted:
             axes.plot(s.x, s.y, linestyle="--", linewidth=1, color=colours[s.label], label=s.label)
         else:
-            axes.plot(s.x, s.y, marker="o", markersize=3, color=colours[s.label], label=s.label)
+            axes.plot(s.x, s.y, linewidth=1.2, color=colours[s.label], label=s.label, **markers)  # type: ignore[arg-type]
         if s.low is not None and s.high is not None:
             axes.fill_between(s.x, s.low, s.high, color=colours[s.label], alpha=0.2, linewidth=0)
     if integer_x:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _legend(figure, axes)
+
+
+def curve_panels(panels: Sequence[Panel], *, xlabel: str, title: str | None = None, integer_x: bool = False,
+                 colours: Mapping[str, str] | None = None, columns: int = 3) -> Figure:
+    """Several panels of curves side by side (up to `columns` a row), one shared legend on the right.
+
+    Example:
+        >>> figure = curve_panels([Panel("total", [Series("a", [1, 2], [3.0, 2.0])]),
+        ...                        Panel("content", [Series("a", [1, 2], [1.0, 0.5])])], xlabel="step")
+        >>> [a.get_ylabel() for a in figure.axes], len(figure.legends[0].get_texts())
+        (['total', 'content'], 1)
+    """
+    if not panels:
+        raise ValueError("curve_panels needs at least one panel")
+    colours = colours or cell_colours([s.label for p in panels for s in p.series])
+    wide = min(columns, len(panels))
+    rows = -(-len(panels) // wide)
+    figure = Figure(figsize=(PANEL_IN * wide + 2.2, PANEL_IN * rows + (0.4 if title else 0.0)), layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.subplots(rows, wide, squeeze=False)
+    for index, axes in enumerate(grid.flat):
+        if index >= len(panels):
+            axes.set_visible(False)
+            continue
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(panels[index].ylabel)
+        _draw_curves(axes, panels[index].series, colours, integer_x)
+    if title:
+        figure.suptitle(title, fontsize="medium", x=0.02, ha="left")
+    _legend(figure, *[a for a in grid.flat if a.get_visible()])
     return figure
 
 
@@ -112,7 +183,12 @@ def scatter_chart(points: Sequence[Point], *, xlabel: str, ylabel: str, title: s
     figure, axes = _axes(xlabel, ylabel, title)
     for label in labels:
         chosen = [p for p in points if p.label == label]
-        axes.scatter([p.x for p in chosen], [p.y for p in chosen], s=14, color=colours[label], label=label)
+        axes.scatter([p.x for p in chosen], [p.y for p in chosen], s=14, color=colours[label], label=label, zorder=3)
+        for p in chosen:
+            xerr = [[p.x - p.x_low], [p.x_high - p.x]] if p.x_low is not None and p.x_high is not None else None
+            yerr = [[p.y - p.y_low], [p.y_high - p.y]] if p.y_low is not None and p.y_high is not None else None
+            if xerr or yerr:
+                axes.errorbar([p.x], [p.y], xerr=xerr, yerr=yerr, color=colours[label], linewidth=1, capsize=2)
     if diagonal and points:
         ends = [min(min(p.x, p.y) for p in points), max(max(p.x, p.y) for p in points)]
         axes.plot(ends, ends, color="#888888", linewidth=0.8, linestyle="--")

@@ -11,14 +11,39 @@ from pathlib import Path
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
+from clipstyler_opt.core.errors import ConfigError, OutputError
 from clipstyler_opt.core.files import ReadSet, write_bytes
 from clipstyler_opt.core.naming import slugify
 
-__all__ = ["DPI", "FORMATS", "figure_bytes", "save_figure"]
+__all__ = ["DPI", "FIGURES_FOLDER", "FORMATS", "check_figures_folder", "figure_bytes", "save_figure"]
+
+FIGURES_FOLDER = "figures"  # inside a result folder: what analyze and report --figures write
 
 FORMATS = ("svg", "pdf", "png")
 DPI = 300
 _METADATA = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}, "png": {}}
+
+
+def check_figures_folder(root: Path) -> Path:
+    """`root/figures`, checked before any work: a symbolic link there (which would send the files
+    elsewhere) is refused (ConfigError, exit 2), and so is a file or anything else that is not a
+    folder (OutputError). Returns the folder's path; it need not exist yet.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> _ = (root / "figures").write_bytes(b"")
+        >>> check_figures_folder(root)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        clipstyler_opt.core.errors.OutputError: .../figures: is not a folder; cannot write figures there
+    """
+    folder = Path(root) / FIGURES_FOLDER
+    if folder.is_symlink():
+        raise ConfigError(f"{folder}: is a symbolic link; figures are written only inside {root}, never through a link")
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: is not a folder; cannot write figures there")
+    return folder
 
 
 def figure_bytes(figure: Figure, fmt: str) -> bytes:
@@ -48,4 +73,8 @@ def save_figure(figure: Figure, folder: Path, name: str, formats: Sequence[str] 
     targets = [folder / f"{stem}.{fmt}" for fmt in formats]
     if reads is not None:
         reads.refuse(*targets)
-    return [write_bytes(path, figure_bytes(figure, fmt)) for path, fmt in zip(targets, formats, strict=True)]
+    written = []
+    for path, fmt in zip(targets, formats, strict=True):
+        written.append(write_bytes(path, figure_bytes(figure, fmt)))
+        figure.set_layout_engine("none")  # the layout is settled by the first format: the others keep it
+    return written

@@ -1,140 +1,86 @@
-"""The report's metric sections: the metrics tables, the trade-off plots and the loss curves."""
+"""The report's sections as HTML: the metrics table (in its own scrolling box), the figures of
+`charts` (trade-off plots, loss curves) as images, and what is missing and how to get it."""
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 
-from clipstyler_opt.report.load import Cell, Evaluation, ResultFolder, RunOutput
+from clipstyler_opt.figures.tables import Estimate, Table, Value
+from clipstyler_opt.report.charts import NamedFigure
+from clipstyler_opt.report.labels import cell_labels
+from clipstyler_opt.report.load import ResultFolder
 from clipstyler_opt.report.markup import escape, format_number
-from clipstyler_opt.report.svg import LabelledPoint, Series, line_chart, scatter_chart
 
-__all__ = [
-    "CONTENT_METRICS",
-    "STYLE_METRICS",
-    "loss_section",
-    "mean_or_none",
-    "metrics_section",
-    "tradeoff_section",
-]
+__all__ = ["figures_html", "loss_section", "metrics_section", "table_html", "tradeoff_section"]
 
-CONTENT_METRICS = ("ssim", "vgg_content_distance")  # first available is the trade-off plot's x axis
-STYLE_METRICS = ("directional_similarity", "clip_score")  # first available is its y axis
 _ARROWS = {"higher": " ↑", "lower": " ↓"}
+Source = Callable[[NamedFigure], str]  # a figure -> its <img src>
 
 
-def mean_or_none(values: Iterable[float | None]) -> float | None:
-    """Mean of the finite values; None when there are none."""
-    kept = [v for v in values if v is not None and math.isfinite(v)]
-    return sum(kept) / len(kept) if kept else None
+def _value_html(value: Value) -> str:
+    if isinstance(value, Estimate):
+        interval = ("" if value.low is None or value.high is None else
+                    f' <span class="ci">[{format_number(value.low, 3)}, {format_number(value.high, 3)}]</span>')
+        return f'<td class="num">{format_number(value.mean)}{interval}</td>'
+    if value is None:
+        return '<td class="num">unavailable</td>'
+    if isinstance(value, int):
+        return f'<td class="num">{value}</td>'
+    return f"<td>{escape(value)}</td>"
 
 
-def _number_cell(value: float | None) -> str:
-    return f'<td class="num">{format_number(value)}</td>'
+def table_html(table: Table, headers: Sequence[str] | None = None, css: str = "metrics") -> str:
+    """A `figures.tables.Table` as an HTML table in a box that scrolls sideways on its own."""
+    head = "".join(f"<th>{escape(h)}</th>" for h in (headers or table.columns))
+    body = "".join("<tr>" + "".join(_value_html(v) for v in row) + "</tr>" for row in table.rows)
+    return (f'<div class="scroll table-box"><table class="{css}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
 
 
-def _header(evaluation: Evaluation, metric: str) -> str:
-    return f"<th>{escape(metric)}{_ARROWS.get(evaluation.directions.get(metric, ''), '')}</th>"
-
-
-def _by_prompt_and_cell(results: ResultFolder) -> dict[tuple[str, Cell], list[RunOutput]]:
-    grouped: dict[tuple[str, Cell], list[RunOutput]] = defaultdict(list)
-    order = {cell: index for index, cell in enumerate(results.cells)}
-    for output in sorted(results.outputs, key=lambda o: (results.prompts.index(o.prompt), order[o.cell])):
-        grouped[(output.prompt, output.cell)].append(output)
-    return dict(grouped)
-
-
-def metrics_section(results: ResultFolder) -> str:
-    evaluation = results.evaluation
-    if evaluation is None:
+def metrics_section(results: ResultFolder, table: Table | None) -> str:
+    """The metrics table, or how to make `eval.json`."""
+    if results.evaluation is None or table is None:
         return ('<p class="missing">No metrics yet: run <code>clipopt eval '
-                f'{escape(results.root)}</code> to write <code>eval.json</code>, then rebuild this report.</p>')
-    metrics = evaluation.metrics
-    head = "".join(_header(evaluation, m) for m in metrics)
-    summary = []
-    for (prompt, cell), outputs in _by_prompt_and_cell(results).items():
-        means = [mean_or_none(evaluation.value(o, m) for o in outputs) for m in metrics]
-        summary.append(f'<tr><td class="prompt">{escape(prompt)}</td><td>{escape(cell.label)}</td>'
-                       f'<td class="num">{len(outputs)}</td>' + "".join(_number_cell(v) for v in means) + "</tr>")
-    detail = []
-    for output in results.outputs:
-        values = [evaluation.value(output, m) for m in metrics]
-        detail.append(f'<tr><td>{escape(output.relative)}</td><td class="prompt">{escape(output.prompt)}</td>'
-                      f"<td>{escape(output.cell.label)}</td>"
-                      + "".join(_number_cell(v) for v in values) + "</tr>")
-    return ('<p>Means over the content images of each prompt and cell (↑ higher is better, ↓ lower is better; '
-            '"unavailable": the metric could not be computed).</p>'
-            f'<table class="metrics"><thead><tr><th>prompt</th><th>cell</th><th>images</th>{head}</tr></thead>'
-            f'<tbody>{"".join(summary)}</tbody></table>'
-            '<details><summary>Every output</summary>'
-            f'<table class="metrics"><thead><tr><th>output</th><th>prompt</th><th>cell</th>{head}</tr></thead>'
-            f'<tbody>{"".join(detail)}</tbody></table></details>')
-
-
-def _first_available(evaluation: Evaluation, names: Sequence[str], outputs: Sequence[RunOutput]) -> str | None:
-    return next((m for m in names if any(evaluation.value(o, m) is not None for o in outputs)), None)
-
-
-def _axis_label(evaluation: Evaluation, metric: str) -> str:
-    direction = evaluation.directions.get(metric)
-    return f"{metric} ({direction} is better)" if direction else metric
-
-
-def tradeoff_section(results: ResultFolder) -> str:
+                f'{escape(results.root.name)}</code> to write <code>eval.json</code>, then rebuild this report.</p>')
     evaluation = results.evaluation
-    if evaluation is None:
+    headers = [name + _ARROWS.get(evaluation.directions.get(name, ""), "") for name in table.columns]
+    labels = cell_labels(results.cells)
+    every = Table(["output", "prompt", "cell", *evaluation.metrics],
+                  [[o.relative, o.prompt, labels[o.cell], *(_single(evaluation.value(o, metric))
+                                                             for metric in evaluation.metrics)]
+                   for o in results.outputs])
+    return ('<p>Mean and 95% bootstrap interval over the outputs of each prompt and cell (n outputs; '
+            '↑ higher is better, ↓ lower is better; "unavailable": the metric could not be computed).</p>'
+            + table_html(table, headers)
+            + '<details><summary>Every output</summary>'
+            + table_html(every, ["output", "prompt", "cell", *headers[len(headers) - len(evaluation.metrics):]])
+            + "</details>")
+
+
+def _single(value: float | None) -> Estimate | None:
+    return None if value is None else Estimate(value, None, None, 1)
+
+
+def figures_html(figures: Sequence[NamedFigure], source: Source) -> str:
+    """Figures as images with their captions, each linking to its full-size self."""
+    return '<div class="charts">' + "".join(
+        f'<figure class="chart" id="{escape(f.name)}"><img class="chart" src="{escape(source(f))}" '
+        f'alt="{escape(f.name)}" data-zoom><figcaption>{escape(f.caption)}</figcaption></figure>'
+        for f in figures) + "</div>"
+
+
+def tradeoff_section(results: ResultFolder, figures: Sequence[NamedFigure], missing: Sequence[str],
+                     source: Source) -> str:
+    """The trade-off plots, or why there are none."""
+    if results.evaluation is None:
         return '<p class="missing">The trade-off plot needs <code>eval.json</code> (see Metrics).</p>'
-    charts = []
-    for prompt in results.prompts:
-        outputs = [o for o in results.outputs if o.prompt == prompt]
-        x_metric = _first_available(evaluation, CONTENT_METRICS, outputs)
-        y_metric = _first_available(evaluation, STYLE_METRICS, outputs)
-        if x_metric is None or y_metric is None:
-            charts.append(f'<p class="missing">{escape(prompt)}: no content and style metric to plot.</p>')
-            continue
-        points = []
-        for cell in results.cells:
-            in_cell = [o for o in outputs if o.cell == cell]
-            x = mean_or_none(evaluation.value(o, x_metric) for o in in_cell)
-            y = mean_or_none(evaluation.value(o, y_metric) for o in in_cell)
-            if x is not None and y is not None:
-                points.append(LabelledPoint(x, y, cell.label))
-        if not points:
-            charts.append(f'<p class="missing">{escape(prompt)}: no cell has both metrics.</p>')
-            continue
-        chart = scatter_chart(points, title=prompt, x_label=_axis_label(evaluation, x_metric),
-                              y_label=_axis_label(evaluation, y_metric))
-        charts.append(f'<figure class="chart">{chart}<figcaption>One point per cell: the mean over this '
-                      "prompt's content images.</figcaption></figure>")
-    return "".join(charts)
+    notes = "".join(f'<p class="missing">{escape(line)}</p>' for line in missing)
+    return notes + figures_html(figures, source)
 
 
-def _series_name(output: RunOutput, siblings: Sequence[RunOutput]) -> str:
-    same_cell = [o for o in siblings if o.cell == output.cell]
-    return output.cell.label if len(same_cell) == 1 else f"{output.cell.label} (seed {output.seed})"
-
-
-def loss_section(results: ResultFolder) -> str:
-    if not any(o.history for o in results.outputs):
+def loss_section(results: ResultFolder, figures: Sequence[NamedFigure], source: Source) -> str:
+    """The loss curves, or why there are none."""
+    if not figures:
         return ('<p class="missing">No per-step loss history in the sidecars (outputs written before '
                 'histories were recorded); rerun with <code>--overwrite</code> to get curves.</p>')
-    blocks: list[str] = []
-    for (content, prompt), outputs in results.groups().items():
-        with_history = [o for o in outputs if o.history]
-        if not with_history:
-            continue
-        names = list(dict.fromkeys(n for o in with_history for step in o.history for n in step))
-        names.sort(key=lambda n: n != "total")
-        charts = []
-        for name in names:
-            series = [Series(_series_name(o, with_history),
-                             [(float(i + 1), step[name]) for i, step in enumerate(o.history) if name in step])
-                      for o in with_history]
-            if any(math.isfinite(y) for s in series for _, y in s.points):
-                charts.append(line_chart(series, title=name, x_label="step", y_label=name))
-        opened = " open" if not blocks else ""  # the first group is shown; the rest open on a click
-        blocks.append(f'<details class="losses"{opened}><summary>{escape(content.name)} · {escape(prompt)}</summary>'
-                      f'<div class="charts">{"".join(charts)}</div></details>')
-    return "".join(blocks)
+    return figures_html(figures, source)
