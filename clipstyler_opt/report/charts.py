@@ -2,15 +2,16 @@
 plot and loss curves per prompt, and (for `--figures`) an image grid per prompt.
 
 Every cell has one label (`cell_labels`) and one colour (`cell_colours` over the folder's cells in
-their order), the same in every chart, table and the page. Means carry the percentile-bootstrap
-interval of `evaluate.stats` over the outputs they average (content images and seeds). Figure
-names start with `report-`, so they never collide with those of `clipopt analyze` in `figures/`.
+their order), the same in every chart, table and the page. Means carry the 95% cluster-robust
+t-interval of `stats.mean_interval` over the outputs they average, clustered by content image (a
+content image's seeds stay together), as `eval` computes them. Figure names start with `report-`,
+so they never collide with those of `clipopt analyze` in `figures/`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +19,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from clipstyler_opt.core.naming import slugify
-from clipstyler_opt.evaluate.stats import bootstrap_mean
 from clipstyler_opt.figures.charts import Panel, Point, Series, curve_panels, scatter_chart
 from clipstyler_opt.figures.grid import image_grid
 from clipstyler_opt.figures.palette import cell_colours
 from clipstyler_opt.figures.tables import Estimate
 from clipstyler_opt.report.labels import cell_labels
 from clipstyler_opt.report.load import Evaluation, ResultFolder, RunOutput
+from clipstyler_opt.stats import mean_interval
 
 __all__ = ["CONTENT_METRICS", "PREFIX", "STYLE_METRICS", "NamedFigure", "colours_of", "estimate", "grid_figures",
            "loss_figures", "tradeoff_figures"]
@@ -44,17 +45,18 @@ class NamedFigure:
     figure: Figure
 
 
-def estimate(values: Iterable[float | None]) -> Estimate | None:
-    """Mean, 95% bootstrap interval and n of the finite values; None when there are none.
+def estimate(values: Iterable[tuple[float | None, Hashable]]) -> Estimate | None:
+    """Mean, 95% cluster-robust t-interval and n of the finite values, given as (value, cluster)
+    pairs (the cluster: the output's content image); None when there are none.
 
     Example:
-        >>> estimate([1.0, None, float("nan")])
+        >>> estimate([(1.0, "a.png"), (None, "b.png"), (float("nan"), "b.png")])
         Estimate(mean=1.0, low=1.0, high=1.0, n=1)
     """
-    kept = [float(v) for v in values if v is not None and math.isfinite(v)]
+    kept = [(float(v), cluster) for v, cluster in values if v is not None and math.isfinite(v)]
     if not kept:
         return None
-    interval = bootstrap_mean(kept)
+    interval = mean_interval([v for v, _ in kept], [cluster for _, cluster in kept])
     return Estimate(interval.mean, interval.ci_low, interval.ci_high, interval.n)
 
 
@@ -95,8 +97,8 @@ def tradeoff_figures(results: ResultFolder) -> tuple[list[NamedFigure], list[str
         points = []
         for cell in results.cells:
             in_cell = [o for o in outputs if o.cell == cell]
-            x = estimate(evaluation.value(o, x_metric) for o in in_cell)
-            y = estimate(evaluation.value(o, y_metric) for o in in_cell)
+            x = estimate((evaluation.value(o, x_metric), o.content) for o in in_cell)
+            y = estimate((evaluation.value(o, y_metric), o.content) for o in in_cell)
             if x is not None and y is not None:
                 points.append(Point(labels[cell], x.mean, y.mean, x.low, x.high, y.low, y.high))
         if not points:
@@ -105,7 +107,7 @@ def tradeoff_figures(results: ResultFolder) -> tuple[list[NamedFigure], list[str
         figure = scatter_chart(points, xlabel=axis_label(evaluation, x_metric), colours=colours,
                                ylabel=axis_label(evaluation, y_metric), title=prompt)
         figures.append(NamedFigure(_stem("tradeoff", index, prompt), "One point per cell: the mean over this "
-                                   "prompt's outputs, with 95% bootstrap intervals both ways.", figure))
+                                   "prompt's outputs, with 95% intervals both ways.", figure))
     return figures, missing
 
 
@@ -114,7 +116,7 @@ def _step_series(label: str, outputs: Sequence[RunOutput], name: str) -> Series 
     longest = max(len(o.history) for o in outputs)
     x, y, low, high = [], [], [], []
     for step in range(longest):
-        found = estimate(o.history[step].get(name) for o in outputs if step < len(o.history))
+        found = estimate((o.history[step].get(name), o.content) for o in outputs if step < len(o.history))
         if found is not None:
             x.append(step + 1)
             y.append(found.mean)
@@ -147,7 +149,7 @@ def loss_figures(results: ResultFolder) -> list[NamedFigure]:
         if panels:
             figure = curve_panels(panels, xlabel="step", integer_x=True, colours=colours, title=prompt)
             figures.append(NamedFigure(_stem("losses", index, prompt), "Per step, the mean over this prompt's "
-                                       "outputs of each cell, with a 95% bootstrap band.", figure))
+                                       "outputs of each cell, with a 95% interval band.", figure))
     return figures
 
 

@@ -49,7 +49,8 @@ def metrics_section(results: ResultFolder, table: Table | None) -> str:
                   [[o.relative, o.prompt, labels[o.cell], *(_single(evaluation.value(o, metric))
                                                              for metric in evaluation.metrics)]
                    for o in results.outputs])
-    return ('<p>Mean and 95% bootstrap interval over the outputs of each prompt and cell (n outputs; '
+    return ('<p>Mean and 95% interval over the outputs of each prompt and cell (n outputs; the interval is '
+            'a t-interval clustered by content image, as <code>eval</code> computes it; '
             '↑ higher is better, ↓ lower is better; "unavailable": the metric could not be computed).</p>'
             + table_html(table, headers)
             + '<details><summary>Every output</summary>'

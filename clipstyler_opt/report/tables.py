@@ -1,5 +1,6 @@
 """The report's metrics table: a row per prompt and cell, a column per varied setting (named by
-its field), n (the outputs averaged), and per metric the mean with its 95% bootstrap interval.
+its field), n (the outputs averaged), and per metric the mean with its 95% interval (clustered by
+content image).
 The page shows it, and `--figures` writes it as CSV, LaTeX and Markdown (`figures.tables`).
 """
 
@@ -9,7 +10,7 @@ from collections import defaultdict
 
 from clipstyler_opt.figures.tables import Table, Value
 from clipstyler_opt.report.charts import PREFIX, estimate
-from clipstyler_opt.report.labels import cell_labels, short_value
+from clipstyler_opt.report.labels import cell_labels, setting_label
 from clipstyler_opt.report.load import Cell, ResultFolder, RunOutput
 
 __all__ = ["METRICS_TABLE", "by_prompt_and_cell", "metrics_table", "varied_settings"]
@@ -42,11 +43,10 @@ def metrics_table(results: ResultFolder) -> Table | None:
     labels, settings = cell_labels(results.cells), varied_settings(results)
     rows: list[list[Value]] = []
     for (prompt, cell), outputs in by_prompt_and_cell(results).items():
-        values = dict(cell.values)
-        row: list[Value] = [prompt, labels[cell],
-                            *(short_value(values[key]) if key in values else None for key in settings), len(outputs)]
-        row += [estimate(evaluation.value(o, metric) for o in outputs) for metric in evaluation.metrics]
+        row: list[Value] = [prompt, labels[cell], *(setting_label(cell, key) for key in settings), len(outputs)]
+        row += [estimate((evaluation.value(o, metric), o.content) for o in outputs) for metric in evaluation.metrics]
         rows.append(row)
     return Table(["prompt", "cell", *settings, "n", *evaluation.metrics], rows,
-                 caption="Mean [95% bootstrap interval] over the outputs of each prompt and cell; n outputs.",
+                 caption="Mean [95% interval, clustered by content image] over the outputs of each prompt "
+                         "and cell; n outputs.",
                  numeric=evaluation.metrics)
