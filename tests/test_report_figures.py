@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy import stats as scipy_stats
 from click.testing import CliRunner
 from PIL import Image
+from scipy import stats as scipy_stats
 from test_figures import _pdf_page_count
 from test_report import PLAIN_PROMPT, make_result_folder, tags
 
