@@ -32,8 +32,8 @@ def _defined_commands(module_name: str) -> set[str]:
 
 
 def test_every_entry_loads_a_click_command_of_its_name_with_a_one_line_summary() -> None:
-    assert list(COMMANDS) == ["run", "batch", "sweep", "bench", "eval", "analyze", "info", "report", "study", "weights",
-                             "studio"]
+    assert list(COMMANDS) == ["run", "batch", "sweep", "bench", "eval", "analyze", "info", "report", "study",
+                              "experiment", "weights", "studio"]
     for name, entry in COMMANDS.items():
         command = entry.load()
         assert isinstance(command, click.Command) and command.name == name, name
@@ -74,7 +74,8 @@ _PROBE = textwrap.dedent("""
     heavy = sys.argv[1].split(",")
     from clipstyler_opt.cli import COMMANDS, main
     lines = [[]] + [[name] for name in COMMANDS]
-    lines += [["study", "make"], ["study", "analyze"], ["weights", "list"], ["weights", "download"],
+    lines += [["study", "make"], ["study", "analyze"], ["experiment", "run"], ["experiment", "status"],
+              ["experiment", "report"], ["weights", "list"], ["weights", "download"],
               ["weights", "verify"], ["weights", "info"]]
     report = {}
     for words in lines:

@@ -73,16 +73,21 @@ def _locked_fd(path: Path, operation: int) -> int | None:
 
 
 class BatchLock:
-    """The locks of one batch process; release them with `release()` or a `with` block."""
+    """The locks of one batch process; release them with `release()` or a `with` block.
 
-    def __init__(self, output_dir: Path, shard: Shard | None = None) -> None:
-        self.path = output_dir / LOCK_NAME
-        self.shard_path = output_dir / f"{LOCK_NAME}.shard-{shard.index}-of-{shard.count}" if shard else None
+    `name` and `holder` let another kind of run keep its own lock with the same rules:
+    `BatchLock(folder, name=LOCK_NAME + ".experiment", holder="clipopt experiment run")`.
+    """
+
+    def __init__(self, output_dir: Path, shard: Shard | None = None, *, name: str = LOCK_NAME,
+                 holder: str = "clipopt batch") -> None:
+        self.path = output_dir / name
+        self.shard_path = output_dir / f"{name}.shard-{shard.index}-of-{shard.count}" if shard else None
         self._fds: list[int] = []
         where = printable(str(output_dir))
         main = _locked_fd(self.path, fcntl.LOCK_SH if shard else fcntl.LOCK_EX)
         if main is None:
-            raise BatchLocked(f"{where} is in use by another clipopt batch"
+            raise BatchLocked(f"{where} is in use by another {holder}"
                               + (" that is not a shard of this one" if shard else "")
                               + "; wait for it to finish or choose another -o")
         self._fds.append(main)

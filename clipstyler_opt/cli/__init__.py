@@ -81,6 +81,8 @@ COMMANDS: dict[str, CommandEntry] = {
     "info": CommandEntry("info:info", "Show how an output was made, read from its record."),
     "report": CommandEntry("report:report", "Write an HTML report of a result folder: images, metrics, losses."),
     "study": CommandEntry("study:study", "An A/B study page of a result folder's cells, and its analysis."),
+    "experiment": CommandEntry("experiment:experiment",
+                               "Run a plan file: sweep, eval, analyze and report in one folder."),
     "weights": CommandEntry("weights:weights", "List, prefetch, verify and inspect backbone weights."),
     "studio": CommandEntry("studio:studio", "A local web studio with live preview, and its REST API."),
 }

@@ -21,10 +21,10 @@ from clipstyler_opt.core.errors import BatchFailures
 from clipstyler_opt.core.naming import printable
 
 if TYPE_CHECKING:
-    from clipstyler_opt.batch import Job, Summary, SweepCell
+    from clipstyler_opt.batch import BatchSettings, Job, Summary, SweepCell
     from clipstyler_opt.run.engine import ProgressCallback
 
-__all__ = ["BarObserver", "LineObserver", "batch", "batch_options", "run_batch_command"]
+__all__ = ["BarObserver", "LineObserver", "batch", "batch_options", "batch_request", "run_batch_command"]
 
 OUTPUT_CHOICES = ("png", "jpg", "webp")
 Record = dict[str, Any]
@@ -147,10 +147,12 @@ def batch_options(layout: str) -> Callable[[F], F]:
     return decorate
 
 
-def run_batch_command(params: dict[str, Any], cells: Callable[[StyleConfig], tuple[SweepCell, ...]] | None = None
-                      ) -> None:
-    """Run a batch from the parameters of `batch_options`; `cells` makes it a sweep."""
-    from clipstyler_opt.batch import BatchSettings, Shard, launched_by_torchrun, read_prompts_file, run_batch
+def batch_request(params: dict[str, Any], cells: Callable[[StyleConfig], tuple[SweepCell, ...]] | None = None
+                  ) -> tuple[BatchSettings, StyleConfig, int]:
+    """The batch that the parameters of `batch_options` ask for: its settings, its base
+    configuration and the verbosity (0 quiet, 1 normal, 2 verbose); `cells` makes it a sweep.
+    Checks the options (a usage error or ConfigError, before any work) and runs nothing."""
+    from clipstyler_opt.batch import BatchSettings, Shard, read_prompts_file
     from clipstyler_opt.batch.jobs import unique_prompts
 
     level = verbosity(params.pop("quiet"), params.pop("verbose"))
@@ -166,6 +168,15 @@ def run_batch_command(params: dict[str, Any], cells: Callable[[StyleConfig], tup
                              recursive=extra["recursive"], output_format=extra["format"], overwrite=extra["overwrite"],
                              shard=shard, cells=cells(config) if cells else (),
                              workers_per_device=extra["workers_per_device"])
+    return settings, config, level
+
+
+def run_batch_command(params: dict[str, Any], cells: Callable[[StyleConfig], tuple[SweepCell, ...]] | None = None
+                      ) -> None:
+    """Run a batch from the parameters of `batch_options`; `cells` makes it a sweep."""
+    from clipstyler_opt.batch import launched_by_torchrun, run_batch
+
+    settings, config, level = batch_request(params, cells)
     observer: BarObserver | LineObserver
     if launched_by_torchrun():
         observer = LineObserver(prefix=f"[rank {os.environ.get('RANK', '0')}] ")

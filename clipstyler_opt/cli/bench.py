@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import platform
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,34 +73,6 @@ def _check_json_target(path: Path, image: Path, configs: list[StyleConfig]) -> N
         folder = folder.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK):
         raise OutputError(f"{path}: cannot write there ({folder} is not a writable folder)")
-
-
-def _device_name(device: Any) -> str:
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _machine(device_spec: str) -> dict[str, Any]:
-    import torch
-
-    from clipstyler_opt.method.precision import cpu_has_native_bf16, resolve_runtime
-
-    device = resolve_runtime(device_spec, "fp32").device
-    cuda = device.type == "cuda"
-    return {"device": str(device), "device_name": _device_name(device), "torch": torch.__version__,
-            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if cuda else None,
-            "cuda_capability": list(torch.cuda.get_device_capability(device)) if cuda else None,
-            "cpu_native_bf16": cpu_has_native_bf16(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
 
 
 def _row_record(row: BenchRow, baseline: BenchRow | None) -> dict[str, Any]:
@@ -224,7 +195,9 @@ def bench(ctx: click.Context, image: Path | None, backbones: tuple[str, ...], mo
         startup_rows = (measure_startup({name: getattr(first.config, name) for name in STARTUP_FIELDS}, image,
                                         first.prompt) if startup else [])
     baseline = next((r for r in rows if r.variant == REFERENCE_LABEL), None)
-    machine = _machine(device)
+    from clipstyler_opt.tools.machine import machine_record
+
+    machine = machine_record(device)
     click.echo(f"{size}px long side, {crops} crops of {crop_size} (unless a preset changes them), device "
                f"{machine['device']} ({machine['device_name']}), torch {machine['torch']}")
     _print_table(rows, baseline)

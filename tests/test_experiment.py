@@ -1,0 +1,177 @@
+"""`clipopt experiment` end to end with tiny models: a plan of 2 images x 2 prompts x 2 backbones x
+2 seeds, its record, a second run that does nothing, a new seed that adds only its jobs, a change
+that would redefine finished cells, and the folder lock."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import tiny
+from test_batch_support import EXAMPLES
+
+from clipstyler_opt.cli import main
+
+PROMPTS = ("starry night", "oil painting")
+IMAGES = ("chelsea.png", "coffee.png")
+
+
+def plan_text(seeds: str = "0, 1", steps: int = 1) -> str:
+    return f"""\
+[experiment]
+name = "tiny comparison"
+
+[content]
+images = ["in"]
+
+[prompts]
+text = {json.dumps(list(PROMPTS))}
+
+[backbones]
+CLIP = "{tiny.TINY_CLIP_NAME}:file=weights/tiny-clip.safetensors"
+Other = "{tiny.TINY_CLIP_NAME}:file=other/tiny-clip.safetensors"
+
+[settings]
+clip_model_config = ["weights/{tiny.TINY_CLIP_NAME}.json"]
+vgg_checkpoint = "weights/tiny-vgg19.pth"
+size = 32
+steps = {steps}
+crops = 2
+crop_size = 16
+device = "cpu"
+precision = "fp32"
+offline = true
+
+[replicates]
+seeds = [{seeds}]
+
+[eval]
+scorer = "{tiny.TINY_CLIP_NAME}:file=other/tiny-clip.safetensors"
+patch-crops = 2
+patch-size = 16
+
+[analyze]
+scorer = ["{tiny.TINY_CLIP_NAME}:file=weights/tiny-clip.safetensors"]
+no-figures = true
+"""
+
+
+def job_records(folder: Path) -> list[dict[str, object]]:
+    lines = (folder / "manifest.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r.get("record") == "job"]
+
+
+def stamps(folder: Path) -> dict[str, int]:
+    """Every file below `folder` -> its modification time in nanoseconds."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("experiment")
+    tiny.write_all(root / "weights")
+    tiny.write_tiny_clip(root / "other", seed=7)
+    (root / "in").mkdir()
+    for name in IMAGES:
+        shutil.copy(EXAMPLES / name, root / "in" / name)
+    (root / "plan.toml").write_text(plan_text())
+    assert main(["experiment", "run", str(root / "plan.toml"), "-q"]) == 0
+    return root
+
+
+def test_the_plan_runs_every_job_and_each_step_once(home: Path) -> None:
+    folder = home / "plan"  # named after the plan, beside it
+    records = job_records(folder)
+    assert len(records) == 16 and {r["status"] for r in records} == {"done"}
+    cells = {str(r["output"]).split("/")[0] for r in records}
+    assert len(cells) == 4
+    assert {(r["prompt"], Path(str(r["input"])).name) for r in records} == {(p, i) for p in PROMPTS for i in IMAGES}
+    for name in ("eval.json", "analysis.json", "report.html", "plan.toml"):
+        assert (folder / name).is_file(), name
+    evaluated = json.loads((folder / "eval.json").read_text())
+    assert len(evaluated["rows"]) == 16
+    record = json.loads((folder / "experiment.json").read_text())
+    assert (folder / "plan.toml").read_text() == (home / "plan.toml").read_text()
+    run = record["runs"][-1]
+    assert run["status"] == "done" and run["command"][:4] == ["clipopt", "experiment", "run", str(home / "plan.toml")]
+    assert run["versions"]["torch"] and run["machine"]["device"] == "cpu"
+    assert run["steps"] == {"sweep": "ran", "eval": "ran", "analyze": "ran", "report": "ran"}
+    assert sorted(record["cells"]) == sorted(cells)
+    labels = sorted((c["labels"]["backbone"], c["values"]["seed"]) for c in record["cells"].values())
+    assert labels == [("CLIP", 0), ("CLIP", 1), ("Other", 0), ("Other", 1)]
+
+
+def test_a_second_run_does_nothing(home: Path) -> None:
+    folder = home / "plan"
+    before = stamps(folder)
+    assert main(["experiment", "run", str(home / "plan.toml"), "-q"]) == 0
+    after = stamps(folder)
+    assert {k: v for k, v in after.items() if before.get(k) != v} .keys() == {"experiment.json"}
+    run = json.loads((folder / "experiment.json").read_text())["runs"][-1]
+    assert run["steps"] == {"sweep": "nothing to do: all 16 jobs are done", "eval": "up to date",
+                            "analyze": "up to date", "report": "up to date"}
+
+
+def test_a_new_seed_does_only_its_jobs_then_every_step_again(home: Path) -> None:
+    folder = home / "plan"
+    outputs_before = {k: v for k, v in stamps(folder).items() if k.endswith(".png")}
+    (home / "plan.toml").write_text(plan_text(seeds="0, 1, 2"))
+    assert main(["experiment", "run", str(home / "plan.toml"), "-q"]) == 0
+    records = job_records(folder)
+    latest = {r["output"]: r["status"] for r in records}
+    assert len(latest) == 24 and set(latest.values()) == {"done", "skipped"}
+    assert sum(r["status"] == "done" for r in records) == 24  # 16 before, 8 now
+    outputs_after = {k: v for k, v in stamps(folder).items() if k.endswith(".png")}
+    assert {k: outputs_after[k] for k in outputs_before} == outputs_before  # nothing made again
+    assert len(outputs_after) - len(outputs_before) == 8
+    assert len(json.loads((folder / "eval.json").read_text())["rows"]) == 24
+    run = json.loads((folder / "experiment.json").read_text())["runs"][-1]
+    assert run["steps"]["eval"] == "ran" and run["steps"]["report"] == "ran"
+
+
+def test_a_plan_that_would_redefine_finished_cells_is_refused(home: Path, capsys: pytest.CaptureFixture[str]
+                                                              ) -> None:
+    folder = home / "plan"
+    before = stamps(folder)
+    changed = home / "changed.toml"
+    changed.write_text(plan_text(seeds="0, 1, 2", steps=2))
+    capsys.readouterr()
+    assert main(["experiment", "run", str(changed), "-o", str(folder), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "steps was 1 when its outputs were made, and the plan now makes it 2" in err and "cell backbone=" in err
+    assert stamps(folder) == before
+
+
+def test_a_second_run_on_the_folder_is_refused_by_the_lock(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from clipstyler_opt.batch import LOCK_NAME, BatchLock
+
+    folder = home / "plan"
+    with BatchLock(folder, name=LOCK_NAME + ".experiment", holder="clipopt experiment run"):
+        assert main(["experiment", "run", str(home / "plan.toml"), "-q"]) == 10
+    assert "in use by another clipopt experiment run" in capsys.readouterr().err
+
+
+def test_status_counts_the_jobs_of_each_cell_and_the_steps(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = home / "plan"
+    capsys.readouterr()
+    assert main(["experiment", "status", str(folder)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "experiment tiny comparison: 24 of 24 jobs done, 0 failed, 0 to do"
+    cells = [line for line in out if line.startswith("  ")]
+    assert len(cells) == 6 and all(line.endswith(": 4 of 4 done") for line in cells)
+    assert sum("(backbone=CLIP)" in line for line in cells) == sum("(backbone=Other)" in line for line in cells) == 3
+    assert out[len(cells) + 1:len(cells) + 4] == ["eval: up to date", "analyze: up to date", "report: up to date"]
+
+
+def test_experiment_report_redoes_a_step_whose_file_is_gone(home: Path) -> None:
+    folder = home / "plan"
+    (folder / "report.html").unlink()
+    evaluated = (folder / "eval.json").stat().st_mtime_ns
+    assert main(["experiment", "report", str(folder), "-q"]) == 0
+    assert (folder / "report.html").is_file() and (folder / "eval.json").stat().st_mtime_ns == evaluated
+    run = json.loads((folder / "experiment.json").read_text())["runs"][-1]
+    assert run["command"][:3] == ["clipopt", "experiment", "report"]
+    assert run["steps"] == {"eval": "up to date", "analyze": "up to date", "report": "ran"}
