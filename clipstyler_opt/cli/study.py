@@ -48,17 +48,23 @@ def make(folder: Path, output: Path, pairs: int, seed: int, repeat_fraction: flo
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Also write the results as JSON here.")
 @click.option("--max-attention-failures", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Exclude participants who fail more attention checks than this.")
-def analyze(answers: tuple[Path, ...], json_path: Path | None, max_attention_failures: int) -> None:
-    """Preference rates (Wilson 95% CIs), Bradley-Terry strengths and repeat agreement per cell,
-    from the CSV files a study page saved."""
+              help="Exclude participants who fail more attention checks than this (a tie counts as a failure).")
+@click.option("--min-ms", type=click.FloatRange(min=0), default=500, show_default=True,
+              help="Flag answers given faster than this many milliseconds.")
+@click.option("--exclude-fast", is_flag=True, help="Leave the answers flagged by --min-ms out of the statistics.")
+def analyze(answers: tuple[Path, ...], json_path: Path | None, max_attention_failures: int, min_ms: float,
+            exclude_fast: bool) -> None:
+    """Preference rates (Wilson 95% CIs), Bradley-Terry strengths (95% CIs by a bootstrap over
+    participants), a binomial test of each pair of cells against 50% (Holm-corrected),
+    Krippendorff's alpha and repeat agreement, from the CSV files a study page saved."""
     from clipstyler_opt.core.files import ReadSet, write_bytes
     from clipstyler_opt.report import analyze_answers, format_analysis
 
     reads = ReadSet(answers)
     if json_path is not None:
         reads.refuse(json_path)
-    result = analyze_answers(list(answers), max_attention_failures=max_attention_failures)
+    result = analyze_answers(list(answers), max_attention_failures=max_attention_failures, min_ms=min_ms,
+                             exclude_fast=exclude_fast)
     click.echo(format_analysis(result))
     if json_path is not None:
         text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False)

@@ -1,8 +1,9 @@
 """Looking at results: the HTML report of a result folder, and the subjective A/B study.
 
 `load` reads a folder (manifest, sidecars, eval.json); `html`, `sections` and `svg` build the
-report; `study` plans the study, `study_page` writes its page; `analyze` and `stats` turn the
-answers into preference rates, Bradley–Terry strengths and agreement.
+report; `study` plans the study, `study_page` writes its page; `answers` reads what participants
+saved, and `analyze` with `preferences` turns it into preference rates, Bradley–Terry strengths
+with intervals, pair tests and agreement (the statistics themselves are `clipstyler_opt.stats`).
 """
 
 from __future__ import annotations
