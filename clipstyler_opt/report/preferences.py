@@ -109,7 +109,7 @@ def _strength_intervals(answers: Sequence[Answer], index: dict[str, int], streng
     people = [by_person[who] for who in sorted(by_person)]
     values = resampled_values(people, lambda chosen: bradley_terry(_wins([a for p in chosen for a in p], index)),
                               resamples=resamples, seed=seed)
-    limits = []
+    limits: list[tuple[float | None, float | None]] = []
     for column in range(len(index)):
         found = bootstrap_limits(values[:, column], float(strengths[column]), method="percentile")
         limits.append(found if found is not None else (None, None))
