@@ -55,6 +55,67 @@ def test_report_loads_every_image_without_errors(context: Any, tmp_path: Path, e
         assert image.width > 300 and image.height > 300
 
 
+OVERFLOW = "[document.documentElement.scrollWidth, window.innerWidth]"
+BOXES = ("Array.from(document.querySelectorAll('.table-box')).map(b => [b.clientWidth, b.scrollWidth, "
+         "b.getBoundingClientRect().right])")
+
+
+@pytest.mark.parametrize("size", [{"width": 1280, "height": 900}, PHONE], ids=["desktop", "phone"])
+def test_report_fits_the_screen_and_enlarges_an_image_against_its_content(browser: Any, tmp_path: Path,
+                                                                          size: dict[str, int]) -> None:
+    report = write_report(make_result_folder(tmp_path, history=False))
+    context = browser.new_context(viewport=size)
+    page = context.new_page()
+    problems = watch(page)
+    page.goto(report.as_uri(), wait_until="load")
+    width, viewport = page.evaluate(OVERFLOW)
+    assert width <= viewport == size["width"]  # nothing runs off the page sideways
+    states = image_states(page)
+    assert states and all(complete and natural > 0 for _, complete, natural in states), states
+    for client, scroll, right in page.evaluate(BOXES):  # a wide table scrolls inside its own box
+        assert right <= size["width"] and client < size["width"]
+    if size is PHONE:
+        assert any(scroll > client for client, scroll, _ in page.evaluate(BOXES))
+    page.screenshot(path=str(tmp_path / f"report-{size['width']}.png"), full_page=True)
+    page.locator("table.grid img[data-before]").first.click()
+    dialog = page.locator("dialog.zoom")
+    assert dialog.evaluate("d => d.open")
+    pictures = dialog.evaluate("d => Array.from(d.querySelectorAll('img')).map(i => [i.className, i.complete, "
+                               "i.naturalWidth, i.getBoundingClientRect().width])")
+    assert [p[0] for p in pictures] == ["", "before"] and all(p[1] and p[2] > 0 for p in pictures)
+    assert pictures[0][3] > 4 * pictures[0][2] or pictures[0][3] >= 0.8 * size["width"]  # enlarged
+    dialog.locator("input[type=range]").fill("20")
+    assert dialog.locator("img.before").evaluate("i => i.style.clipPath") == "inset(0px 80% 0px 0px)"
+    page.keyboard.press("Escape")
+    assert not dialog.evaluate("d => d.open")
+    assert not problems, problems
+    context.close()
+
+
+def test_report_prints_on_a4_with_every_column(browser: Any, tmp_path: Path) -> None:
+    report = write_report(make_result_folder(tmp_path, history=False))
+    context = browser.new_context(viewport={"width": 718, "height": 1000})  # A4 less 10 mm margins, at 96 dpi
+    page = context.new_page()
+    problems = watch(page)
+    page.emulate_media(media="print")
+    page.goto(report.as_uri(), wait_until="load")
+    width, viewport = page.evaluate(OVERFLOW)
+    assert width <= viewport
+    tables = page.evaluate("Array.from(document.querySelectorAll('table')).filter(t => t.offsetParent)"
+                           ".map(t => [t.className, t.scrollWidth, t.clientWidth, t.getBoundingClientRect().right])")
+    assert {t[0] for t in tables} == {"grid", "metrics"}
+    for _, scroll, client, right in tables:  # every column on the paper
+        assert scroll <= client + 1 and right <= viewport
+    columns = page.evaluate("Array.from(document.querySelectorAll('table.grid tr:first-child th'))"
+                            ".map(th => th.getBoundingClientRect().right)")
+    assert len(columns) == 2 * 3 and max(columns) <= viewport
+    page.screenshot(path=str(tmp_path / "report-print.png"), full_page=True)
+    pdf = page.pdf(path=str(tmp_path / "report.pdf"), format="A4")
+    assert pdf.startswith(b"%PDF-")
+    assert not problems, problems
+    context.close()
+
+
 def _preferred(trial: dict[str, Any], careless: bool) -> str:
     """The side to choose. Careful: the output in attention checks, else the cell sorting last
     (a consistent rule, so repeats agree). Careless: the grey image, else always left."""

@@ -62,9 +62,9 @@ def _single(value: float | None) -> Estimate | None:
     return None if value is None else Estimate(value, None, None, 1)
 
 
-def figures_html(figures: Sequence[NamedFigure], source: Source) -> str:
-    """Figures as images with their captions, each linking to its full-size self."""
-    return '<div class="charts">' + "".join(
+def figures_html(figures: Sequence[NamedFigure], source: Source, *, wide: bool = False) -> str:
+    """Figures as images with their captions (click to enlarge); `wide` gives each a whole row."""
+    return f'<div class="charts{" wide" if wide else ""}">' + "".join(
         f'<figure class="chart" id="{escape(f.name)}"><img class="chart" src="{escape(source(f))}" '
         f'alt="{escape(f.name)}" data-zoom><figcaption>{escape(f.caption)}</figcaption></figure>'
         for f in figures) + "</div>"
@@ -84,4 +84,4 @@ def loss_section(results: ResultFolder, figures: Sequence[NamedFigure], source: 
     if not figures:
         return ('<p class="missing">No per-step loss history in the sidecars (outputs written before '
                 'histories were recorded); rerun with <code>--overwrite</code> to get curves.</p>')
-    return figures_html(figures, source)
+    return figures_html(figures, source, wide=True)
