@@ -72,7 +72,7 @@ def test_report_fits_the_screen_and_enlarges_an_image_against_its_content(browse
     assert width <= viewport == size["width"]  # nothing runs off the page sideways
     states = image_states(page)
     assert states and all(complete and natural > 0 for _, complete, natural in states), states
-    for client, scroll, right in page.evaluate(BOXES):  # a wide table scrolls inside its own box
+    for client, _scroll, right in page.evaluate(BOXES):  # a wide table scrolls inside its own box
         assert right <= size["width"] and client < size["width"]
     if size is PHONE:
         assert any(scroll > client for client, scroll, _ in page.evaluate(BOXES))
