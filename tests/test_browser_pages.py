@@ -141,10 +141,10 @@ def take_study(context: Any, page_path: Path, participant: str, careless: bool, 
     for index, trial in enumerate(trials):
         assert page.locator("#progress-text").text_content() == f"Question {index + 1} of {len(trials)}"
         assert page.locator("#reference").is_visible() == (trial["question"] == "content")
-        if index == 0:  # phone layout: both images side by side inside the screen
-            left, right = page.locator("#left").bounding_box(), page.locator("#right").bounding_box()
-            assert left["x"] >= 0 and right["x"] + right["width"] <= PHONE["width"]
-            assert abs(left["y"] - right["y"]) < 1 and right["y"] + right["height"] <= PHONE["height"]
+        if index == 0:  # phone layout: the pair stacked, each image as wide as the screen
+            left, right = page.locator("#left-image").bounding_box(), page.locator("#right-image").bounding_box()
+            assert left["y"] + left["height"] <= right["y"]
+            assert all(box["x"] >= 0 and box["width"] >= PHONE["width"] - 8 for box in (left, right))
         side = _preferred(trial, careless)
         answer = [lambda side=side: page.click(f"#{side}"),
                   lambda side=side: page.keyboard.press("ArrowLeft" if side == "left" else "ArrowRight"),

@@ -28,13 +28,15 @@ def study() -> None:
               help="Output-against-grey attention checks [default: a tenth of the pairs, at least 2].")
 @click.option("--image-size", type=click.IntRange(min=64, max=4096), default=512, show_default=True,
               help="Long side of the embedded JPEG images.")
+@click.option("--cant-decide", is_flag=True,
+              help="Offer a \"can't decide\" answer (analysed as a tie; on an attention check, a failure).")
 def make(folder: Path, output: Path, pairs: int, seed: int, repeat_fraction: float, attention_checks: int | None,
-         image_size: int) -> None:
+         image_size: int, cant_decide: bool) -> None:
     """Write a study page comparing outputs of FOLDER's cells (two-alternative forced choice)."""
     from clipstyler_opt.report import write_study
 
     plan = write_study(folder, output, pairs=pairs, seed=seed, repeat_fraction=repeat_fraction,
-                       attention_checks=attention_checks, max_side=image_size)
+                       attention_checks=attention_checks, max_side=image_size, cant_decide=cant_decide)
     for note in plan.notes:
         click.echo(f"note: {note}", err=True)
     repeats = sum(t.is_repeat for t in plan.trials)

@@ -89,6 +89,7 @@ class StudyPlan:
     images: Mapping[str, Path]  # image key -> file
     greys: Mapping[str, tuple[int, int]]  # image key -> (width, height) of a flat grey image
     notes: tuple[str, ...] = field(default=())
+    cant_decide: bool = False  # the page offers "can't decide" (a tie in the analysis)
 
 
 class _Keys:
@@ -124,8 +125,9 @@ def _pick(rng: random.Random, outputs: list[RunOutput], content: Path, prompt: s
 
 
 def plan_study(results: ResultFolder, *, pairs: int = 30, seed: int = 0, repeat_fraction: float = 0.1,
-               attention_checks: int | None = None) -> StudyPlan:
-    """Draw the study's trials from `results`; the same inputs and seed give the same plan."""
+               attention_checks: int | None = None, cant_decide: bool = False) -> StudyPlan:
+    """Draw the study's trials from `results`; the same inputs and seed give the same plan.
+    `cant_decide` offers a third answer, recorded as a tie (it changes the study id)."""
     if pairs < 1:
         raise ConfigError(f"--pairs must be at least 1, got {pairs}")
     if not 0 <= repeat_fraction <= 1:
@@ -159,10 +161,12 @@ def plan_study(results: ResultFolder, *, pairs: int = 30, seed: int = 0, repeat_
     _add_repeats(rng, trials, [f"p{i + 1:03d}" for i in range(len(chosen))], repeat_fraction)
     count = attention_checks if attention_checks is not None else max(2, math.ceil(len(chosen) / 10))
     greys = _add_attention_checks(rng, trials, chosen, outputs, keys, count)
-    study_id = hashlib.sha256(json.dumps([seed, pairs, repeat_fraction, count,
-                                          sorted(o.relative for o in outputs)]).encode()).hexdigest()[:12]
+    design: list[object] = [seed, pairs, repeat_fraction, count, sorted(o.relative for o in outputs)]
+    if cant_decide:  # studies made without the option keep their ids
+        design.append("cant-decide")
+    study_id = hashlib.sha256(json.dumps(design).encode()).hexdigest()[:12]
     return StudyPlan(study_id=study_id, seed=seed, trials=tuple(trials), images=dict(keys.images), greys=greys,
-                     notes=tuple(notes))
+                     notes=tuple(notes), cant_decide=cant_decide)
 
 
 def _add_repeats(rng: random.Random, trials: list[Trial], pair_ids: list[str], fraction: float) -> None:

@@ -26,7 +26,7 @@ def _page_data(plan: StudyPlan, max_side: int) -> dict[str, Any]:
         row["prompt"] = clean_text(trial.prompt)
         trials.append(row)
     return {"study_id": plan.study_id, "seed": plan.seed, "columns": list(CSV_COLUMNS), "images": images,
-            "trials": trials}
+            "trials": trials, "cant_decide": plan.cant_decide}
 
 
 def render_study(plan: StudyPlan, *, max_side: int = THUMBNAIL_SIDE) -> str:
@@ -39,13 +39,15 @@ def render_study(plan: StudyPlan, *, max_side: int = THUMBNAIL_SIDE) -> str:
 
 
 def write_study(root: Path, output: Path, *, pairs: int = 30, seed: int = 0, repeat_fraction: float = 0.1,
-                attention_checks: int | None = None, max_side: int = THUMBNAIL_SIDE) -> StudyPlan:
-    """Plan a study of the result folder `root` and write its page to `output` atomically."""
+                attention_checks: int | None = None, max_side: int = THUMBNAIL_SIDE,
+                cant_decide: bool = False) -> StudyPlan:
+    """Plan a study of the result folder `root` and write its page to `output` atomically
+    (`cant_decide`: offer a "can't decide" answer, analysed as a tie)."""
     results = load_results(Path(root), with_evaluation=False)  # the study shows no metrics
     reads = ReadSet(results.input_files())
     reads.refuse(output)  # before any image is read
     plan = plan_study(results, pairs=pairs, seed=seed, repeat_fraction=repeat_fraction,
-                      attention_checks=attention_checks)
+                      attention_checks=attention_checks, cant_decide=cant_decide)
     page = render_study(plan, max_side=max_side)
     write_bytes(Path(output), page.encode("utf-8"), reads=reads)
     return plan

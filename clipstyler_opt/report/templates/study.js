@@ -2,6 +2,7 @@
   "use strict";
   var data = JSON.parse(document.getElementById("study-data").textContent);
   var trials = data.trials;
+  var storageKey = "clipopt-study:" + data.study_id;
   var answers = [];
   var index = -1;
   var shownAt = 0;
@@ -12,6 +13,40 @@
 
   function show(section) {
     ["intro", "trial", "done"].forEach(function (name) { byId(name).hidden = name !== section; });
+  }
+
+  // Progress is kept in the browser (localStorage), so that a reload or a closed tab resumes.
+  function storage() {
+    try {
+      var store = window.localStorage;
+      store.setItem(storageKey + ":probe", "1");
+      store.removeItem(storageKey + ":probe");
+      return store;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  function save() {
+    var store = storage();
+    if (store) { store.setItem(storageKey, JSON.stringify({ participant: participant, answers: answers })); }
+  }
+
+  function forget() {
+    var store = storage();
+    if (store) { store.removeItem(storageKey); }
+  }
+
+  function saved() {
+    var store = storage();
+    if (!store) { return null; }
+    try {
+      var state = JSON.parse(store.getItem(storageKey) || "null");
+      if (state && typeof state.participant === "string" && Array.isArray(state.answers) &&
+          state.answers.length < trials.length) { return state; }
+    } catch (error) { /* a damaged entry: start afresh */ }
+    store.removeItem(storageKey);
+    return null;
   }
 
   function randomId() {
@@ -40,34 +75,50 @@
     var progress = byId("progress");
     progress.setAttribute("aria-valuemax", String(trials.length));
     progress.setAttribute("aria-valuenow", String(index));
+    byId("undo").disabled = answers.length === 0;
     shownAt = performance.now();
   }
 
-  function start() {
-    participant = byId("participant").value.trim() || randomId();
+  function begin() {
     window.addEventListener("beforeunload", warnBeforeLeaving);
-    index = 0;
+    index = answers.length;
     show("trial");
     showTrial();
   }
 
+  function start() {
+    participant = byId("participant").value.trim() || randomId();
+    answers = [];
+    save();
+    begin();
+  }
+
   function warnBeforeLeaving(event) {
-    if (index >= 0 && index < trials.length) { event.preventDefault(); event.returnValue = ""; }
+    if (index >= 0 && index < trials.length && !storage()) { event.preventDefault(); event.returnValue = ""; }
   }
 
   function choose(side) {
     if (index < 0 || index >= trials.length) { return; }
     var trial = trials[index];
-    var chosen = trial[side];
+    var chosen = side === "none" ? "" : trial[side].cell;
     answers.push({
       study_id: data.study_id, seed: data.seed, participant: participant, trial: index + 1,
       pair: trial.pair, question: trial.question, left_cell: trial.left.cell, right_cell: trial.right.cell,
-      chosen_cell: chosen.cell, chosen_side: side, is_repeat: trial.is_repeat ? 1 : 0,
+      chosen_cell: chosen, chosen_side: side, is_repeat: trial.is_repeat ? 1 : 0,
       is_attention_check: trial.is_attention_check ? 1 : 0, expected_cell: trial.expected_cell,
       response_ms: Math.round(performance.now() - shownAt)
     });
-    index += 1;
-    if (index < trials.length) { showTrial(); } else { finish(); }
+    byId("resumed").hidden = true;
+    index = answers.length;
+    if (index < trials.length) { save(); showTrial(); } else { finish(); }
+  }
+
+  function undo() {
+    if (index < 0 || index >= trials.length || answers.length === 0) { return; }
+    answers.pop();
+    index = answers.length;
+    save();
+    showTrial();
   }
 
   function csvField(value) {
@@ -92,6 +143,7 @@
 
   function finish() {
     window.removeEventListener("beforeunload", warnBeforeLeaving);
+    forget();
     byId("progress-bar").style.width = "100%";
     var blob = new Blob([toCsv()], { type: "text/csv;charset=utf-8" });
     if (csvUrl) { URL.revokeObjectURL(csvUrl); }
@@ -105,23 +157,52 @@
     download();
   }
 
+  function answerButton(side) {
+    return function (event) {
+      // A button keeps no focus after a click or tap, so nothing marks the side chosen last.
+      event.currentTarget.blur();
+      choose(side);
+    };
+  }
+
   byId("start").addEventListener("click", start);
-  byId("left").addEventListener("click", function (event) { event.currentTarget.blur(); choose("left"); });
-  byId("right").addEventListener("click", function (event) { event.currentTarget.blur(); choose("right"); });
+  byId("left").addEventListener("click", answerButton("left"));
+  byId("right").addEventListener("click", answerButton("right"));
+  byId("cant-decide").addEventListener("click", answerButton("none"));
+  byId("undo").addEventListener("click", function (event) { event.currentTarget.blur(); undo(); });
+  byId("cant-decide").hidden = !data.cant_decide;
+  byId("cant-decide-help").hidden = !data.cant_decide;
 
   document.addEventListener("keydown", function (event) {
     if (event.altKey || event.ctrlKey || event.metaKey || event.repeat) { return; }
     var key = event.key;
+    var onButton = event.target && event.target.tagName === "BUTTON";
     if (!byId("intro").hidden) {
+      if (onButton) { return; }  // Enter or Space activates the focused button itself
       if (key === "Enter" || (key === " " && event.target.tagName !== "INPUT")) { event.preventDefault(); start(); }
     } else if (!byId("trial").hidden) {
       if (key === "ArrowLeft" || key === "a" || key === "A") { event.preventDefault(); choose("left"); }
       else if (key === "ArrowRight" || key === "l" || key === "L") { event.preventDefault(); choose("right"); }
-      else if (key === "Enter" || key === " ") { event.preventDefault(); }
-    } else if (!byId("done").hidden && (key === "Enter" || key === " ")) {
+      else if (data.cant_decide && (key === "ArrowDown" || key === "n" || key === "N")) {
+        event.preventDefault();
+        choose("none");
+      }
+      else if (key === "Backspace" || key === "u" || key === "U") { event.preventDefault(); undo(); }
+      else if ((key === "Enter" || key === " ") && !onButton) { event.preventDefault(); }
+    } else if (!byId("done").hidden && (key === "Enter" || key === " ") && !onButton) {
       event.preventDefault();
       download();
     }
   });
-  byId("participant").focus();
+
+  if (!storage()) { byId("storage-note").hidden = false; }
+  var state = saved();
+  if (state) {
+    participant = state.participant;
+    answers = state.answers;
+    byId("resumed").hidden = false;
+    begin();
+  } else {
+    byId("participant").focus();
+  }
 }());
