@@ -6,5 +6,6 @@ Pure numpy, no model: each function takes embeddings or scores already computed.
 - `ranks`: Spearman's ρ and Kendall's τ-b;
 - `geometry`: the modality gap and the cone of each modality;
 - `recognition`: zero-shot style recognition (top-k accuracy, chance, confusion matrix);
-- `intervals`: the bootstrap over clusters (content images) that every interval here uses.
+- `intervals`: the old name of `clipstyler_opt.stats.bootstrap`, the bootstrap over clusters
+  (content images) that every interval here uses (BCa limits).
 """

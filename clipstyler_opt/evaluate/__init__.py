@@ -3,7 +3,7 @@
 `registry` declares the metrics (name, direction, group, needs, compute, when unavailable);
 `style`, `content`, `gram` and `perceptual` compute them (reusing the project's losses, crops,
 text embeddings and VGG19); `scorer` picks the scoring backbone; `targets` finds what to
-evaluate; `evaluate` drives it; `stats` summarises with bootstrap intervals; `table` shows
+evaluate; `evaluate` drives it; `stats` summarises with t-intervals clustered by content image; `table` shows
 and writes the results.
 """
 

@@ -92,10 +92,11 @@ def unavailable_reasons(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 
 def format_summary(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = ()) -> list[str]:
-    """Means with 95% bootstrap intervals over images: overall, per prompt, per cell; one line a
-    metric. A metric with no value in a group shows the reason `rows` give for it."""
+    """Means with 95% t-intervals clustered by content image: overall, per prompt, per cell; one
+    line a metric. A metric with no value in a group shows the reason `rows` give for it."""
     reasons = unavailable_reasons(rows)
-    lines = ["mean  [95% bootstrap interval over images]  n = images (with n=1 the interval is the mean itself)"]
+    lines = ["mean  [95% t-interval, clustered by content image]  n = images (with one content image the "
+             "interval is the mean itself)"]
     lines += _interval_lines("overall", summary["overall"], reasons)
     if len(summary.get("per_prompt", {})) > 1:
         for prompt, entries in summary["per_prompt"].items():
