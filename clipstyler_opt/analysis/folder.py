@@ -33,7 +33,7 @@ from clipstyler_opt.analysis.probes import (
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError, OutputError
 from clipstyler_opt.core.files import ReadSet, write_bytes
-from clipstyler_opt.core.styles import StyleSpec
+from clipstyler_opt.core.styles import WEIGHTS_SETTING, StyleSpec
 from clipstyler_opt.evaluate.embeddings import ScorerEmbeddings
 from clipstyler_opt.report.load import ResultFolder, RunOutput, load_results
 
@@ -67,13 +67,18 @@ def _number(value: Any) -> float:
 
 def numeric_settings(folder: ResultFolder) -> list[str]:
     """The settings the folder's cells vary that take numbers (booleans, texts and seeds are left
-    out: seed cells are replicates)."""
+    out: seed cells are replicates). A `weights` sweep counts as one: each part's curve runs along
+    its own weight."""
     values: dict[str, set[float]] = {}
+    weight_sets: set[tuple[float, ...]] = set()
     for cell in folder.cells:
         for key, value in cell.values:
-            if key not in REPLICATE_SETTINGS:
+            if key == WEIGHTS_SETTING:
+                weight_sets.update(o.weights for o in folder.outputs if o.cell == cell and o.weights is not None)
+            elif key not in REPLICATE_SETTINGS:
                 values.setdefault(key, set()).add(_number(value))
-    return sorted(k for k, v in values.items() if len(v) >= 2 and not any(math.isnan(x) for x in v))
+    found = [k for k, v in values.items() if len(v) >= 2 and not any(math.isnan(x) for x in v)]
+    return sorted(found + ([WEIGHTS_SETTING] if len(weight_sets) >= 2 else []))
 
 
 def check_destinations(root: Path, figures: bool) -> None:
@@ -98,15 +103,21 @@ def _observations(outputs: Sequence[RunOutput], scorer: ScorerEmbeddings, settin
     observations, notes = [], []
     for output in outputs:
         try:
-            spec = StyleSpec.parse(output.prompt)
+            declared = StyleSpec.parse(output.prompt)
+            # A mix sweep's cell reweights the declared parts; a part of weight 0 stays, with weight 0,
+            # so its curve has every level. The prompt the output was made with is the reweighted one.
+            spec = declared if output.weights is None else declared.reweighted(output.weights)
         except ConfigError:
-            notes.append(f"{output.relative}: its prompt is not a style spec; left out")
+            notes.append(f"{output.relative}: its prompt is not a style spec (or does not fit its weights); left out")
             continue
+        weights = declared.weights if output.weights is None else output.weights
         cell_values = dict(output.cell.values)
-        numeric = {k: float(cell_values[k]) for k in settings if k in cell_values}
+        numeric = {k: float(cell_values[k]) for k in settings if k in cell_values and k != WEIGHTS_SETTING}
         observations.append(Observation(
-            output.relative, str(output.content), str(spec), tuple((p.text, p.weight) for p in spec.parts),
-            scorer.image(output.image), scorer.image(output.content), output.cell.id, numeric))
+            output.relative, str(output.content), str(spec),
+            tuple((text, float(w)) for text, w in zip(declared.texts, weights, strict=True)),
+            scorer.image(output.image), scorer.image(output.content), output.cell.id, numeric,
+            declared=str(declared), reweighted=output.weights is not None))
     return observations, notes
 
 

@@ -7,7 +7,9 @@ and what it was computed from, or `Skipped` with the reason; never NaN.
 
 1. `gap_probe`: the modality gap and the cones of the folder's images and style texts.
 2. `response_probe`: along a numeric setting a sweep varied, cos(ΔI, ΔT_k) and ΔI·ΔT_k for each
-   style text k of the prompt, fitted linear against power law (see `fits`).
+   style text k of the prompt, fitted linear against power law (see `fits`). Outputs are grouped
+   by their declared prompt, so the cells of a mix sweep (each running the prompt reweighted)
+   form one curve along `mix`; along `weights` each part's curve runs along its own weight.
 3. `text_image_probe`: for every pair of prompts (a, b) over the same content image and cell,
    cos(ΔT_a, ΔT_b) against cos(ΔI_a, ΔI_b); Spearman's ρ with an interval over content images.
 4. `recognition_probe`: each output's style texts ranked by cos(ΔI, ΔT); top-1/top-5 against chance.
@@ -28,6 +30,7 @@ from clipstyler_opt.analysis.fits import Skipped, response_curve
 from clipstyler_opt.analysis.geometry import modality_gap
 from clipstyler_opt.analysis.ranks import kendall_tau_b, spearman_rho
 from clipstyler_opt.analysis.recognition import recognition
+from clipstyler_opt.core.styles import WEIGHTS_SETTING
 from clipstyler_opt.stats.bootstrap import cluster_bootstrap
 
 __all__ = ["DEGENERATE", "Observation", "TextSpace", "agreement_probe", "gap_probe", "recognition_probe",
@@ -48,6 +51,12 @@ class Observation:
     content_image: np.ndarray  # n(E_I(content))
     cell: str = ""
     settings: Mapping[str, float] = field(default_factory=dict)  # the numeric settings its cell varied
+    declared: str = ""  # the prompt as declared, when a mix sweep's cell reweighted it (`prompt` is what ran)
+    reweighted: bool = False  # its cell set the parts' weights (`--vary mix` / `--vary weights`)
+
+    @property
+    def declared_prompt(self) -> str:
+        return self.declared or self.prompt
 
     @property
     def delta(self) -> np.ndarray:
@@ -111,26 +120,35 @@ def response_probe(observations: Sequence[Observation], texts: TextSpace, settin
         >>> curves["red"]["along"]["linear"]["r2"] > 0.999
         True
     """
-    chosen = [o for o in observations if setting in o.settings]
+    along_own_weight = setting == WEIGHTS_SETTING
+
+    def x_of(o: Observation, text: str) -> float:
+        return dict(o.parts)[text] if along_own_weight else float(o.settings[setting])
+
+    chosen = [o for o in observations if (o.reweighted if along_own_weight else setting in o.settings)]
     kept, degenerate = _usable(chosen)
-    levels = {o.settings[setting] for o in kept}
+    levels = {x_of(o, text) for o in kept for text, _ in o.parts}
     if len(levels) < 2:
         return Skipped(f"{setting} takes {len(levels)} value(s) among the usable outputs; a curve needs 2 or more")
     result: dict[str, Any] = {"setting": setting, "degenerate_outputs_left_out": degenerate}
-    style_texts = sorted({text for o in kept for text, _ in o.parts})
-    for text in style_texts:
+    declared_with = defaultdict(set)  # style text -> the declared prompts it is a part of
+    for o in kept:
+        for text, _ in o.parts:
+            declared_with[text].add(o.declared_prompt)
+    for text, declared in sorted((t, d) for t, prompts in declared_with.items() for d in sorted(prompts)):
         if text not in texts.part_directions:
             continue
         direction = np.asarray(texts.part_directions[text], dtype=np.float64)
         cos: dict[str, list[tuple[float, float]]] = defaultdict(list)
         along: dict[str, list[tuple[float, float]]] = defaultdict(list)
         for o in kept:
-            if text in {t for t, _ in o.parts}:
-                x = float(o.settings[setting])
+            if o.declared_prompt == declared and text in dict(o.parts):
+                x = x_of(o, text)
                 cos[o.content].append((x, _cos(o.delta, direction)))
                 along[o.content].append((x, float(o.delta @ direction)))
-        if cos:
-            result[text] = {"cos": response_curve(list(cos.values()), seed=seed),
+        if cos:  # named by the text; by text and prompt when the text is a part of several prompts
+            name = text if len(declared_with[text]) == 1 else f"{text} (in {declared})"
+            result[name] = {"cos": response_curve(list(cos.values()), seed=seed),
                             "along": response_curve(list(along.values()), seed=seed)}
     return result
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from clipstyler_opt.batch.prompt_weights import PROMPT_SETTINGS, cell_weights, parse_weight_value
 from clipstyler_opt.core.coercion import field_hint, text_value, type_mismatch, typed_value, value_mismatch
 from clipstyler_opt.core.config import StyleConfig, unknown_setting_message
 from clipstyler_opt.core.errors import ClipoptError, ConfigError
@@ -57,11 +58,21 @@ class SweepCell:
     labels: tuple[tuple[str, str], ...] = ()  # (field, label) of every value: its own, else its short form
 
     def apply(self, base: StyleConfig) -> StyleConfig:
-        """`base` with this cell's values; ConfigError naming the cell when they are invalid."""
+        """`base` with this cell's settings; ConfigError naming the cell when they are invalid."""
         try:
-            return base.replace(**dict(self.values))
+            return base.replace(**dict(self.settings))
         except ClipoptError as exc:
             raise ConfigError(f"sweep cell {self.id}: {exc}") from None
+
+    @property
+    def settings(self) -> tuple[tuple[str, Any], ...]:
+        """The values that are `StyleConfig` settings (all but `mix` and `weights`, which reweight the prompt)."""
+        return tuple((name, value) for name, value in self.values if name not in PROMPT_SETTINGS)
+
+    @property
+    def weights(self) -> tuple[float, ...] | None:
+        """The weights this cell gives each prompt's parts (`mix`, `weights`), or None."""
+        return cell_weights(self.values)
 
     def record(self) -> dict[str, Any]:
         """What the sidecar's `sweep` entry holds: the cell, its values and their labels."""
@@ -80,6 +91,8 @@ def plain_value(value: Any) -> Any:
 
 def _varying_field(text: str) -> str:
     name = text.strip().replace("-", "_")
+    if name in PROMPT_SETTINGS:
+        return name
     if name not in StyleConfig.field_names():
         raise ConfigError(f"--vary {text.strip()}: {unknown_setting_message(name, StyleConfig.field_names())}")
     if not StyleConfig.field_meta(name)["output"]:
@@ -92,6 +105,8 @@ def _convert(name: str, raw: Any, hint: Any = None) -> Any:
     """`raw` (command-line text, or a JSON value) as a value of field `name` (or of `hint`, one
     member of a tuple): the shared coercion (core/coercion.py), plus --vary's own syntax: `none`,
     yes/no and on/off, `+` between the members of a tuple, and a nested JSON list as a tuple."""
+    if name in PROMPT_SETTINGS:
+        return parse_weight_value(name, raw)
     hint = field_hint(name) if hint is None else hint
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -212,6 +227,8 @@ def expand_grid(base: StyleConfig, variations: Sequence[Variation]) -> list[Swee
         raise ConfigError(f"--vary {repeated[0]} is given twice; list all its values in one --vary")
     if not variations:
         raise ConfigError("nothing to sweep: give --vary FIELD=V1,V2 (repeatable)")
+    if all(name in names for name in PROMPT_SETTINGS):
+        raise ConfigError("--vary mix and --vary weights both set the prompts' weights; give one of them")
     labels = [setting_labels(name, _label_entries(values)) for name, values in variations]
     cells: list[SweepCell] = []
     by_id: dict[str, SweepCell] = {}

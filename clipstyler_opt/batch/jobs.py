@@ -18,6 +18,7 @@ from typing import Any
 from clipstyler_opt.batch.discovery import InputFile
 from clipstyler_opt.batch.grid import SweepCell
 from clipstyler_opt.batch.names import fs_bytes, output_names
+from clipstyler_opt.batch.prompt_weights import prompt_record, weighted_prompt
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError, OutputError
 from clipstyler_opt.core.naming import prompt_slug
@@ -57,13 +58,24 @@ class Job:
     def label(self) -> str:
         return f"{self.relative} | {self.prompt}" + (f" | {self.cell.id}" if self.cell else "")
 
+    @property
+    def run_prompt(self) -> str:
+        """The prompt the job runs: its own, or, in a cell that sets the parts' weights (`mix`,
+        `weights`), the prompt reweighted (see prompt_weights.py)."""
+        weights = self.cell.weights if self.cell else None
+        return self.prompt if weights is None else str(weighted_prompt(self.prompt, weights))
+
     def config(self, base: StyleConfig) -> StyleConfig:
         """The settings of this job (its cell's values on top of `base`), without its seed."""
         return self.cell.apply(base) if self.cell else base
 
     def extra_metadata(self) -> dict[str, Any]:
-        """Entries added to the output's metadata: the cell of a sweep job."""
-        return {"sweep": self.cell.record()} if self.cell else {}
+        """Entries added to the output's metadata: the cell of a sweep job, and in a cell that sets
+        the parts' weights, the prompt it ran (`sweep.prompt`: declared, parts, weights, effective)."""
+        if self.cell is None:
+            return {}
+        weights = self.cell.weights
+        return {"sweep": self.cell.record() | ({"prompt": prompt_record(self.prompt, weights)} if weights else {})}
 
 
 def backbone_key(config: StyleConfig) -> tuple[Any, ...]:

@@ -3,8 +3,9 @@
 Job record fields: record ("job"), run, time, status (done, failed or skipped), input
 (absolute path), relative (path below its INPUT root), prompt, output (path below the
 output folder), seed, settings_hash, error, timings, input_sha256, input_size,
-input_mtime_ns, rank, device. Paths are kept exactly (see manifest.json_line); the summary's
-one-line texts show them with `naming.printable`.
+input_mtime_ns, rank, device, and for a sweep job its `sweep` entry as in the sidecar (cell,
+values, labels, and `prompt` when the cell reweights the prompt). Paths are kept exactly (see
+manifest.json_line); the summary's one-line texts show them with `naming.printable`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def job_record(job: Job, status: str, *, run: str, rank: int, device: str | None
         "timings": {k: round(v, 3) for k, v in timings.items()} if timings else None,
         "input_sha256": digest.sha256 if digest else None, "input_size": digest.size if digest else None,
         "input_mtime_ns": digest.mtime_ns if digest else None, "rank": rank, "device": device,
+        **job.extra_metadata(),  # a sweep job's cell, values, labels and reweighted prompt
     }
 
 

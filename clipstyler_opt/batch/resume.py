@@ -2,7 +2,8 @@
 
 A job is skipped when its output and sidecar exist and the sidecar's `settings_hash` (read by
 `run.record.recorded_settings_hash`: any unreadable or invalid sidecar means "redo") equals
-the hash the engine would record now: `config.settings_hash(prompt, input sha256)` with the
+the hash the engine would record now: `config.settings_hash(prompt, input sha256)` (the prompt
+the job runs, reweighted in a mix sweep) with the
 job's own seed (and its sweep cell's settings). Input digests are reused from earlier manifest records while the file's
 size and modification time are unchanged, so a rescan reads sidecars but no images.
 """
@@ -80,7 +81,7 @@ class DigestCache:
 def expected_settings_hash(config: StyleConfig, job: Job, input_sha256: str) -> str:
     """The `settings_hash` the engine records for this job (see provenance); `config` is the
     batch's, to which the job's sweep cell, if any, is applied."""
-    return job.config(config).replace(seed=job.seed).settings_hash(job.prompt, input_sha256)
+    return job.config(config).replace(seed=job.seed).settings_hash(job.run_prompt, input_sha256)
 
 
 @dataclass

@@ -151,9 +151,9 @@ class JobRunner:
         progress = self.observer.job_started(job)
         self._frames = self._frame_sink(job, stylizer)
         # A varied seed is already in the job's own seed (derived from its cell's seed), as in resume.py.
-        cell_values = {name: value for name, value in job.cell.values if name != "seed"} if job.cell else {}
-        return stylizer.stylize(loaded, job.prompt, seed=job.seed, progress=progress, on_frame=self._frames.callback,
-                                record_extra=job.extra_metadata(), **cell_values)
+        cell_values = {name: value for name, value in job.cell.settings if name != "seed"} if job.cell else {}
+        return stylizer.stylize(loaded, job.run_prompt, seed=job.seed, progress=progress,
+                                on_frame=self._frames.callback, record_extra=job.extra_metadata(), **cell_values)
 
     def _save(self, job: Job, result: Result) -> list[str]:
         refusal = self.guard.refusal(job)  # checked again: links can appear while a job runs
@@ -176,7 +176,7 @@ class JobRunner:
 
     def _frame_sink(self, job: Job, stylizer: Stylizer) -> FrameSink:
         config = stylizer.config
-        frames = frame_writer(job.output, {"prompt": job.prompt, "seed": job.seed}) if config.save_every else None
+        frames = frame_writer(job.output, {"prompt": job.run_prompt, "seed": job.seed}) if config.save_every else None
         return FrameSink(job.output, config.animation, frames, one_output=False)
 
     def _warn_once(self, notes: list[str]) -> None:

@@ -21,6 +21,7 @@ from clipstyler_opt.batch.manifest import (
     merge_stale_journals,
     read_records,
 )
+from clipstyler_opt.batch.prompt_weights import check_prompts
 from clipstyler_opt.batch.records import FAILED, SKIPPED, Summary, job_record, new_run_id, skipped_input_fields
 from clipstyler_opt.batch.resume import DigestCache, scan_jobs
 from clipstyler_opt.batch.runner import BatchObserver, JobRunner, RecordingSink, SilentObserver
@@ -53,6 +54,7 @@ class BatchSettings:
     def __post_init__(self) -> None:
         if self.workers_per_device < 1:
             raise ConfigError(f"--workers-per-device must be at least 1, got {self.workers_per_device}")
+        check_prompts(self.prompts, [w for cell in self.cells if (w := cell.weights) is not None])
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,9 @@ def grid_cells(varies: tuple[str, ...], base: StyleConfig) -> tuple[SweepCell, .
 @click.option("--vary", "vary", multiple=True, metavar="FIELD=V1,V2,...",
               help="A setting and its values, e.g. lambda_content=50,150 or backbone=A,B+C (+ joins an ensemble); "
                    "a value holding a comma goes in a JSON list: 'backbone=[\"a,b\",\"c\"]'. A value may carry a "
-                   "label, LABEL=VALUE (backbone=CLIP=ViT-B-32-quickgelu/openai), which names its cell. Repeat for a "
-                   "grid: every combination is one cell.")
+                   "label, LABEL=VALUE (backbone=CLIP=ViT-B-32-quickgelu/openai), which names its cell. "
+                   "mix=0,0.5,1 reweights two-part prompts (1-m, m); weights=0.2/0.3/0.5,... gives one weight per "
+                   "part. Repeat for a grid: every combination is one cell.")
 @batch_options("DIR/<cell>/<prompt-slug>/<input path below its INPUT>.<format>")
 def sweep(vary: tuple[str, ...], **params: Any) -> None:
     """Stylise every image in INPUT with every prompt, once per cell of a grid of settings.
@@ -52,9 +53,13 @@ def sweep(vary: tuple[str, ...], **params: Any) -> None:
     DIR/<cell>/<prompt-slug>/..., each sidecar names its cell and values (`sweep`), and a
     job's seed is the same in every cell, so cells differ only in the varied settings; with
     `--vary seed=1,2` each cell's jobs take their seeds from its seed, as `batch --seed` does
-    (replicates). Every cell is checked before any work (a bad value exits 2 naming the cell,
-    and two values that would share a cell folder exit 2). Resume, --shard, torchrun and
-    --workers-per-device work as in `clipopt batch`.
+    (replicates). `--vary mix=M,...` (two-part prompts: weights 1-m and m) and `--vary
+    weights=W1/W2/...,...` (one weight per part) reweight each prompt's parts instead; a part of
+    weight 0 is left out of that cell's run, and each sidecar records the prompt it ran
+    (`sweep.prompt`). Every cell is checked before any work (a bad value exits 2 naming the cell,
+    a prompt whose parts do not fit the weights exits 2 naming the prompt, and two values that
+    would share a cell folder exit 2). Resume, --shard, torchrun and --workers-per-device work
+    as in `clipopt batch`.
     """
     if not vary:
         raise click.UsageError("nothing to sweep: give --vary FIELD=V1,V2 (repeatable)")

@@ -36,6 +36,8 @@ from clipstyler_opt.core.errors import ConfigError, InputImageError
 __all__ = [
     "FUSION_MODES",
     "MIN_WEIGHT_SUM",
+    "MIX_SETTING",
+    "WEIGHTS_SETTING",
     "StyleImage",
     "StylePart",
     "StyleSpec",
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 MIN_WEIGHT_SUM = 1e-6
+MIX_SETTING, WEIGHTS_SETTING = "mix", "weights"  # sweep settings that reweight the parts (batch/prompt_weights.py)
 FUSION_MODES = ("directions", "losses")  # see targets.py
 _ESCAPABLE = (":", "|", "\\")
 
@@ -123,6 +126,29 @@ class StyleSpec:
     def is_single(self) -> bool:
         """True when the spec is one text of weight 1, i.e. exactly a plain prompt."""
         return len(self.parts) == 1 and self.parts[0].weight == 1.0
+
+    def reweighted(self, weights: Sequence[float]) -> StyleSpec:
+        """This spec's parts with new weights, one per part; parts given weight 0 are left out
+        (the only way a weight of 0 is accepted: a weight sweep's end points).
+
+        Raises:
+            ConfigError: the number of weights does not match the parts, every weight is 0, or
+                the weights left sum to 0.
+
+        Example:
+            >>> str(StyleSpec.parse("oil | ink:3").reweighted([0.25, 0.75]))
+            'oil:0.25 | ink:0.75'
+            >>> str(StyleSpec.parse("oil | ink").reweighted([0, 1]))
+            'ink'
+        """
+        if len(weights) != len(self.parts):
+            raise ConfigError(f"has {len(self.parts)} part{'s' if len(self.parts) != 1 else ''} but "
+                              f"{len(weights)} weight{'s' if len(weights) != 1 else ''} were given "
+                              f"({'/'.join(_format_number(float(w)) for w in weights)})")
+        kept = tuple(StylePart(part.text, float(w)) for part, w in zip(self.parts, weights, strict=True) if w != 0)
+        if not kept:
+            raise ConfigError("every weight is 0; a run needs a style")
+        return StyleSpec(kept)
 
     def __str__(self) -> str:
         return " | ".join(str(part) for part in self.parts)

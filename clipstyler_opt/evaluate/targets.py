@@ -116,7 +116,8 @@ def _folder_targets(root: Path, overrides: Overrides, notes: list[str]) -> list[
     for output in results.outputs:
         try:
             targets.append(_target(output.image, output.relative, _read_record(output.image), overrides, root=root,
-                                   cell=output.cell.id, content=output.content, prompt=output.prompt))
+                                   cell=output.cell.id, content=output.content,
+                                   prompt=output.effective_prompt or output.prompt))
         except InputImageError as missing:
             notes.append(f"{root}: {missing}; left out")
     if not targets:

@@ -10,6 +10,7 @@ one rule of core/labels.py (short forms, never a folder path).
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,12 +53,14 @@ class RunOutput:
     image: Path  # absolute
     relative: str  # below the result folder, with "/" separators
     content: Path  # the content image the output was made from
-    prompt: str
+    prompt: str  # the prompt as declared: outputs are grouped by it (every cell of a mix sweep has the same)
     seed: int | None
     settings: Mapping[str, Any]
     losses: Mapping[str, float]
     history: tuple[Mapping[str, float], ...]
     cell: Cell
+    effective_prompt: str = ""  # the prompt the output was made with (a mix sweep's cell reweights it)
+    weights: tuple[float, ...] | None = None  # the weights a mix sweep's cell gave the declared parts
 
 
 @dataclass(frozen=True)
@@ -212,13 +215,28 @@ def _assign_cells(raw: list[dict[str, Any]]) -> list[RunOutput]:
         cell = Cell(name, values, tuple((key, chosen[key]) for key in plain if key in chosen))
         seed = sidecar.get("seed", record.get("seed"))
         history = sidecar.get("history") if isinstance(sidecar.get("history"), list) else []
+        effective = str(sidecar.get("prompt", record.get("prompt", "")))
+        declared, weights = _declared_prompt(sidecar.get("sweep"))
         outputs.append(RunOutput(
             image=item["image"], relative=item["relative"], content=item["content"],
-            prompt=str(sidecar.get("prompt", record.get("prompt", ""))),
+            prompt=declared if declared is not None else effective,
             seed=seed if isinstance(seed, int) else None, settings=settings,
             losses=_numbers(sidecar.get("losses")), history=tuple(_numbers(step) for step in history),
-            cell=cell))
+            cell=cell, effective_prompt=effective, weights=weights))
     return outputs
+
+
+def _declared_prompt(sweep: Any) -> tuple[str | None, tuple[float, ...] | None]:
+    """A mix sweep's declared prompt and the weights its cell gave the parts (`sweep.prompt`), or
+    (None, None) for any other output or a record that does not hold both."""
+    entry = sweep.get("prompt") if isinstance(sweep, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("declared"), str):
+        return None, None
+    weights = entry.get("weights")
+    if not isinstance(weights, list) or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
+                                                and math.isfinite(w) for w in weights):
+        return None, None
+    return entry["declared"], tuple(float(w) for w in weights)
 
 
 def _hashable(value: Any) -> Any:
