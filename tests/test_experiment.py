@@ -18,7 +18,7 @@ PROMPTS = ("starry night", "oil painting")
 IMAGES = ("chelsea.png", "coffee.png")
 
 
-def plan_text(seeds: str = "0, 1", steps: int = 1) -> str:
+def plan_text(seeds: str = "0, 1", steps: int = 1, figures: bool = True) -> str:
     return f"""\
 [experiment]
 name = "tiny comparison"
@@ -55,6 +55,9 @@ patch-size = 16
 [analyze]
 scorer = ["{tiny.TINY_CLIP_NAME}:file=weights/tiny-clip.safetensors"]
 no-figures = true
+
+[report]
+figures = {json.dumps(figures)}
 """
 
 
@@ -69,7 +72,8 @@ def stamps(folder: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plan's files: tiny weights of two backbones, two images, the plan."""
     root = tmp_path_factory.mktemp("experiment")
     tiny.write_all(root / "weights")
     tiny.write_tiny_clip(root / "other", seed=7)
@@ -77,8 +81,14 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in IMAGES:
         shutil.copy(EXAMPLES / name, root / "in" / name)
     (root / "plan.toml").write_text(plan_text())
-    assert main(["experiment", "run", str(root / "plan.toml"), "-q"]) == 0
     return root
+
+
+@pytest.fixture(scope="module")
+def home(workspace: Path) -> Path:
+    """The workspace after one run of the plan."""
+    assert main(["experiment", "run", str(workspace / "plan.toml"), "-q"]) == 0
+    return workspace
 
 
 def test_the_plan_runs_every_job_and_each_step_once(home: Path) -> None:
@@ -99,8 +109,35 @@ def test_the_plan_runs_every_job_and_each_step_once(home: Path) -> None:
     assert run["versions"]["torch"] and run["machine"]["device"] == "cpu"
     assert run["steps"] == {"sweep": "ran", "eval": "ran", "analyze": "ran", "report": "ran"}
     assert sorted(record["cells"]) == sorted(cells)
-    labels = sorted((c["labels"]["backbone"], c["values"]["seed"]) for c in record["cells"].values())
-    assert labels == [("CLIP", 0), ("CLIP", 1), ("Other", 0), ("Other", 1)]
+    labels = sorted((c["labels"]["backbone"], c["labels"]["seed"]) for c in record["cells"].values())
+    assert labels == [("CLIP", "0"), ("CLIP", "1"), ("Other", "0"), ("Other", "1")]
+    assert sorted(cells) == [f"backbone={b},seed={s}" for b in ("CLIP", "Other") for s in (0, 1)]
+
+
+def test_the_report_exports_every_figure_and_table_without_an_absolute_path(home: Path) -> None:
+    from PIL import Image
+
+    folder, figures = home / "plan", home / "plan" / "figures"
+    charts = {p.stem for p in figures.glob("report-*.svg")}
+    assert any(c.startswith("report-tradeoff") for c in charts) and any(c.startswith("report-grid") for c in charts)
+    for chart in charts:
+        pdf = (figures / f"{chart}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF-") and b"/Type /Page" in pdf, chart
+        with Image.open(figures / f"{chart}.png") as png:
+            assert [round(v) for v in png.info["dpi"]] == [300, 300], chart
+    header, *rows = (figures / "report-metrics.csv").read_text().splitlines()
+    columns = header.split(",")
+    assert columns[:5] == ["prompt", "cell", "backbone", "seed", "n"] and "clip_score_low" in columns
+    assert len(rows) == 8 and {row.split('"')[2].split(",")[1] for row in rows} == {"CLIP", "Other"}
+    latex = (figures / "report-metrics.tex").read_text()
+    body = latex[latex.index(r"\toprule"):latex.index(r"\bottomrule")]
+    assert latex.count(r"\begin{tabular}") == latex.count(r"\end{tabular}") == 1 and r"\midrule" in body
+    assert {line.count(" & ") for line in body.splitlines() if line.endswith(r"\\")} == {len(columns) - 1 - 27}
+    texts = [folder / "report.html", *figures.glob("*.svg"), *figures.glob("report-metrics.*")]
+    record = json.loads((folder / "experiment.json").read_text())
+    labels = json.dumps([cell["labels"] for cell in record["cells"].values()])
+    for text in [*(p.read_text() for p in texts), labels]:
+        assert str(home) not in text and "/tmp" not in text
 
 
 def test_a_second_run_does_nothing(home: Path) -> None:
@@ -116,14 +153,14 @@ def test_a_second_run_does_nothing(home: Path) -> None:
 
 def test_a_new_seed_does_only_its_jobs_then_every_step_again(home: Path) -> None:
     folder = home / "plan"
-    outputs_before = {k: v for k, v in stamps(folder).items() if k.endswith(".png")}
-    (home / "plan.toml").write_text(plan_text(seeds="0, 1, 2"))
+    outputs_before = {k: v for k, v in stamps(folder).items() if k.endswith(".png") and "figures" not in k}
+    (home / "plan.toml").write_text(plan_text(seeds="0, 1, 2", figures=False))  # (figures take seconds)
     assert main(["experiment", "run", str(home / "plan.toml"), "-q"]) == 0
     records = job_records(folder)
     latest = {r["output"]: r["status"] for r in records}
     assert len(latest) == 24 and set(latest.values()) == {"done", "skipped"}
     assert sum(r["status"] == "done" for r in records) == 24  # 16 before, 8 now
-    outputs_after = {k: v for k, v in stamps(folder).items() if k.endswith(".png")}
+    outputs_after = {k: v for k, v in stamps(folder).items() if k.endswith(".png") and "figures" not in k}
     assert {k: outputs_after[k] for k in outputs_before} == outputs_before  # nothing made again
     assert len(outputs_after) - len(outputs_before) == 8
     assert len(json.loads((folder / "eval.json").read_text())["rows"]) == 24
@@ -136,7 +173,7 @@ def test_a_plan_that_would_redefine_finished_cells_is_refused(home: Path, capsys
     folder = home / "plan"
     before = stamps(folder)
     changed = home / "changed.toml"
-    changed.write_text(plan_text(seeds="0, 1, 2", steps=2))
+    changed.write_text(plan_text(seeds="0, 1, 2", steps=2, figures=False))
     capsys.readouterr()
     assert main(["experiment", "run", str(changed), "-o", str(folder), "-q"]) == 2
     err = capsys.readouterr().err.strip()
@@ -162,7 +199,8 @@ def test_status_counts_the_jobs_of_each_cell_and_the_steps(home: Path, capsys: p
     assert out[0] == "experiment tiny comparison: 24 of 24 jobs done, 0 failed, 0 to do"
     cells = [line for line in out if line.startswith("  ")]
     assert len(cells) == 6 and all(line.endswith(": 4 of 4 done") for line in cells)
-    assert sum("(backbone=CLIP)" in line for line in cells) == sum("(backbone=Other)" in line for line in cells) == 3
+    assert sorted(line.split(":")[0].strip() for line in cells) == [
+        f"backbone={b},seed={s}" for b in ("CLIP", "Other") for s in range(3)]
     assert out[len(cells) + 1:len(cells) + 4] == ["eval: up to date", "analyze: up to date", "report: up to date"]
 
 
@@ -175,3 +213,35 @@ def test_experiment_report_redoes_a_step_whose_file_is_gone(home: Path) -> None:
     run = json.loads((folder / "experiment.json").read_text())["runs"][-1]
     assert run["command"][:3] == ["clipopt", "experiment", "report"]
     assert run["steps"] == {"eval": "up to date", "analyze": "up to date", "report": "ran"}
+
+
+GOOD = plan_text()
+
+
+@pytest.mark.parametrize(("change", "line", "message"), [
+    (("[settings]\n", "[settings]\nstepz = 3\n"), 15,
+     "settings.stepz: unknown setting 'stepz' (did you mean 'steps'?)"),
+    (("steps = 1", "steps = \"many\""), 18, "settings.steps: must be an integer, got \"many\" (a string)"),
+    (("[replicates]\nseeds = [0, 1]", "[replicates]\nseeds = []"), 26, "replicates.seeds: is empty"),
+    (("[replicates]", "[grid]\nlambda_content = []\n[replicates]"), 26, "grid.lambda_content: is empty"),
+    (("[replicates]", "[grid.lambda_tv]\nlow = 1\nlow = 2\n[replicates]"), 27, "grid.lambda_tv.low: is given twice"),
+    (("[replicates]", "[grid.lambda_tv]\nlow = 1\nalso = 1\n[replicates]"), 25,
+     "grid.lambda_tv: the value 1.0 is given twice"),
+    (('images = ["in"]', 'images = ["missing"]'), 5, "content.images: 'missing': no such file or folder"),
+    (("other/tiny-clip.safetensors\"\n\n", "gone.safetensors\"\n\n"), 12, "backbones.Other: 'gone.safetensors': "),
+    (("[eval]\n", "[eval]\nscorerr = 1\n"), 29, "eval.scorerr: not an option of clipopt eval (did you mean 'scorer'?)"),
+    (("patch-crops = 2", "patch-crops = 0"), 30, "eval.patch-crops: Invalid value"),
+    (("[eval]", "[evaluation]"), 28, "evaluation: unknown setting 'evaluation'"),
+])
+def test_a_bad_plan_is_one_line_naming_the_file_line_and_key_before_any_work(
+        workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], change: tuple[str, str], line: int,
+        message: str) -> None:
+    assert change[0] in GOOD
+    plan = workspace / f"bad-{tmp_path.name}.toml"
+    plan.write_text(GOOD.replace(change[0], change[1], 1))
+    capsys.readouterr()
+    assert main(["experiment", "run", str(plan), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith(f"error: {plan}:{line}: ") and message in err, err
+    assert not plan.with_suffix("").exists()

@@ -40,7 +40,8 @@ from clipstyler_opt.core.config import StyleConfig, unknown_setting_message
 from clipstyler_opt.core.errors import ClipoptError, ConfigError
 from clipstyler_opt.core.labels import Labelled, setting_labels, split_label
 
-__all__ = ["MAX_CELL_ID", "SweepCell", "Variation", "cell_id", "expand_grid", "parse_vary", "plain_value"]
+__all__ = ["MAX_CELL_ID", "SweepCell", "Variation", "cell_id", "expand_grid", "parse_vary", "plain_value",
+           "value_text"]
 
 MAX_CELL_ID = 96
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
@@ -187,7 +188,13 @@ def _labelled(name: str, raw: str) -> Any:
     return Labelled(label, _convert(name, rest))
 
 
-def _value_text(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A typed value as `--vary` text reads it back (tuples joined with `+`).
+
+    Example:
+        >>> value_text(50.0), value_text(("A/b", "C/d")), value_text(None), value_text(True)
+        ('50', 'A/b+C/d', 'none', 'true')
+    """
     if value is None:
         return "none"
     if isinstance(value, bool):
@@ -196,7 +203,7 @@ def _value_text(value: Any) -> str:
         text = repr(value)
         return text[:-2] if text.endswith(".0") else text
     if isinstance(value, tuple):
-        return "+".join(_value_text(item) for item in value)
+        return "+".join(value_text(item) for item in value)
     return str(value)
 
 
@@ -208,7 +215,7 @@ def cell_id(values: Sequence[tuple[str, Any]]) -> str:
         >>> cell_id([("lambda_content", 50.0), ("backbone", Labelled("CLIP", ("ViT-B-32/openai",)))])
         'lambda_content=50,backbone=CLIP'
     """
-    parts = [(name, value.label if isinstance(value, Labelled) else _value_text(value)) for name, value in values]
+    parts = [(name, value.label if isinstance(value, Labelled) else value_text(value)) for name, value in values]
     readable = ",".join(f"{name}={_UNSAFE.sub('-', text)}" for name, text in parts)
     exact = ",".join(f"{name}={text}" for name, text in parts)
     if readable == exact and len(readable) <= MAX_CELL_ID:

@@ -69,11 +69,7 @@ class _Session:
 
         plan = self.exp.plan
         for cell in self.exp.settings.cells:
-            values = dict(cell.values)
-            labels = {d.field: next((label for label, value in d.values if value == values.get(d.field)), None)
-                      for d in plan.dimensions}
-            self.record["cells"][cell.id] = {**cell.record(), "labels": labels,
-                                             "settings": self.exp.cell_settings_of(cell)}
+            self.record["cells"][cell.id] = {**cell.record(), "settings": self.exp.cell_settings_of(cell)}
         self.record["name"] = plan.name
         self.record["plan"] = {"file": os.path.abspath(plan.path), "sha256": plan.sha256}
         self.entry = {"command": command_line(self.command, self.arguments), "argv": list(sys.argv),

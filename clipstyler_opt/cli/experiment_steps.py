@@ -158,6 +158,8 @@ def prepare(plan: Plan, folder: Path, *, shard: str | None = None, workers_per_d
             head = heads[name]
             if name == "study" and "output" not in plan.steps[name]:
                 head += ("-o", os.fspath(folder / STUDY_FILE))
+            if name == "report" and "figures" not in plan.steps.get(name, {}):
+                head += ("--figures",)  # every chart and table for a paper, unless the plan says no
             steps[name] = step_words(plan, name, _command(name), head, quiet=quiet, verbose=verbose)
             _parse(plan, steps[name], plan.folder).close()
     with _parse(plan, sweep) as ctx:

@@ -18,9 +18,9 @@ from typing import Any
 import click
 
 from clipstyler_opt.core.config import unknown_setting_message
-from clipstyler_opt.experiment.plan import Dimension, Plan
+from clipstyler_opt.experiment.plan import Plan
 
-__all__ = ["REPORT_FILE", "STUDY_FILE", "Step", "step_words", "sweep_words", "vary_word"]
+__all__ = ["REPORT_FILE", "STUDY_FILE", "Step", "step_words", "sweep_words"]
 
 STUDY_FILE = "study.html"  # the study page's default name in the experiment folder
 REPORT_FILE = "report.html"
@@ -41,18 +41,6 @@ class Step:
         import shlex
 
         return "clipopt " + " ".join(shlex.quote(word) for word in self.words)
-
-
-def vary_word(dimension: Dimension) -> str:
-    """The `--vary` value of one dimension, as a JSON list (values taken literally).
-
-    Example:
-        >>> vary_word(Dimension("lambda_content", ((None, 50.0), (None, 150.0)), ("grid", "lambda_content")))
-        'lambda_content=[50.0, 150.0]'
-    """
-    from clipstyler_opt.batch.grid import plain_value
-
-    return f"{dimension.field}=" + json.dumps([plain_value(value) for _, value in dimension.values])
 
 
 def _field_words(name: str, value: Any) -> list[str]:
@@ -94,7 +82,7 @@ def sweep_words(plan: Plan, folder: Path, *, shard: str | None, workers_per_devi
         words += _field_words(name, value)
         sources[name] = ("settings", name)
     for dimension in plan.dimensions:
-        words += ["--vary", vary_word(dimension)]
+        words += ["--vary", dimension.vary()]
     sources["vary"] = ("grid",)
     words += ["-q"] if quiet else ["-v"] if verbose else []
     return Step("sweep", tuple(words), sources)
@@ -143,8 +131,9 @@ def step_words(plan: Plan, step: str, command: click.Command, head: tuple[str, .
     for key, value in table.items():
         param = options.get(key)
         if param is None:
-            raise plan.error((step, key), unknown_setting_message(key, tuple(options)).replace(
-                "unknown setting", f"not an option of clipopt {' '.join(head[:2 if step == 'study' else 1])}"))
+            hint = unknown_setting_message(key, tuple(options)).partition(" (")[2]
+            raise plan.error((step, key), f"not an option of clipopt {' '.join(head[:2 if step == 'study' else 1])}"
+                             + (f" ({hint}" if hint else ""))
         words += _option_words(plan, (step, key), param, value)
         sources[str(param.name)] = (step, key)
     for name, value in plan.settings.items():

@@ -9,8 +9,9 @@ inside a multi-line array is located at its key's line.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
-__all__ = ["key_lines", "line_of"]
+__all__ = ["key_lines", "key_occurrences", "line_of"]
 
 _BARE = r"[A-Za-z0-9_-]+"
 _BASIC = r'"(?:[^"\\]|\\.)*"'
@@ -30,15 +31,14 @@ def _parts(dotted: str) -> list[str]:
     return parts
 
 
-def key_lines(text: str) -> dict[tuple[str, ...], int]:
-    """Every table and key of a TOML document -> its 1-based line (the first, if repeated).
+def key_occurrences(text: str) -> Iterator[tuple[tuple[str, ...], int]]:
+    """Every table header and `key = value` of a TOML document as (dotted path, 1-based line),
+    in order, repeats included (a key given twice is found twice).
 
     Example:
-        >>> lines = key_lines('name = "x"\\n\\n[grid.lr]\\nlow = 1e-4\\n"a b" = 2\\n')
-        >>> lines[("name",)], lines[("grid", "lr")], lines[("grid", "lr", "low")], lines[("grid", "lr", "a b")]
-        (1, 3, 4, 5)
+        >>> list(key_occurrences('[grid.lr]\\nlow = 1\\nlow = 2\\n'))[-2:]
+        [(('grid', 'lr', 'low'), 2), (('grid', 'lr', 'low'), 3)]
     """
-    found: dict[tuple[str, ...], int] = {}
     table: tuple[str, ...] = ()
     in_string: str | None = None
     for number, line in enumerate(text.splitlines(), start=1):
@@ -49,18 +49,30 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
         header = _HEADER.match(line)
         if header:
             table = tuple(_parts(header.group(1)))
-            for depth in range(1, len(table) + 1):
-                found.setdefault(table[:depth], number)
+            yield table, number
             continue
         assign = _ASSIGN.match(line)
         if assign:
-            key = table + tuple(_parts(assign.group(1)))
-            for depth in range(len(table) + 1, len(key) + 1):
-                found.setdefault(key[:depth], number)
+            yield table + tuple(_parts(assign.group(1))), number
             rest = line[assign.end():]
             for quotes in ('"""', "'''"):
                 if rest.count(quotes) % 2 == 1:
                     in_string = quotes
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Every table and key of a TOML document -> its 1-based line (the first, if repeated); the
+    tables a dotted key or header implies get the same line.
+
+    Example:
+        >>> lines = key_lines('name = "x"\\n\\n[grid.lr]\\nlow = 1e-4\\n"a b" = 2\\n')
+        >>> lines[("name",)], lines[("grid", "lr")], lines[("grid", "lr", "low")], lines[("grid", "lr", "a b")]
+        (1, 3, 4, 5)
+    """
+    found: dict[tuple[str, ...], int] = {}
+    for key, number in key_occurrences(text):
+        for depth in range(1, len(key) + 1):
+            found.setdefault(key[:depth], number)
     return found
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -30,16 +31,15 @@ from typing import Any
 from clipstyler_opt.core.coercion import shown_value, value_mismatch
 from clipstyler_opt.core.config import StyleConfig, unknown_setting_message
 from clipstyler_opt.core.errors import ConfigError
-from clipstyler_opt.experiment.lines import key_lines, line_of
+from clipstyler_opt.experiment.lines import key_lines, key_occurrences, line_of
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-__all__ = ["LABEL", "STEP_TABLES", "Dimension", "Plan", "PlanError", "read_plan"]
+__all__ = ["STEP_TABLES", "Dimension", "Plan", "PlanError", "read_plan"]
 
-LABEL = re.compile(r"[A-Za-z0-9._-]+")  # a label is a plain word
 STEP_TABLES = ("eval", "analyze", "study", "report")
 FORMATS = ("png", "jpg", "webp")
 _TABLES = ("experiment", "content", "prompts", "backbones", "settings", "grid", "replicates", *STEP_TABLES)
@@ -60,6 +60,23 @@ class Dimension:
     field: str
     values: tuple[tuple[str | None, Any], ...]
     key: tuple[str, ...]  # where the plan declares it, e.g. ("grid", "lambda_content")
+
+    def vary(self) -> str:
+        """The `--vary` value: a JSON list (values taken literally) when no value has a label,
+        else `LABEL=VALUE` texts joined by commas (so that the labels name the cells).
+
+        Example:
+            >>> Dimension("lambda_content", ((None, 50.0), (None, 150.0)), ("grid",)).vary()
+            'lambda_content=[50.0, 150.0]'
+            >>> Dimension("lambda_content", (("low", 50.0), (None, 150.0)), ("grid",)).vary()
+            'lambda_content=low=50,150'
+        """
+        from clipstyler_opt.batch.grid import plain_value, value_text
+
+        if all(label is None for label, _ in self.values):
+            return f"{self.field}=" + json.dumps([plain_value(value) for _, value in self.values])
+        texts = [f"{label}={value_text(value)}" if label else value_text(value) for label, value in self.values]
+        return f"{self.field}=" + ",".join(texts)
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,10 @@ class Plan:
 
 
 def _error(path: Path, lines: dict[tuple[str, ...], int], key: tuple[str, ...], message: str) -> PlanError:
+    def plain(parts: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(part.replace("-", "_") for part in parts)
+
+    key = next((written for written in lines if plain(written) == plain(key)), key)  # as the file spells it
     line = line_of(lines, key)
     where = f"{path}:{line}" if line is not None else str(path)
     return PlanError(f"{where}: {'.'.join(key)}: {message}" if key else f"{where}: {message}")
@@ -112,6 +133,10 @@ class _Reader:
             match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
             where = f"{path}:{match.group(1)}" if match else str(path)
             message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+            repeated = [key for key, line in key_occurrences(text) if match and line == int(match.group(1))]
+            if repeated and ("overwrite" in message or "twice" in message):
+                raise PlanError(f"{where}: {'.'.join(repeated[-1])}: is given twice (a label, key or table "
+                                "names one thing)") from None
             raise PlanError(f"{where}: not valid TOML: {message}") from None
 
     def fail(self, key: tuple[str, ...], message: str) -> PlanError:
@@ -296,42 +321,36 @@ class _Reader:
         if not seeds:
             raise self.fail(where, "is empty: give at least one seed")
         dimensions.append(self.dimension(where, "seed", [(None, seed) for seed in seeds]))
-        self.check_labels(dimensions)
         return tuple(dimensions)
 
     def dimension(self, key: tuple[str, ...], name: str, pairs: list[tuple[str | None, Any]]) -> Dimension:
         from clipstyler_opt.batch.grid import parse_vary, plain_value
+        from clipstyler_opt.core.labels import Labelled, check_label
 
         checked: list[tuple[str | None, Any]] = []
         for label, value in pairs:
             where = key + ((label,) if label is not None else ())
-            if label is not None and not LABEL.fullmatch(label):
-                raise self.fail(where, f"the label {label!r} is not a plain word (letters, digits, '-', '_', '.')")
+            if label is not None:
+                try:
+                    check_label(label)
+                except ConfigError as exc:
+                    raise self.fail(where, str(exc)) from None
             expected = value_mismatch(name, value)
             if expected is not None:
                 raise self.fail(where, f"must be {expected}, got {shown_value(value)}")
             checked.append((label, self.field_paths(where, name, value)))
         try:  # --vary's own reading: the field may vary, each value fits, no value twice
-            import json
-
             _, typed = parse_vary(f"{name}=" + json.dumps([plain_value(v) for _, v in checked]))
+            dimension = Dimension(name, tuple((label, value) for (label, _), value
+                                              in zip(checked, typed, strict=True)), key)
+            _, read = parse_vary(dimension.vary())
         except ConfigError as exc:
             raise self.fail(key, str(exc).removeprefix(f"--vary {name}: ")) from None
-        return Dimension(name, tuple((label, value) for (label, _), value in zip(checked, typed, strict=True)), key)
-
-    def check_labels(self, dimensions: list[Dimension]) -> None:
-        seen: dict[str, tuple[Dimension, Any]] = {}
-        for dimension in dimensions:
-            for label, value in dimension.values:
-                if label is None:
-                    continue
-                first = seen.setdefault(label, (dimension, value))
-                if first != (dimension, value):
-                    other = ".".join((*first[0].key, label))
-                    line = line_of(self.lines, (*first[0].key, label))
-                    raise self.fail((*dimension.key, label),
-                                    f"the label {label!r} is used twice for different values (also {other}"
-                                    + (f" at line {line})" if line else ")"))
+        for (label, value), again in zip(dimension.values, read, strict=True):
+            if (label, value) != ((again.label, again.value) if isinstance(again, Labelled) else (None, again)):
+                raise self.fail(key, f"the value {plain_value(value)!r} cannot stand beside labelled values (it "
+                                     "holds a ',' or reads as LABEL=VALUE); label none of this setting's values")
+        return dimension
 
 
 def read_plan(path: Path, *, relative_to: Path | None = None) -> Plan:

@@ -18,7 +18,7 @@ def status_lines(record: Mapping[str, Any], plan_sha256: str | None, cells: Sequ
     run) for each step after the sweep.
 
     Example:
-        >>> record = {"name": "demo", "cells": {"seed=0": {"labels": {"seed": None}}}, "runs": []}
+        >>> record = {"name": "demo", "cells": {"seed=0": {"labels": {"seed": "0"}}}, "runs": []}
         >>> for line in status_lines(record, "ab", [("seed=0", ["seed=0/ink/a.png", "seed=0/ink/b.png"])],
         ...                          {"seed=0/ink/a.png"}, {"seed=0/ink/b.png": "failed"}, [("eval", False, False)]):
         ...     print(line)
@@ -36,6 +36,8 @@ def status_lines(record: Mapping[str, Any], plan_sha256: str | None, cells: Sequ
         cell_done, cell_failed = len(done & set(outputs)), len(failed & set(outputs))
         labels = (record.get("cells", {}).get(cell) or {}).get("labels") or {}
         named = ", ".join(f"{field}={label}" for field, label in labels.items() if label)
+        if named.replace(", ", ",") == cell:
+            named = ""  # the cell is named by its labels already
         lines.append(f"  {cell}{f' ({named})' if named else ''}: {cell_done} of {len(outputs)} done"
                      + (f", {cell_failed} failed" if cell_failed else ""))
     for name, fresh, ran in steps:
