@@ -72,9 +72,9 @@ def test_bca_limits_match_scipy() -> None:
     def spread(chosen: list[list[float]]) -> float:
         return float(np.std([c[0] for c in chosen], ddof=1))
 
-    ours = cluster_bootstrap(clusters, spread, resamples=20000, seed=1)
-    percentile = cluster_bootstrap(clusters, spread, resamples=20000, seed=1, method="percentile")
-    theirs = stats.bootstrap((data,), lambda x, axis: np.std(x, ddof=1, axis=axis), n_resamples=20000,
+    ours = cluster_bootstrap(clusters, spread, resamples=10000, seed=1)
+    percentile = cluster_bootstrap(clusters, spread, resamples=10000, seed=1, method="percentile")
+    theirs = stats.bootstrap((data,), lambda x, axis: np.std(x, ddof=1, axis=axis), n_resamples=10000,
                              method="BCa", random_state=np.random.default_rng(2)).confidence_interval
     assert ours is not None and percentile is not None
     width = theirs.high - theirs.low
@@ -118,3 +118,18 @@ def test_krippendorff_alpha_of_the_published_example() -> None:
     assert krippendorff_alpha(units) == pytest.approx(0.743, abs=5e-4)
     assert krippendorff_alpha([["a"], ["b"]]) is None  # nothing pairable
     assert krippendorff_alpha([["a", "a"], ["a", "a"]]) is None  # one value throughout: undefined
+
+
+def test_stacked_bradley_terry_fits_equal_single_fits() -> None:
+    """The bootstrap's batched fit gives each matrix's own fit, also where items were never
+    compared (NaN) or a matrix is empty."""
+    from clipstyler_opt.stats import bradley_terry, bradley_terry_many
+
+    rng = np.random.default_rng(0)
+    wins = rng.integers(0, 5, size=(60, 4, 4)).astype(float)
+    wins[:10, 3, :] = wins[:10, :, 3] = 0.0
+    wins[10] = 0.0
+    many = bradley_terry_many(wins)
+    single = np.array([bradley_terry(w) for w in wins])
+    assert np.array_equal(np.isnan(many), np.isnan(single))
+    assert np.allclose(many[~np.isnan(many)], single[~np.isnan(single)], atol=1e-9)

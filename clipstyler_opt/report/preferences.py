@@ -31,7 +31,7 @@ from clipstyler_opt.stats import (
     connected_components,
     holm,
     krippendorff_alpha,
-    resampled_values,
+    resampled_strengths,
     wilson_interval,
 )
 
@@ -106,9 +106,8 @@ def _strength_intervals(answers: Sequence[Answer], index: dict[str, int], streng
         by_person[a.who].append(a)
     if len(by_person) < 2:
         return [(None, None)] * len(index)
-    people = [by_person[who] for who in sorted(by_person)]
-    values = resampled_values(people, lambda chosen: bradley_terry(_wins([a for p in chosen for a in p], index)),
-                              resamples=resamples, seed=seed)
+    per_person = np.stack([_wins(by_person[who], index) for who in sorted(by_person)])
+    values = resampled_strengths(per_person, resamples=resamples, seed=seed)
     limits: list[tuple[float | None, float | None]] = []
     for column in range(len(index)):
         found = bootstrap_limits(values[:, column], float(strengths[column]), method="percentile")

@@ -19,7 +19,7 @@ from clipstyler_opt.stats.bootstrap import (
     resampled_values,
 )
 from clipstyler_opt.stats.means import MeanInterval, mean_interval, t_cdf, t_quantile
-from clipstyler_opt.stats.pairs import bradley_terry, connected_components
+from clipstyler_opt.stats.pairs import bradley_terry, bradley_terry_many, connected_components, resampled_strengths
 
 __all__ = [
     "Z_95",
@@ -29,12 +29,14 @@ __all__ = [
     "bootstrap_limits",
     "bootstrap_mean",
     "bradley_terry",
+    "bradley_terry_many",
     "cluster_bootstrap",
     "connected_components",
     "holm",
     "jackknife_values",
     "krippendorff_alpha",
     "mean_interval",
+    "resampled_strengths",
     "resampled_values",
     "t_cdf",
     "t_quantile",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bradley_terry", "connected_components"]
+__all__ = ["bradley_terry", "bradley_terry_many", "connected_components", "resampled_strengths"]
 
 
 def bradley_terry(wins: np.ndarray, *, prior: float = 0.5, tolerance: float = 1e-10,
@@ -61,6 +61,73 @@ def bradley_terry(wins: np.ndarray, *, prior: float = 0.5, tolerance: float = 1e
         raise ValueError(f"Bradley-Terry did not converge to {tolerance:g} in {max_iterations} iterations")
     strength[active] = p
     return strength
+
+
+def bradley_terry_many(wins: np.ndarray, *, prior: float = 0.5, tolerance: float = 1e-10,
+                       max_iterations: int = 10_000) -> np.ndarray:
+    """`bradley_terry` of each matrix of a stack `wins[r]` (shape (R, k, k)) at once, for the
+    resamples of a bootstrap: the same prior, start, updates and stopping rule per matrix, so each
+    row equals `bradley_terry(wins[r], prior=prior)`. Needs `prior` > 0 (every fit then exists).
+
+    Example:
+        >>> bradley_terry_many(np.array([[[0, 7], [3, 0]], [[0, 0], [0, 0]]]), prior=0.5).round(4)
+        array([[0.6818, 0.3182],
+               [   nan,    nan]])
+    """
+    wins = np.array(wins, dtype=float)
+    if wins.ndim != 3 or wins.shape[1] != wins.shape[2] or (wins < 0).any():
+        raise ValueError("wins must be a stack of square matrices of non-negative counts")
+    if prior <= 0:
+        raise ValueError("bradley_terry_many needs a prior > 0; use bradley_terry for prior 0")
+    diagonal = np.arange(wins.shape[1])
+    wins[:, diagonal, diagonal] = 0.0
+    compared = (wins + wins.transpose(0, 2, 1)) > 0
+    wins = wins + prior * compared
+    games = wins + wins.transpose(0, 2, 1)
+    total_wins = wins.sum(axis=2)
+    active = games.sum(axis=2) > 0
+    counts = active.sum(axis=1, keepdims=True)
+    p = np.where(active, 1.0 / np.maximum(counts, 1), 0.0)
+    running = active.any(axis=1)
+    for _ in range(max_iterations):
+        if not running.any():
+            break
+        rows = np.flatnonzero(running)
+        q = p[rows]
+        pair_sums = q[:, :, None] + q[:, None, :]
+        ratio = np.divide(games[rows], pair_sums, out=np.zeros_like(pair_sums), where=games[rows] > 0)
+        denominator = ratio.sum(axis=2)
+        updated = np.divide(total_wins[rows], denominator, out=np.zeros_like(denominator), where=active[rows])
+        updated /= updated.sum(axis=1, keepdims=True)
+        converged = np.abs(updated - q).max(axis=1) < tolerance
+        p[rows] = updated
+        running[rows[converged]] = False
+    else:
+        if running.any():
+            raise ValueError(f"Bradley-Terry did not converge to {tolerance:g} in {max_iterations} iterations")
+    return np.where(active, p, np.nan)
+
+
+def resampled_strengths(cluster_wins: np.ndarray, *, resamples: int = 2000, seed: int = 0,
+                        prior: float = 0.5) -> np.ndarray:
+    """Bradley–Terry strengths of `resamples` bootstrap resamples of whole clusters (e.g.
+    participants), shape (resamples, k): `cluster_wins[g]` is cluster g's own wins matrix, and a
+    resample's matrix is the sum of the matrices of the clusters drawn (with replacement).
+
+    Example:
+        >>> one = np.array([[0, 1], [0, 0]]); other = np.array([[0, 0], [1, 0]])
+        >>> values = resampled_strengths(np.stack([one, other]), resamples=500)
+        >>> sorted(set(values[:, 0].round(3).tolist()))  # drew (one, one), (one, other) or (other, other)
+        [0.167, 0.5, 0.833]
+    """
+    stack = np.asarray(cluster_wins, dtype=float)
+    groups = stack.shape[0]
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, groups, size=(resamples, groups))
+    counts = np.zeros((resamples, groups))
+    np.add.at(counts, (np.arange(resamples)[:, None], drawn), 1.0)
+    summed = (counts @ stack.reshape(groups, -1)).reshape(resamples, *stack.shape[1:])
+    return bradley_terry_many(summed, prior=prior)
 
 
 def _reachable(edges: np.ndarray) -> np.ndarray:
