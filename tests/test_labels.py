@@ -37,6 +37,14 @@ def test_short_forms_by_hand(value: object, setting: str, expected: str) -> None
     assert short_label(value, setting) == expected
 
 
+@pytest.mark.parametrize("value", ["ViT-B/openai:tau=9:/srv/abs/x", "/srv/abs/model dir/x", "see /srv/abs/y",
+                                   ["local-dir:/srv/abs/m", "RN50:file=/srv/abs/w.pt"], Path("/srv/abs/")])
+@pytest.mark.parametrize("setting", ["backbone", "style_image", "source_text"])
+def test_no_label_holds_an_absolute_path(value: object, setting: str) -> None:
+    label = short_label(value, setting)
+    assert "/srv" not in label and not label.startswith("/")
+
+
 def test_split_label_reads_only_a_plain_word_before_the_first_equals() -> None:
     assert split_label("CLIP=ViT-B-32/openai") == ("CLIP", "ViT-B-32/openai")
     assert split_label("v1.2_a-b=x.png") == ("v1.2_a-b", "x.png")

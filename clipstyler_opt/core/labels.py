@@ -92,7 +92,7 @@ def _backbone_label(text: str) -> str:
     try:
         spec = BackboneSpec.parse(text)
     except ConfigError:
-        return _file_name(text) if "/" in text and Path(text).is_absolute() else text
+        return _file_name(text) if "/" in text or "\\" in text else text  # unreadable: never show a path
     if spec.source.startswith(LOCAL_DIR_PREFIX):
         label = _file_name(spec.model)
     elif spec.file is not None:
