@@ -7,7 +7,7 @@ mean values are set against those strengths with Kendall's τ-b over the cells.
 Conventions:
 - τ is oriented so that +1 means the metric orders the cells as the people did: a metric where
   lower is better (e.g. `content_loss`) is negated first.
-- A cell's mean is over its outputs; the interval is a percentile bootstrap over content images
+- A cell's mean is over its outputs; the interval is a BCa bootstrap over content images
   (the metric's cell means are recomputed from resampled images), with the strengths held fixed:
   it shows how much the metric's verdict depends on which images were shown, not the participants'
   own variation (that is in the study's strength intervals).
