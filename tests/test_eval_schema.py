@@ -20,11 +20,11 @@ V1 = DATA / "eval-v1.json"
 MULTI = "green-0-7-blue-0-3-3a101fec"
 
 
-def legacy_batch(base: Path) -> Path:
-    """A copy of the legacy batch folder whose manifest names its content images by absolute path
-    (as a batch run from anywhere records them)."""
-    root = base / "batch"
-    shutil.copytree(DATA / "legacy" / "batch", root)
+def legacy_batch(base: Path, name: str = "batch") -> Path:
+    """A copy of the legacy batch (or sweep) folder whose manifest names its content images by
+    absolute path (as a batch run from anywhere records them)."""
+    root = base / name
+    shutil.copytree(DATA / "legacy" / name, root)
     manifest = root / "manifest.jsonl"
     lines = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
     for line in lines:

@@ -53,12 +53,12 @@ def _inputs(targets: list[EvalTarget], options: EvalOptions) -> list[Path | None
     included), model configs, each output, its sidecar, content and style images, and each
     result folder's manifest."""
     from clipstyler_opt.batch.manifest import MANIFEST_NAME
-    from clipstyler_opt.core.backbone_spec import BackboneSpec
+    from clipstyler_opt.evaluate.scorer import labelled_scorers
     from clipstyler_opt.run.outputs import sidecar_path
 
-    scorer = BackboneSpec.parse(options.scorer).file if options.scorer else None
+    scorers = [spec.file for _, spec in labelled_scorers(options.scorers)] if options.scorers else []
     files: list[Path | None] = [options.vgg_checkpoint, options.lpips_checkpoint, *options.clip_model_config,
-                                Path(scorer) if scorer else None]
+                                *(Path(file) for file in scorers if file)]
     for target in targets:
         files += [target.image, sidecar_path(target.image), target.content,
                   *(image.path for image in target.style_images)]
@@ -86,9 +86,11 @@ def _rows_of(report: EvalReport, root: Path | None) -> list[EvalRow]:
 @click.option("--source-text", help="Source text of the direction [default: the recorded one, else 'a Photo'].")
 @click.option("--style-image", "style_images", multiple=True, metavar="FILE[:W]",
               help="Style image for gram_distance; repeatable [default: the style images that guided the output].")
-@click.option("--scorer", metavar="SPEC",
-              help=f"Scoring backbone, a --backbone SPEC (e.g. MODEL:file=PATH) [default: {DEFAULT_SCORERS[0]}, "
-                   f"or {DEFAULT_SCORERS[1]} for outputs that {DEFAULT_SCORERS[0]} optimised].")
+@click.option("--scorer", "scorers", multiple=True, metavar="[LABEL=]SPEC",
+              help="Scoring backbone, a --backbone SPEC (e.g. MODEL:file=PATH), optionally named LABEL=SPEC; "
+                   "repeat to score with several (the first fills the plain metric columns) "
+                   f"[default: {DEFAULT_SCORERS[0]}, or {DEFAULT_SCORERS[1]} for outputs that "
+                   f"{DEFAULT_SCORERS[0]} optimised].")
 @click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False),
               help=f"Write the results as JSON here [default for a result folder: DIR/{EVAL_NAME}].")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False),
@@ -118,15 +120,16 @@ def _rows_of(report: EvalReport, root: Path | None) -> list[EvalRow]:
 @click.option("--device", default="auto", show_default=True, help=_help("device"))
 @verbosity_options
 def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | None, source_text: str | None,
-                 style_images: tuple[str, ...], scorer: str | None, json_path: Path | None, csv_path: Path | None,
-                 patch_protocol: str, patch_crops: int, patch_size: int | None, ssim_protocol: str, quiet: bool,
-                 verbose: bool, **weights: Any) -> None:
+                 style_images: tuple[str, ...], scorers: tuple[str, ...], json_path: Path | None,
+                 csv_path: Path | None, patch_protocol: str, patch_crops: int, patch_size: int | None,
+                 ssim_protocol: str, quiet: bool, verbose: bool, **weights: Any) -> None:
     """Score OUTPUT images (or result folders with a manifest.jsonl) for style and content.
 
-    Style (↑): clip_score, clipscore, directional_similarity, patch_clip_score, with the scorer backbone.
-    Content: ssim ↑, vgg_content_distance ↓, lpips ↓, edge_correlation ↑ against the content image;
-    gram_distance ↓ against style images. Content image and prompt come from each output's
-    metadata unless given. Prints a table; writes DIR/eval.json for a folder (or --json F).
+    Style (↑): clip_score, clipscore, directional_similarity, patch_clip_score, with each scorer
+    backbone, against the whole prompt and each of its parts. Content: ssim ↑,
+    vgg_content_distance ↓, lpips ↓, edge_correlation ↑ against the content image; gram_distance ↓
+    against style images. Content image and prompt come from each output's metadata unless given.
+    Prints a table; writes DIR/eval.json for a folder (or --json F).
     """
     from tqdm.auto import tqdm
 
@@ -138,7 +141,14 @@ def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | 
         collect_targets,
         evaluate_targets,
     )
-    from clipstyler_opt.evaluate.table import format_rows, format_summary, format_unavailable, write_csv, write_json
+    from clipstyler_opt.evaluate.table import (
+        format_rows,
+        format_scorers,
+        format_summary,
+        format_unavailable,
+        write_csv,
+        write_json,
+    )
 
     level = verbosity(quiet, verbose)
     if patch_protocol == "paper" and patch_size is not None:
@@ -146,7 +156,7 @@ def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | 
     refuse_one_file_twice([("--json", json_path), ("--csv", csv_path)])
     overrides = Overrides(content, prompt, source_text, tuple(StyleImage.parse(text) for text in style_images))
     patch = PatchProtocol(patch_crops, patch_size or PATCH_CROP_SIZE, name=patch_protocol)
-    options = EvalOptions(scorer=scorer, patch=patch, ssim_protocol=ssim_protocol,
+    options = EvalOptions(scorers=scorers, patch=patch, ssim_protocol=ssim_protocol,
                           clip_model_config=tuple(weights["clip_model_config"]),
                           vgg_checkpoint=weights["vgg_checkpoint"], lpips_checkpoint=weights["lpips_checkpoint"],
                           cache_dir=weights["cache_dir"], offline=weights["offline"], device=weights["device"])
@@ -160,12 +170,13 @@ def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | 
     for path, root in destinations.items():
         write_json(path, report.to_json(_rows_of(report, root)), reads=reads)
     if csv_path is not None:
-        write_csv(csv_path, [row.to_dict() for row in report.rows], reads=reads)
+        write_csv(csv_path, [row.to_dict() for row in report.rows], reads=reads,
+                  scorers=[scorer["label"] for scorer in report.scorers])
     if level:
         document = report.to_json()
-        lines = [f"scorer: {report.scorer.get('spec')}", *format_rows(document["rows"]),
+        lines = [*format_scorers(document["scorers"]), *format_rows(document["rows"]),
                  *format_unavailable(document["rows"]), "",
-                 *format_summary(document["summary"], document["rows"])]
+                 *format_summary(document["summary"], document["rows"], document["summaries"])]
         lines += [f"wrote {path}" for path in [*destinations, *([csv_path] if csv_path else [])]]
         for line in lines:
             click.echo(printable(line))

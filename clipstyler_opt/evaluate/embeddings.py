@@ -1,5 +1,8 @@
 """A scorer's embeddings of a folder's images and texts, computed once per scorer and file.
 
+`clipopt eval` and `clipopt analyze` share them: eval fills the cache with every output and
+content image it scores, so an analysis after it encodes nothing again.
+
 Image embeddings n(E_I(view(image))) are cached in the result folder, in
 `<folder>/.clipopt-embeddings/<scorer key>.json`: one file per scorer, keyed by the scorer's weights
 SHA-256, holding one entry per image keyed by the image file's SHA-256. A changed file has another
@@ -29,12 +32,23 @@ from clipstyler_opt.method.losses import resize_for_backbone
 from clipstyler_opt.method.pixels import pil_to_tensor
 from clipstyler_opt.run.images import load_image
 
-__all__ = ["CACHE_FOLDER", "CACHE_VERSION", "ScorerEmbeddings"]
+__all__ = ["CACHE_FOLDER", "CACHE_VERSION", "ScorerEmbeddings", "cache_folder_problem"]
 
 log = logging.getLogger(__name__)
 CACHE_FOLDER = ".clipopt-embeddings"
 CACHE_VERSION = 1
 _MAX_CACHE_BYTES = 1 << 30
+
+
+def cache_folder_problem(root: Path) -> str | None:
+    """Why the embedding cache cannot be kept in the result folder `root` (its cache folder is a
+    link, which would send files elsewhere, or not a folder); None when it can."""
+    path = root / CACHE_FOLDER
+    if path.is_symlink():
+        return f"{path}: is a symbolic link; nothing is written through a link"
+    if path.exists() and not path.is_dir():
+        return f"{path}: is not a folder"
+    return None
 
 
 @dataclass
@@ -76,8 +90,13 @@ class ScorerEmbeddings:
         return self.folder / CACHE_FOLDER / f"{self.weights_sha256[:16]}.json"
 
     @torch.no_grad()
-    def image(self, path: Path) -> np.ndarray:
-        """n(E_I(view(image))): the whole image squashed to the scorer's input size, as the loss sees it."""
+    def image(self, path: Path, pixels: torch.Tensor | None = None) -> np.ndarray:
+        """n(E_I(view(image))): the whole image squashed to the scorer's input size, as the loss sees it.
+
+        Args:
+            path: the image file (its SHA-256 is the cache key).
+            pixels: the same file already decoded, (1, 3, H, W) in [0, 1], to spare a second decode.
+        """
         key = file_sha256(path)
         cached = self._usable(self._images.get(key))
         if cached is not None:
@@ -85,7 +104,7 @@ class ScorerEmbeddings:
         backbone = self.member.backbone
         device = next((p.device for p in backbone.parameters()), torch.device("cpu")) \
             if isinstance(backbone, torch.nn.Module) else torch.device("cpu")
-        pixels = pil_to_tensor(load_image(path).rgb).to(device)
+        pixels = (pil_to_tensor(load_image(path).rgb) if pixels is None else pixels).to(device)
         features = F.normalize(backbone.encode_image(resize_for_backbone(pixels, backbone)).float(), dim=-1)[0]
         vector = features.cpu().numpy().astype(np.float64)
         self._images[key] = [float(x) for x in vector]

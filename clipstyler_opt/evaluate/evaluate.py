@@ -1,9 +1,15 @@
-"""The evaluation driver: load the scorer and the VGG19 (and LPIPS when it can be had) once, then
-score every output against its content image, prompt and style images.
+"""The evaluation driver: load the scorers and the VGG19 (and LPIPS when it can be had) once,
+then score every output against its content image, prompt and style images.
 
 Each output is compared with its content image resized to the output's size (bicubic, as the
-optimisation resized it). A metric that cannot be computed is null, and the reason is kept in
-the row's `unavailable`; nothing is dropped silently.
+optimisation resized it). The metrics that need a scorer are computed with every scorer; those
+that also need a style text are computed against the whole prompt and against each of its parts
+(a sweep's declared parts when it records them). The row's `metrics` hold the first scorer's
+values beside the metrics that need no scorer. A metric that cannot be computed is null, and
+the reason is kept in the row's `unavailable`; nothing is dropped silently.
+
+Each scorer's whole-image embeddings of the outputs and content images go into the result
+folder's embedding cache (`embeddings.py`), which `clipopt analyze` reads.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +28,16 @@ from PIL import Image
 from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.styles import StyleSpec
+from clipstyler_opt.evaluate.embeddings import ScorerEmbeddings, cache_folder_problem
 from clipstyler_opt.evaluate.gram import GRAM_LAYERS, style_network
 from clipstyler_opt.evaluate.names import MetricUnavailable
 from clipstyler_opt.evaluate.perceptual import load_perceptual
 from clipstyler_opt.evaluate.protocols import SSIM_PROTOCOLS, clipscore_record, ssim_record
-from clipstyler_opt.evaluate.registry import Sample
+from clipstyler_opt.evaluate.registry import Metric, Sample
 from clipstyler_opt.evaluate.registry import metrics as registered_metrics
-from clipstyler_opt.evaluate.scorer import Record, choose_scorer, was_optimiser
-from clipstyler_opt.evaluate.stats import summarise
+from clipstyler_opt.evaluate.scorer import Record, labelled_scorers, was_optimiser
+from clipstyler_opt.evaluate.stats import scorer_summary, summarise
 from clipstyler_opt.evaluate.style import PatchProtocol, StyleScorer
 from clipstyler_opt.evaluate.targets import EvalTarget
 from clipstyler_opt.method.ensemble import Member, member_settings
@@ -44,17 +52,18 @@ from clipstyler_opt.models import (
     offline_requested,
     resolve_content_weights,
 )
+from clipstyler_opt.report.evaluation import SCHEMA_VERSION
 from clipstyler_opt.run.images import load_image
 from clipstyler_opt.run.record import backbone_record, weights_record
 
-__all__ = ["EvalOptions", "EvalReport", "EvalRow", "Evaluator", "evaluate_targets"]
+__all__ = ["EvalOptions", "EvalReport", "EvalRow", "Evaluator", "LoadedScorer", "evaluate_targets"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class EvalOptions:
-    scorer: str | None = None  # a backbone spec; None: the default rule (see scorer.py)
+    scorers: tuple[str, ...] = ()  # --scorer texts, [LABEL=]SPEC; (): the default rule (see scorer.py)
     clip_model_config: tuple[Path, ...] = ()
     vgg_checkpoint: Path | None = None
     lpips_checkpoint: Path | None = None
@@ -77,33 +86,129 @@ class EvalRow:
     output: str
     content: str
     prompt: str
-    metrics: dict[str, float | None]
+    metrics: dict[str, float | None]  # the first scorer's, and the metrics that need no scorer
     unavailable: dict[str, str]
     scorer_was_optimiser: bool | None
     seconds: float
     cell: str | None = None
     root: Path | None = None
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)  # scorer label -> its metrics and parts
+    parts_from: str | None = None
+    settings: tuple[tuple[str, Any], ...] = ()  # the cell's varied settings
+    setting_labels: tuple[tuple[str, str], ...] = ()  # and their labels
 
     def to_dict(self) -> dict[str, Any]:
-        row = {"output": self.output, "content": self.content, "prompt": self.prompt, "metrics": self.metrics,
-               "unavailable": self.unavailable, "scorer_was_optimiser": self.scorer_was_optimiser,
-               "seconds": round(self.seconds, 4)}
-        return {**row, "cell": self.cell} if self.cell is not None else row
+        row: dict[str, Any] = {
+            "output": self.output, "content": self.content, "prompt": self.prompt, "metrics": self.metrics,
+            "unavailable": self.unavailable, "scorer_was_optimiser": self.scorer_was_optimiser,
+            "seconds": round(self.seconds, 4)}
+        if self.cell is not None:
+            row["cell"] = self.cell
+        if self.settings:
+            row["settings"] = dict(self.settings)
+        if self.setting_labels:
+            row["setting_labels"] = dict(self.setting_labels)
+        row["scores"] = self.scores
+        if self.parts_from is not None:
+            row["parts_from"] = self.parts_from
+        return row
 
 
 @dataclass
 class EvalReport:
-    scorer: dict[str, Any]
+    scorers: list[dict[str, Any]]  # per scorer: label, spec, weights_sha256 and its provenance record
     rows: list[EvalRow]
     warnings: list[str] = field(default_factory=list)
     setup: dict[str, Any] = field(default_factory=dict)  # content network, LPIPS, protocols, device
 
+    @property
+    def scorer(self) -> dict[str, Any]:
+        """The first scorer's record (the one behind each row's `metrics`)."""
+        return self.scorers[0]
+
     def to_json(self, rows: Sequence[EvalRow] | None = None) -> dict[str, Any]:
-        """The eval.json document for `rows` (default: all)."""
+        """The eval.json document (schema version 2, see report/evaluation.py) for `rows` (default: all)."""
         chosen = [row.to_dict() for row in (self.rows if rows is None else rows)]
         names = [metric.name for metric in registered_metrics()]
-        return {"scorer": self.scorer, "directions": {metric.name: metric.direction for metric in registered_metrics()},
-                "rows": chosen, "summary": summarise(chosen, names), "warnings": list(self.warnings), **self.setup}
+        scored = [metric.name for metric in registered_metrics() if "scorer" in metric.needs]
+        scorers = [{**record, "optimised_outputs": sum(row["scores"][record["label"]]["scorer_was_optimiser"] is True
+                                                       for row in chosen)} for record in self.scorers]
+        return {"schema_version": SCHEMA_VERSION, "scorer": scorers[0], "scorers": scorers,
+                "directions": {metric.name: metric.direction for metric in registered_metrics()},
+                "rows": chosen, "summary": summarise(chosen, names),
+                "summaries": {record["label"]: scorer_summary(chosen, record["label"], scored) for record in scorers},
+                "warnings": list(self.warnings), **self.setup}
+
+
+class _WithScorer:
+    """The evaluator's networks as a metric's compute sees them, with one of its scorers."""
+
+    def __init__(self, evaluator: Evaluator, scorer: StyleScorer) -> None:
+        self._evaluator, self.scorer = evaluator, scorer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._evaluator, name)
+
+
+@dataclass
+class LoadedScorer:
+    """One scorer: its label, its backbone with the patch protocol, its provenance record, and per
+    result folder its embedding cache."""
+
+    label: str
+    style: StyleScorer
+    record: dict[str, Any]
+    _caches: dict[Path, ScorerEmbeddings | None] = field(default_factory=dict)
+
+    def cache(self, root: Path | None) -> ScorerEmbeddings | None:
+        """The embedding cache in `root` (None: a single output, no known weights SHA-256, or a
+        cache folder that cannot be used, which is said once)."""
+        sha = self.record.get("weights_sha256")
+        if root is None or not isinstance(sha, str):
+            return None
+        if root not in self._caches:
+            problem = cache_folder_problem(root)
+            if problem is not None:
+                log.warning("%s; its embeddings are not cached", problem)
+            self._caches[root] = None if problem else ScorerEmbeddings(
+                self.label, self.style.member, self.style.templates, sha, root)
+        return self._caches[root]
+
+    def encode(self, target: EvalTarget, output: torch.Tensor, content: torch.Tensor) -> None:
+        """Encode `output` once for every metric of this scorer; whole images through the cache,
+        which also receives the content image at its own size (as `clipopt analyze` embeds it)."""
+        cache = self.cache(target.root)
+        embedding = None
+        if cache is not None:
+            embedding = torch.from_numpy(cache.image(target.image, output)).to(output.device, torch.float32)
+            cache.image(target.content)
+        self.style.encode(output, content, embedding)
+
+    def save(self) -> None:
+        """Write the embedding caches that gained entries."""
+        for cache in self._caches.values():
+            if cache is not None:
+                cache.save()
+
+
+def _compute(networks: Any, target: EvalTarget, output: torch.Tensor, content: torch.Tensor,
+             chosen: Sequence[Metric]) -> tuple[dict[str, float | None], dict[str, str]]:
+    """Each of `chosen` for one sample: its value, or None and the reason in the second mapping."""
+    sample = Sample(networks, target, output, content)
+    values: dict[str, float | None] = {}
+    unavailable: dict[str, str] = {}
+    for metric in chosen:
+        values[metric.name] = None
+        try:
+            value = metric.compute(sample)
+        except MetricUnavailable as why:
+            unavailable[metric.name] = str(why) or f"unavailable ({metric.unavailable_when})"
+            continue
+        if math.isfinite(value):
+            values[metric.name] = value
+        else:
+            unavailable[metric.name] = f"not finite ({value})"
+    return values, unavailable
 
 
 class Evaluator:
@@ -114,16 +219,22 @@ class Evaluator:
         if options.ssim_protocol not in SSIM_PROTOCOLS:
             raise ConfigError(f"unknown SSIM protocol {options.ssim_protocol!r} (known: {', '.join(SSIM_PROTOCOLS)})")
         self.ssim_protocol = options.ssim_protocol
-        spec = choose_scorer(options.scorer, optimisers)
-        context = options.context(spec)
-        check_backbone_requirements([spec], context)  # an unknown model or a missing extra, before any weights
+        specs = labelled_scorers(options.scorers, [list(records) for records in optimisers])
+        for _, spec in specs:  # an unknown model or a missing extra, before any weights
+            check_backbone_requirements([spec], options.context(spec))
+        context = options.context(specs[0][1])
         vgg_weights = resolve_content_weights(options.vgg_checkpoint, context)  # seconds, before CLIP loads
         self.perceptual = load_perceptual(options.lpips_checkpoint, context.cache_dir, context.offline, self.device)
-        member = Member(spec, create_backbone(spec, context, self.device))
         defaults = StyleConfig()
-        self.scorer = StyleScorer(member, member_settings(spec, defaults)["templates"], options.patch)
-        self.scorer_record = {k: v for k, v in backbone_record(member, defaults).items()
-                              if k not in ("weight", "threshold", "threshold_calibrated")}
+        self.scorers: list[LoadedScorer] = []
+        for label, spec in specs:
+            member = Member(spec, create_backbone(spec, options.context(spec), self.device))
+            record = {k: v for k, v in backbone_record(member, defaults).items()
+                      if k not in ("weight", "threshold", "threshold_calibrated")}
+            self.scorers.append(LoadedScorer(label, StyleScorer(member, member_settings(spec, defaults)["templates"],
+                                                                options.patch),
+                                             {"label": label, "spec": str(spec), "weights_sha256": None, **record}))
+        self.scorer, self.scorer_record = self.scorers[0].style, self.scorers[0].record
         self.vgg = create_content_network(vgg_weights, self.device)
         self.gram_vgg = style_network(self.vgg)
         self.setup = {
@@ -144,13 +255,14 @@ class Evaluator:
         return cls(options, [target.optimisers or () for target in targets])
 
     def scorer_warnings(self, targets: Sequence[EvalTarget]) -> list[str]:
-        """Outputs the scorer optimised, and outputs for which that is unknown."""
+        """Outputs each scorer optimised, and outputs for which that is unknown."""
         warnings = []
-        flagged = [t.label for t in targets if was_optimiser(self.scorer_record, t.optimisers)]
-        if flagged:
-            warnings.append(f"the scorer {self.scorer_record.get('spec')} also optimised {len(flagged)} of the "
-                            f"{len(targets)} outputs (e.g. {flagged[0]}): its style metrics favour them "
-                            "(scorer_was_optimiser: true)")
+        for scorer in self.scorers:
+            flagged = [t.label for t in targets if was_optimiser(scorer.record, t.optimisers)]
+            if flagged:
+                warnings.append(f"the scorer {scorer.label} also optimised {len(flagged)} of the {len(targets)} "
+                                f"outputs (e.g. {flagged[0]}): its style metrics favour them "
+                                "(scorer_was_optimiser: true)")
         unknown = [t.label for t in targets if t.optimisers is None]
         if unknown:
             warnings.append(f"{len(unknown)} output(s) record no optimising backbone (e.g. {unknown[0]}): whether "
@@ -184,26 +296,38 @@ class Evaluator:
         return self._tensor(output), self._tensor(content.rgb, output.size)
 
     def evaluate(self, target: EvalTarget) -> EvalRow:
+        """Score one output: every metric, each scorer's, and each part's (see the module docstring)."""
         started = time.perf_counter()
         output, content = self._load(target)
-        sample = Sample(self, target, output, content)
-        metrics: dict[str, float | None] = {}
-        unavailable: dict[str, str] = {}
-        for metric in registered_metrics():
-            metrics[metric.name] = None
-            try:
-                value = metric.compute(sample)
-            except MetricUnavailable as why:
-                unavailable[metric.name] = str(why) or f"unavailable ({metric.unavailable_when})"
-                continue
-            if math.isfinite(value):
-                metrics[metric.name] = value
-            else:
-                unavailable[metric.name] = f"not finite ({value})"
+        registered = registered_metrics()
+        scored = [metric for metric in registered if "scorer" in metric.needs]
+        per_part = [metric for metric in scored if "style text" in metric.needs]
+        scores: dict[str, dict[str, Any]] = {}
+        for scorer in self.scorers:
+            if target.style is not None:
+                scorer.encode(target, output, content)
+            networks = _WithScorer(self, scorer.style)
+            values, missing = _compute(networks, target, output, content, scored)
+            parts = []
+            for text, weight in target.parts:
+                part = replace(target, prompt=text, style=StyleSpec.single(text))
+                part_values, part_missing = _compute(networks, part, output, content, per_part)
+                parts.append({"text": text, "weight": weight, "metrics": part_values, "unavailable": part_missing})
+            scores[scorer.label] = {"metrics": values, "unavailable": missing,
+                                    "scorer_was_optimiser": was_optimiser(scorer.record, target.optimisers),
+                                    "parts": parts}
+        plain, plain_missing = _compute(_WithScorer(self, self.scorer), target, output, content,
+                                        [metric for metric in registered if "scorer" not in metric.needs])
+        first = scores[self.scorers[0].label]
+        every = {**plain, **first["metrics"]}
+        reasons = {**plain_missing, **first["unavailable"]}
+        metrics = {metric.name: every[metric.name] for metric in registered}
+        unavailable = {metric.name: reasons[metric.name] for metric in registered if metric.name in reasons}
         return EvalRow(output=target.label, content=str(target.content), prompt=target.prompt, metrics=metrics,
-                       unavailable=unavailable, scorer_was_optimiser=was_optimiser(self.scorer_record,
-                                                                                   target.optimisers),
-                       seconds=time.perf_counter() - started, cell=target.cell, root=target.root)
+                       unavailable=unavailable, scorer_was_optimiser=first["scorer_was_optimiser"],
+                       seconds=time.perf_counter() - started, cell=target.cell, root=target.root, scores=scores,
+                       parts_from=target.parts_from if target.parts else None, settings=target.settings,
+                       setting_labels=target.setting_labels)
 
 
 def evaluate_targets(targets: Sequence[EvalTarget], evaluator: Evaluator, notes: Sequence[str] = (),
@@ -213,8 +337,13 @@ def evaluate_targets(targets: Sequence[EvalTarget], evaluator: Evaluator, notes:
     for warning in warnings:
         log.warning(warning)
     rows = []
-    for target in targets:
-        rows.append(evaluator.evaluate(target))
-        if on_row is not None:
-            on_row(rows[-1])
-    return EvalReport(evaluator.scorer_record, rows, warnings + evaluator.warnings, evaluator.setup)
+    try:
+        for target in targets:
+            rows.append(evaluator.evaluate(target))
+            if on_row is not None:
+                on_row(rows[-1])
+    finally:  # what was encoded is kept, even when the evaluation stops half-way
+        for scorer in evaluator.scorers:
+            scorer.save()
+    return EvalReport([scorer.record for scorer in evaluator.scorers], rows, warnings + evaluator.warnings,
+                      evaluator.setup)

@@ -17,7 +17,8 @@ from typing import Any
 from clipstyler_opt.stats.bootstrap import RESAMPLES, bootstrap_mean
 from clipstyler_opt.stats.means import CONFIDENCE, SINGLE_NOTE, MeanInterval, mean_interval
 
-__all__ = ["CONFIDENCE", "RESAMPLES", "SEED", "SINGLE_NOTE", "MeanInterval", "bootstrap_mean", "summarise"]
+__all__ = ["CONFIDENCE", "RESAMPLES", "SEED", "SINGLE_NOTE", "MeanInterval", "bootstrap_mean", "scorer_summary",
+           "summarise"]
 
 SEED = 0
 
@@ -66,4 +67,20 @@ def summarise(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict
     if len(cells) > 1:
         summary["per_cell"] = _grouped([row for row in rows if row.get("cell") is not None],
                                        lambda row: row["cell"], metrics)
+    return summary
+
+
+def scorer_summary(rows: Sequence[Mapping[str, Any]], label: str, metrics: Sequence[str]) -> dict[str, Any]:
+    """`summarise` of one scorer's values (each row's `scores[label]`), and under "parts" the same
+    for each part of the prompts, over the rows that have that part."""
+    def own(row: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+        return {"prompt": row["prompt"], "cell": row.get("cell"), "content": row.get("content"), "metrics": values}
+
+    summary = summarise([own(row, row["scores"][label]["metrics"]) for row in rows], metrics)
+    parts: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        for part in row["scores"][label]["parts"]:
+            parts[part["text"]].append(own(row, part["metrics"]))
+    if parts:
+        summary["parts"] = {text: summarise(members, metrics) for text, members in parts.items()}
     return summary

@@ -40,7 +40,7 @@ from clipstyler_opt.method.ensemble import Member
 from clipstyler_opt.method.losses import directional_loss, resize_for_backbone
 from clipstyler_opt.method.views import PatchCrops
 
-__all__ = ["PatchProtocol", "StyleScorer", "TextTarget", "clip_score", "directional_similarity"]
+__all__ = ["EncodedViews", "PatchProtocol", "StyleScorer", "TextTarget", "clip_score", "directional_similarity"]
 
 
 def clip_score(image_features: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
@@ -91,6 +91,16 @@ class PatchProtocol:
 
 
 @dataclass(frozen=True)
+class EncodedViews:
+    """One output's image features under a scorer: the whole output (raw or normalised, (1, D)),
+    the normalised content embedding (D,) and the protocol's crops (N, D)."""
+
+    output: torch.Tensor
+    content: torch.Tensor
+    patches: torch.Tensor
+
+
+@dataclass(frozen=True)
 class TextTarget:
     """What the style metrics compare with: T(prompt) and the direction ΔT from the source text."""
 
@@ -104,6 +114,7 @@ class StyleScorer:
 
     def __init__(self, member: Member, templates: str, protocol: PatchProtocol = PatchProtocol()) -> None:
         self.member, self.templates, self.protocol = member, templates, protocol
+        self._last: tuple[torch.Tensor, torch.Tensor, EncodedViews] | None = None
 
     @torch.no_grad()
     def target(self, style: StyleSpec, source_text: str) -> TextTarget:
@@ -127,6 +138,23 @@ class StyleScorer:
             return crops(image)
 
     @torch.no_grad()
+    def encode(self, output: torch.Tensor, content: torch.Tensor,
+               output_embedding: torch.Tensor | None = None) -> EncodedViews:
+        """The image features `score` needs, encoded once per output: scoring the same tensors
+        again (against each part of a prompt) reuses them. `output_embedding` is n(E_I(view(output)))
+        when already known (the embedding cache), so the whole output is not encoded again."""
+        if self._last is not None and self._last[0] is output and self._last[1] is content:
+            return self._last[2]
+        backbone = self.member.backbone
+        if output_embedding is None:
+            output_embedding = backbone.encode_image(resize_for_backbone(output.float(), backbone)).float()
+        content_features = backbone.encode_image(resize_for_backbone(content.float(), backbone)).float()
+        views = EncodedViews(output_embedding.reshape(1, -1).float(), F.normalize(content_features[0], dim=-1),
+                             backbone.encode_image(self.patches(output.float())).float())
+        self._last = (output, content, views)
+        return views
+
+    @torch.no_grad()
     def score(self, output: torch.Tensor, content: torch.Tensor, style: StyleSpec | None,
               source_text: str) -> dict[str, float]:
         """clip_score, clipscore, directional_similarity and patch_clip_score of `output` (1, 3, H, W) in [0, 1].
@@ -136,16 +164,12 @@ class StyleScorer:
         """
         if style is None:
             raise MetricUnavailable("no style text: the output was guided by style images only")
-        backbone = self.member.backbone
         target = self.target(style, source_text)
-        views = torch.cat([resize_for_backbone(image.float(), backbone) for image in (output, content)])
-        features = backbone.encode_image(views).float()
-        content_embedding = F.normalize(features[1], dim=-1)
-        patch_features = backbone.encode_image(self.patches(output.float())).float()
+        views = self.encode(output, content)
         return {
-            "clip_score": float(clip_score(features[:1], target.embedding)[0]),
-            "clipscore": CLIPSCORE_WEIGHT * max(float(clip_score(features[:1], target.clipscore)[0]), 0.0),
-            "directional_similarity": float(directional_similarity(features[:1], content_embedding,
+            "clip_score": float(clip_score(views.output, target.embedding)[0]),
+            "clipscore": CLIPSCORE_WEIGHT * max(float(clip_score(views.output, target.clipscore)[0]), 0.0),
+            "directional_similarity": float(directional_similarity(views.output, views.content,
                                                                    target.direction)[0]),
-            "patch_clip_score": float(clip_score(patch_features, target.embedding).mean()),
+            "patch_clip_score": float(clip_score(views.patches, target.embedding).mean()),
         }

@@ -18,6 +18,7 @@ __all__ = [
     "CSV_COLUMNS",
     "csv_text",
     "format_rows",
+    "format_scorers",
     "format_summary",
     "format_unavailable",
     "format_value",
@@ -68,11 +69,26 @@ def format_rows(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def _interval_lines(title: str, summary: Mapping[str, Mapping[str, Any]], reasons: Mapping[str, str]) -> list[str]:
+def format_scorers(scorers: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line naming the scorers (label, and spec when it differs); with several, which one
+    fills the plain metric columns.
+
+    Example:
+        >>> format_scorers([{"label": "CLIP", "spec": "ViT-B-32/openai"}, {"label": "B", "spec": "B"}])
+        ["scorers: CLIP (ViT-B-32/openai), B; the plain columns are CLIP's"]
+    """
+    if len(scorers) == 1:
+        return [f"scorer: {scorers[0].get('spec')}"]
+    named = [str(s["label"]) if s.get("spec") == s["label"] else f"{s['label']} ({s.get('spec')})" for s in scorers]
+    return [f"scorers: {', '.join(named)}; the plain columns are {scorers[0]['label']}'s"]
+
+
+def _interval_lines(title: str, summary: Mapping[str, Mapping[str, Any]], reasons: Mapping[str, str],
+                    names: Sequence[str] | None = None) -> list[str]:
     """The title on its own line (a long cell id pads nothing), then one aligned line a metric;
     a metric without values says why."""
     table = []
-    for metric in _names():
+    for metric in _names() if names is None else names:
         entry = summary.get(metric)
         if entry is not None:
             value = f"{entry['mean']:.4f}  [{entry['ci_low']:.4f}, {entry['ci_high']:.4f}]  n={entry['n']}"
@@ -91,9 +107,12 @@ def unavailable_reasons(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return reasons
 
 
-def format_summary(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+def format_summary(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]] = (),
+                   summaries: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
     """Means with 95% t-intervals clustered by content image: overall, per prompt, per cell; one
-    line a metric. A metric with no value in a group shows the reason `rows` give for it."""
+    line a metric. A metric with no value in a group shows the reason `rows` give for it. With
+    `summaries` (eval.json's, per scorer), each further scorer's metrics and each part's follow,
+    overall."""
     reasons = unavailable_reasons(rows)
     lines = ["mean  [95% t-interval, clustered by content image]  n = images (with one content image the "
              "interval is the mean itself)"]
@@ -103,6 +122,13 @@ def format_summary(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
             lines += _interval_lines(f"prompt {prompt!r}", entries, reasons)
     for cell, entries in (summary.get("per_cell") or {}).items():
         lines += _interval_lines(f"cell {cell}", entries, reasons)
+    scored = [metric.name for metric in metrics() if "scorer" in metric.needs]
+    per_part = [metric.name for metric in metrics() if "scorer" in metric.needs and "style text" in metric.needs]
+    for rank, (label, own) in enumerate((summaries or {}).items()):
+        if rank:
+            lines += _interval_lines(f"scorer {label}", own["overall"], reasons, scored)
+        for text, entries in (own.get("parts") or {}).items():
+            lines += _interval_lines(f"scorer {label}, part {text!r}", entries["overall"], reasons, per_part)
     return lines
 
 
@@ -128,17 +154,34 @@ def neutral_text(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
-    """One CSV row per output; text fields neutralised against spreadsheet formulas (`neutral_text`)."""
+def _setting_names(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The varied settings' field names, in first-seen order (a name clashing with a fixed column
+    gets a `setting_` prefix in the header)."""
+    return list(dict.fromkeys(key for row in rows for key in (row.get("setting_labels") or {})))
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]], scorers: Sequence[str] = ()) -> str:
+    """One CSV row per output: its names, one column per varied setting (named by its field, its
+    values labelled as core/labels.py labels them: never an absolute path), the metrics (the first
+    scorer's), then, with several `scorers`, METRIC@LABEL for each scorer's metrics. Text fields
+    are neutralised against spreadsheet formulas (`neutral_text`)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     names = _names()
-    writer.writerow((*_CSV_HEAD, *names, *_CSV_TAIL))
+    settings = _setting_names(rows)
+    scored = [metric.name for metric in metrics() if "scorer" in metric.needs] if len(scorers) > 1 else []
+    fixed = {*_CSV_HEAD, *names, *_CSV_TAIL}
+    writer.writerow((*_CSV_HEAD, *(f"setting_{key}" if key in fixed else key for key in settings), *names,
+                     *(f"{metric}@{label}" for label in scorers for metric in scored), *_CSV_TAIL))
     for row in rows:
         values = row["metrics"]
         texts = (row["output"], row["content"], row["prompt"], row.get("cell") or "")
+        own = row.get("setting_labels") or {}
+        by_scorer = [((row.get("scores") or {}).get(label) or {}).get("metrics") or {} for label in scorers]
         writer.writerow([*(neutral_text("" if text is None else str(text)) for text in texts),
+                         *(neutral_text(str(own[key])) if key in own else "" for key in settings),
                          *("" if values.get(m) is None else repr(values[m]) for m in names),
+                         *("" if scores.get(m) is None else repr(scores[m]) for scores in by_scorer for m in scored),
                          "" if row.get("scorer_was_optimiser") is None else str(row["scorer_was_optimiser"]).lower(),
                          f"{row['seconds']:.4f}",
                          neutral_text("; ".join(f"{k}: {v}" for k, v in row["unavailable"].items()))])
@@ -152,7 +195,8 @@ def write_json(path: Path, document: Mapping[str, Any], *, reads: ReadSet | None
     write_atomic(path, lambda fh: fh.write(text.encode("ascii")), reads=reads)
 
 
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], *, reads: ReadSet | None = None) -> None:
-    """`csv_text(rows)`, written atomically through the file gate; never onto one of `reads`."""
-    data = csv_text(rows).encode("utf-8", "surrogateescape")
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], *, reads: ReadSet | None = None,
+              scorers: Sequence[str] = ()) -> None:
+    """`csv_text(rows, scorers)`, written atomically through the file gate; never onto one of `reads`."""
+    data = csv_text(rows, scorers).encode("utf-8", "surrogateescape")
     write_atomic(path, lambda fh: fh.write(data), reads=reads)

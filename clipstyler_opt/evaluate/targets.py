@@ -10,6 +10,7 @@ in that state is an error.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,10 @@ from typing import Any
 from clipstyler_opt.batch.manifest import MANIFEST_NAME
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError, InputImageError
-from clipstyler_opt.core.styles import StyleImage, StyleSpec
+from clipstyler_opt.core.labels import short_label
+from clipstyler_opt.core.styles import StyleImage, StyleSpec, normalised_weights
 from clipstyler_opt.evaluate.scorer import Record, optimiser_records
-from clipstyler_opt.report.load import load_results
+from clipstyler_opt.report.load import Cell, load_results
 from clipstyler_opt.run.record import recorded_file
 from clipstyler_opt.run.record import recorded_input as recorded_input_of
 
@@ -53,6 +55,10 @@ class EvalTarget:
     style_images_missing: str | None = None  # why recorded style images cannot be used
     cell: str | None = None
     content_sha256: str | None = None  # as recorded when the output was made
+    parts: tuple[tuple[str, float], ...] = ()  # (text, normalised weight) to score one by one; () for one part
+    parts_from: str | None = None  # "declared" (a sweep's declared parts) or "prompt"
+    settings: tuple[tuple[str, Any], ...] = ()  # the cell's varied settings, as the sidecar records them
+    setting_labels: tuple[tuple[str, str], ...] = ()  # their labels (core/labels.py), as the report shows them
 
 
 def _read_record(path: Path) -> Mapping[str, Any] | None:
@@ -77,9 +83,53 @@ def _style_images(record: Mapping[str, Any], image: Path) -> tuple[tuple[StyleIm
     return tuple(found), None
 
 
+def _declared_parts(record: Mapping[str, Any]) -> tuple[tuple[str, float], ...] | None:
+    """A sweep's declared parts and this cell's weights (`sweep.prompt.parts` and `.weights`), so
+    a part a mix end left out of the run is still scored; None when the record has none."""
+    sweep = record.get("sweep")
+    prompt = sweep.get("prompt") if isinstance(sweep, dict) else None
+    if not isinstance(prompt, dict):
+        return None
+    texts, weights = prompt.get("parts"), prompt.get("weights")
+    if not isinstance(texts, list) or not isinstance(weights, list) or len(texts) != len(weights) or not texts:
+        return None
+    texts = [t.get("text") if isinstance(t, dict) else t for t in texts]
+    if not all(isinstance(t, str) and t.strip() for t in texts) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in weights):
+        return None
+    try:
+        shares = normalised_weights([float(w) for w in weights])
+    except ConfigError:  # weights that sum to 0
+        return None
+    return tuple(zip(texts, shares, strict=True))
+
+
+def _parts(record: Mapping[str, Any], style: StyleSpec | None,
+           overridden: bool) -> tuple[tuple[tuple[str, float], ...], str | None]:
+    """What each output is scored against part by part: the declared parts of a sweep (unless
+    --prompt replaces the prompt), else its prompt's parts with their normalised weights; none
+    for a one-part prompt (its one part is the whole)."""
+    declared = None if overridden else _declared_parts(record)
+    if declared is not None:
+        return (declared, "declared") if len(declared) > 1 else ((), None)
+    if style is None or style.is_single:
+        return (), None
+    return tuple(zip(style.texts, normalised_weights(style.weights), strict=True)), "prompt"
+
+
+def _cell_settings(record: Mapping[str, Any], keys: Sequence[str]) -> tuple[tuple[str, Any], ...]:
+    """The varied settings as recorded: a sweep's `sweep.values`, else the record's settings."""
+    sweep = record.get("sweep")
+    if isinstance(sweep, dict) and isinstance(sweep.get("values"), dict):
+        return tuple((str(k), v) for k, v in sweep["values"].items())
+    settings = record["settings"] if isinstance(record.get("settings"), dict) else {}
+    return tuple((key, settings.get(key)) for key in keys)
+
+
 def _target(image: Path, label: str, record: Mapping[str, Any] | None, overrides: Overrides, *,
             root: Path | None = None, cell: str | None = None, content: Path | None = None,
-            prompt: str | None = None) -> EvalTarget:
+            prompt: str | None = None, varied: Sequence[str] = (),
+            setting_labels: tuple[tuple[str, str], ...] = ()) -> EvalTarget:
     record = record or {}
     prompt = overrides.prompt if overrides.prompt is not None else prompt or record.get("prompt")
     if not isinstance(prompt, str):
@@ -100,11 +150,20 @@ def _target(image: Path, label: str, record: Mapping[str, Any] | None, overrides
     source_text = overrides.source_text or settings.get("source_text") or DEFAULT_SOURCE_TEXT
     styles, missing = ((overrides.style_images, None) if overrides.style_images
                        else _style_images(record, image))
+    style = StyleSpec.parse(prompt) if prompt.strip() else None
+    parts, parts_from = _parts(record, style, overrides.prompt is not None)
     return EvalTarget(
         image=image, label=label, root=root, content=content_path, prompt=prompt,
-        style=StyleSpec.parse(prompt) if prompt.strip() else None, source_text=str(source_text),
+        style=style, source_text=str(source_text),
         optimisers=optimiser_records(record) or None, style_images=styles, style_images_missing=missing,
-        cell=cell, content_sha256=None if overrides.content else recorded_input.get("sha256"))
+        cell=cell, content_sha256=None if overrides.content else recorded_input.get("sha256"),
+        parts=parts, parts_from=parts_from, settings=_cell_settings(record, varied), setting_labels=setting_labels)
+
+
+def _labels(cell: Cell) -> tuple[tuple[str, str], ...]:
+    """Each varied setting's label in `cell`, as the report names it (core/labels.py)."""
+    named = dict(cell.labels)
+    return tuple((key, named.get(key) or short_label(value, key)) for key, value in cell.values)
 
 
 def _folder_targets(root: Path, overrides: Overrides, notes: list[str]) -> list[EvalTarget]:
@@ -117,7 +176,9 @@ def _folder_targets(root: Path, overrides: Overrides, notes: list[str]) -> list[
         try:
             targets.append(_target(output.image, output.relative, _read_record(output.image), overrides, root=root,
                                    cell=output.cell.id, content=output.content,
-                                   prompt=output.effective_prompt or output.prompt))
+                                   prompt=output.effective_prompt or output.prompt,
+                                   varied=[key for key, _ in output.cell.values],
+                                   setting_labels=_labels(output.cell)))
         except InputImageError as missing:
             notes.append(f"{root}: {missing}; left out")
     if not targets:
