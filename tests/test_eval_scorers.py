@@ -21,9 +21,11 @@ from test_eval_schema import DATA, MULTI, legacy_batch
 from toy import COLOURS, register_toy
 
 from clipstyler_opt.cli import main
-from clipstyler_opt.evaluate import embeddings
+from clipstyler_opt.evaluate import embeddings, registry
 
 VGG = DATA / "legacy" / "identity-vgg19.pth"
+# The metrics scored against each part: those declared as needing a scorer and a style text.
+TEXT_METRICS = {m.name for m in registry.metrics() if {"scorer", "style text"} <= set(m.needs)}
 FAST = ["--vgg-checkpoint", str(VGG), "--device", "cpu", "--offline", "--patch-crops", "2", "--patch-size", "16", "-q"]
 
 
@@ -59,6 +61,11 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
+def test_the_part_metrics_are_the_text_metrics() -> None:
+    assert {"clip_score", "directional_similarity", "patch_clip_score"} <= TEXT_METRICS
+    assert not TEXT_METRICS & {"ssim", "vgg_content_distance", "lpips", "edge_correlation", "gram_distance"}
+
+
 def test_every_scorer_scores_the_whole_prompt_and_each_part(evaluated: tuple[Path, dict[str, Any]],
                                                              tiny_paths: dict[str, Path]) -> None:
     root, document = evaluated
@@ -85,8 +92,7 @@ def test_every_scorer_scores_the_whole_prompt_and_each_part(evaluated: tuple[Pat
             parts = row["scores"][label]["parts"]
             assert [(p["text"], p["weight"]) for p in parts] == [("green", pytest.approx(0.7)),
                                                                  ("blue", pytest.approx(0.3))]
-            assert all(set(p["metrics"]) == {"clip_score", "directional_similarity", "patch_clip_score"}
-                       for p in parts)
+            assert all(set(p["metrics"]) == TEXT_METRICS for p in parts)
         by_text = {p["text"]: p["metrics"] for p in row["scores"]["TOY"]["parts"]}
         assert by_text["green"]["clip_score"] == pytest.approx(cosine(colour, green), abs=1e-4)
         assert by_text["blue"]["clip_score"] == pytest.approx(cosine(colour, blue), abs=1e-4)
