@@ -4,6 +4,7 @@ two scorers, analysis.json, the figures, and the embedding cache."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import tiny
 from test_batch_support import EXAMPLES, tiny_flags
 
 from clipstyler_opt.cli import main
+from clipstyler_opt.report.analysis_section import analysis_section, read_analysis
+from clipstyler_opt.report.markup import format_number
 
 STRENGTHS = "0.25,0.5,0.75,1"
 
@@ -63,6 +66,11 @@ def test_analyze_writes_every_probe_and_figure_for_two_scorers(swept: tuple[Path
         assert any(name.startswith(stem) and name.endswith(".pdf") for name in figures), stem
     for suffix in ("svg", "pdf", "png"):
         assert any(name.endswith(suffix) for name in figures)
+    # the report's Analysis section reads this very file: a row per scorer with its modality gap
+    section = analysis_section(read_analysis(folder), [], lambda figure: "")
+    for name, scorer in summary["scorers"].items():
+        gap = scorer["probes"]["modality_gap"]["gap"]
+        assert re.search(rf"<tr><td>{re.escape(name)}</td><td class=\"num\">{format_number(gap)}</td>", section)
 
 
 def test_a_second_analysis_encodes_nothing_and_a_changed_file_is_encoded_again(

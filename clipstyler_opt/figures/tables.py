@@ -159,7 +159,14 @@ def markdown_table(table: Table) -> str:
 
 def save_table(table: Table, folder: Path, name: str, *, reads: ReadSet | None = None) -> list[Path]:
     """Write `folder/<name>.csv`, `.tex` and `.md` atomically; a target among `reads` is refused
-    before anything is written. Returns the paths written."""
+    before anything is written. Returns the paths written.
+
+    Example:
+        >>> import tempfile
+        >>> paths = save_table(Table(["cell", "n"], [["a", 2]]), Path(tempfile.mkdtemp()), "Report metrics")
+        >>> [p.name for p in paths]
+        ['report-metrics.csv', 'report-metrics.tex', 'report-metrics.md']
+    """
     folder.mkdir(parents=True, exist_ok=True)
     stem = slugify(name, max_length=120) or "table"
     texts = {"csv": csv_table(table), "tex": latex_table(table), "md": markdown_table(table)}

@@ -25,6 +25,11 @@ _MAX_BYTES = 64 << 20
 def read_analysis(root: Path) -> dict[str, Any] | None:
     """`root/analysis.json` through the file gate, or None when there is none.
 
+    Example:
+        >>> import tempfile
+        >>> read_analysis(Path(tempfile.mkdtemp())) is None
+        True
+
     Raises:
         ConfigError: the file is there but is not a readable analysis (one line, exit 2).
     """
@@ -44,7 +49,12 @@ def read_analysis(root: Path) -> dict[str, Any] | None:
 
 
 def analysis_figures(summary: Mapping[str, Any], path: Path) -> list[NamedFigure]:
-    """The figures of `clipopt analyze`, drawn from the summary (a damaged one is a one-line error)."""
+    """The figures of `clipopt analyze`, drawn from the summary (a damaged one is a one-line error).
+
+    Example:
+        >>> analysis_figures({"scorers": {}}, Path("analysis.json"))
+        []
+    """
     from clipstyler_opt.analysis.plots import analysis_charts
 
     try:
@@ -89,7 +99,13 @@ def _skipped(summary: Mapping[str, Any]) -> list[str]:
 
 
 def analysis_section(summary: Mapping[str, Any] | None, figures: list[NamedFigure], source: Source) -> str:
-    """The section: headline numbers per scorer, what was skipped and why, and the figures."""
+    """The section: headline numbers per scorer, what was skipped and why, and the figures.
+
+    Example:
+        >>> html = analysis_section({"scorers": {"CLIP": {"probes": {"modality_gap": {"gap": 0.5}}}}}, [], str)
+        >>> "<td>CLIP</td>" in html
+        True
+    """
     if summary is None:
         return ('<p class="missing">No analysis yet: run <code>clipopt analyze DIR</code> to write '
                 '<code>analysis.json</code>, then rebuild this report.</p>')

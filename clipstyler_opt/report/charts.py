@@ -27,8 +27,8 @@ from clipstyler_opt.report.labels import cell_labels
 from clipstyler_opt.report.load import Evaluation, ResultFolder, RunOutput
 from clipstyler_opt.stats import mean_interval
 
-__all__ = ["CONTENT_METRICS", "PREFIX", "STYLE_METRICS", "NamedFigure", "colours_of", "estimate", "grid_figures",
-           "loss_figures", "tradeoff_figures"]
+__all__ = ["CONTENT_METRICS", "PREFIX", "STYLE_METRICS", "NamedFigure", "axis_label", "colours_of", "estimate",
+           "grid_figures", "loss_figures", "tradeoff_figures"]
 
 PREFIX = "report-"
 CONTENT_METRICS = ("ssim", "vgg_content_distance")  # first available is the trade-off plot's x axis
@@ -61,7 +61,12 @@ def estimate(values: Iterable[tuple[float | None, Hashable]]) -> Estimate | None
 
 
 def colours_of(results: ResultFolder) -> dict[str, str]:
-    """Cell label -> colour, for every cell of the folder in its order (the same in every chart)."""
+    """Cell label -> colour, for every cell of the folder in its order (the same in every chart).
+
+    Example::
+
+        colours_of(load_results(Path("out")))  # {'lambda_content=50': '#E69F00', ...}
+    """
     return cell_colours(list(cell_labels(results.cells).values()))
 
 
@@ -74,14 +79,25 @@ def _first_available(evaluation: Evaluation, names: Sequence[str], outputs: Sequ
 
 
 def axis_label(evaluation: Evaluation, metric: str) -> str:
-    """A metric's name and which way is better, for an axis."""
+    """A metric's name and which way is better, for an axis.
+
+    Example:
+        >>> axis_label(Evaluation(("ssim",), {"ssim": "higher"}, {}), "ssim")
+        'ssim (higher is better)'
+    """
     direction = evaluation.directions.get(metric)
     return f"{metric} ({direction} is better)" if direction else metric
 
 
 def tradeoff_figures(results: ResultFolder) -> tuple[list[NamedFigure], list[str]]:
     """Per prompt: a content metric against a style metric, one point per cell (the mean over its
-    outputs) with interval bars both ways. Returns the figures and, per prompt left out, why."""
+    outputs) with interval bars both ways. Returns the figures and, per prompt left out, why.
+
+    Example::
+
+        figures, missing = tradeoff_figures(load_results(Path("out")))
+        figures[0].name  # 'report-tradeoff-1-starry-night'
+    """
     evaluation = results.evaluation
     if evaluation is None:
         return [], []
@@ -127,7 +143,12 @@ def _step_series(label: str, outputs: Sequence[RunOutput], name: str) -> Series 
 
 def loss_figures(results: ResultFolder) -> list[NamedFigure]:
     """Per prompt: a panel per loss term (total first), one curve per cell, the mean over its
-    outputs at each step with a 95% interval band."""
+    outputs at each step with a 95% interval band.
+
+    Example::
+
+        [f.name for f in loss_figures(load_results(Path("out")))]  # ['report-losses-1-starry-night']
+    """
     labels, colours = cell_labels(results.cells), colours_of(results)
     figures = []
     for index, prompt in enumerate(results.prompts):
@@ -166,7 +187,13 @@ def _pixels(path: Path) -> np.ndarray:
 
 def grid_figures(results: ResultFolder) -> list[NamedFigure]:
     """Per prompt, the image grid for print: a row per content image (the content first), a column
-    per cell (its first output, by seed), headed by the cell's label in its colour."""
+    per cell (its first output, by seed), headed by the cell's label in its colour.
+
+    Example::
+
+        grid = grid_figures(load_results(Path("out")))[0]
+        save_figure(grid.figure, Path("out/figures"), grid.name)  # report-grid-1-....svg|pdf|png
+    """
     labels, colours = cell_labels(results.cells), colours_of(results)
     figures = []
     for index, prompt in enumerate(results.prompts):

@@ -176,6 +176,10 @@ def write_report(root: Path, output: Path | None = None, *, embed: bool = False,
     """Write the report of the result folder `root` (default `root/report.html`) atomically; with
     `figures`, first write every chart and table into `root/figures/`.
 
+    Example (a folder written by `clipopt sweep`)::
+
+        write_report(Path("out"), figures=True)  # out/report.html, out/figures/report-*
+
     Raises:
         ConfigError: not a result folder, a damaged eval.json or analysis.json, a target that is
             one of the files read, or a `figures` that is a symbolic link (exit 2).

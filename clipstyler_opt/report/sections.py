@@ -30,7 +30,13 @@ def _value_html(value: Value) -> str:
 
 
 def table_html(table: Table, headers: Sequence[str] | None = None, css: str = "metrics") -> str:
-    """A `figures.tables.Table` as an HTML table in a box that scrolls sideways on its own."""
+    """A `figures.tables.Table` as an HTML table in a box that scrolls sideways on its own.
+
+    Example:
+        >>> html = table_html(Table(["cell", "ssim"], [["a<b", Estimate(0.5, 0.4, 0.6, 2)]]))
+        >>> "<td>a&lt;b</td>" in html, '<span class="ci">[0.4, 0.6]</span>' in html
+        (True, True)
+    """
     head = "".join(f"<th>{escape(h)}</th>" for h in (headers or table.columns))
     body = "".join("<tr>" + "".join(_value_html(v) for v in row) + "</tr>" for row in table.rows)
     return (f'<div class="scroll table-box"><table class="{css}"><thead><tr>{head}</tr></thead>'
@@ -63,7 +69,13 @@ def _single(value: float | None) -> Estimate | None:
 
 
 def figures_html(figures: Sequence[NamedFigure], source: Source, *, wide: bool = False) -> str:
-    """Figures as images with their captions (click to enlarge); `wide` gives each a whole row."""
+    """Figures as images with their captions (click to enlarge); `wide` gives each a whole row.
+
+    Example:
+        >>> from matplotlib.figure import Figure
+        >>> figures_html([NamedFigure("report-x", "A chart.", Figure())], lambda f: f"figures/{f.name}.svg")[:60]
+        '<div class="charts"><figure class="chart" id="report-x"><img'
+    """
     return f'<div class="charts{" wide" if wide else ""}">' + "".join(
         f'<figure class="chart" id="{escape(f.name)}"><img class="chart" src="{escape(source(f))}" '
         f'alt="{escape(f.name)}" data-zoom><figcaption>{escape(f.caption)}</figcaption></figure>'

@@ -35,7 +35,10 @@ def by_prompt_and_cell(results: ResultFolder) -> dict[tuple[str, Cell], list[Run
 def metrics_table(results: ResultFolder) -> Table | None:
     """The table of `eval.json`'s metrics (None without one).
 
-    Example columns: prompt, cell, lambda_content, n, ssim, directional_similarity, ...
+    Example (a sweep over lambda_content)::
+
+        table = metrics_table(load_results(Path("out")))
+        table.columns  # ['prompt', 'cell', 'lambda_content', 'n', 'clip_score', ...]
     """
     evaluation = results.evaluation
     if evaluation is None:
