@@ -81,6 +81,8 @@ def build_app(studio: Studio, access: Access, *, page: bool = True) -> FastAPI:
             return refused
         if request.method in ("POST", "PUT"):
             length = request.headers.get("content-length")
+            if length is None and request.url.path.startswith("/api/"):
+                return error_response(411, "the request needs a Content-Length (the upload limit is checked first)")
             if length is not None and (not length.isdigit() or int(length) > limit):
                 return error_response(413, f"request body over the limit of {limit} bytes (--max-upload-mb)")
         return await call_next(request)

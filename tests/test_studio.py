@@ -1,7 +1,14 @@
-"""`clipopt studio`'s REST API against a real server subprocess with the tiny models: a run with
-previews and its embedded record, cancel with a partial image, the 4xx cases (settings naming
-server files, bad specs with the CLI's message, refused uploads), two clients at once, names that
-never replace a file, and SIGTERM (exit 130, partial image, no temporary file, no orphan)."""
+"""`clipopt studio` against one real server subprocess with the tiny models.
+
+The REST API: a run with previews and its embedded record, "copy as command" giving the same
+settings hash, the 4xx cases (settings naming server files, bad values with the CLI's message,
+refused uploads), cancel with a partial image, names that never replace a file, two clients at
+once. The page in headless Chromium: it loads without console errors or outside requests at
+desktop and phone size; an upload with a two-style prompt runs with a changing preview to a
+before/after view and a download carrying the record; a run cancelled midway keeps its partial
+image; a bad style spec shows its message. Last, SIGTERM: exit 130, the partial image kept, no
+temporary file, no process left.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -21,12 +29,15 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
+pytest.importorskip("gradio")
 
+from browser import launched_browser, watch  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from PIL import Image  # noqa: E402
 from studio_server import StudioProcess, running_studio  # noqa: E402
 
 from clipstyler_opt.cli import cli  # noqa: E402
+from clipstyler_opt.core.styles import StyleSpec  # noqa: E402
 
 TINY = {"size": 64, "crops": 4, "crop_size": 32}
 MAX_UPLOAD_MB = 1
@@ -34,8 +45,7 @@ MAX_UPLOAD_MB = 1
 
 @pytest.fixture(scope="module")
 def server(tiny_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioProcess]:
-    with running_studio(tiny_paths, tmp_path_factory.mktemp("studio-api"), "--max-upload-mb", str(MAX_UPLOAD_MB),
-                        "--no-page") as s:
+    with running_studio(tiny_paths, tmp_path_factory.mktemp("studio"), "--max-upload-mb", str(MAX_UPLOAD_MB)) as s:
         yield s
 
 
@@ -254,6 +264,136 @@ def test_two_clients_at_once_lose_no_job(server: StudioProcess) -> None:
     outputs = {wait_for(server, job_id, finished)["output"] for job_id in ids}
     assert len(outputs) == 4 and all((server.output_dir / name).is_file() for name in outputs)
 
+
+
+# --- the page ---
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "chelsea.png"
+TIMEOUT_MS = 90_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with launched_browser() as launched:
+        yield launched
+
+
+def open_page(browser: Any, server: StudioProcess, width: int = 1280, height: int = 900) -> tuple[Any, Any, list[str]]:
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    page = context.new_page()
+    problems = watch(page)
+    outside: list[str] = []
+    page.on("request", lambda request: outside.append(request.url) if not request.url.startswith(server.url)
+            and not request.url.startswith(("data:", "blob:")) else None)
+    page.goto(server.url + "/")
+    page.wait_for_selector("#studio-start", timeout=TIMEOUT_MS)
+    return page, problems, outside
+
+
+def field(page: Any, elem_id: str) -> Any:
+    return page.locator(f"#{elem_id} textarea, #{elem_id} input:not([type=range])").first
+
+
+def status(page: Any) -> str:
+    return str(page.locator("#studio-status").inner_text())
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 900), (390, 844)], ids=["desktop", "phone"])
+def test_the_page_loads_offline_without_console_errors(browser: Any, server: StudioProcess, width: int,
+                                                       height: int) -> None:
+    page, problems, outside = open_page(browser, server, width, height)
+    page.wait_for_timeout(1500)  # a few polls of the queue
+    assert not problems, problems
+    assert outside == []  # no web fonts, no CDN: everything from the studio itself
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.context.close()
+
+
+def test_upload_two_styles_preview_finish_download(browser: Any, server: StudioProcess, tmp_path: Path) -> None:
+    page, problems, _ = open_page(browser, server)
+    page.set_input_files("#studio-upload input[type=file]", str(EXAMPLE))
+    page.wait_for_selector("#studio-content img", timeout=TIMEOUT_MS)
+    field(page, "studio-style-text-0").fill("oil painting")
+    field(page, "studio-style-text-1").fill("ink sketch")
+    weight = field(page, "studio-style-weight-1")
+    weight.fill("0.3")
+    weight.press("Enter")
+    expected = str(StyleSpec.parse("oil painting | ink sketch:0.3"))
+    page.wait_for_function(f"document.querySelector('#studio-spec textarea').value === {json.dumps(expected)}",
+                           timeout=TIMEOUT_MS)
+    field(page, "studio-steps").fill("16")
+    field(page, "studio-size").fill("64")
+    field(page, "studio-preview-every").fill("2")
+    field(page, "studio-extra").fill(json.dumps({"crops": 4, "crop_size": 32}))
+    page.click("#studio-start")
+    previews: set[str] = set()
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while "done" not in status(page) and time.monotonic() < deadline:
+        source = page.locator("#studio-preview-img").get_attribute("src") if page.locator(
+            "#studio-preview-img").count() else None
+        if source:
+            previews.add(source)
+        page.wait_for_timeout(100)
+    assert "done" in status(page) and "step 16/16" in status(page), status(page)
+    assert len(previews) >= 2, previews  # the preview changed while it ran
+    page.wait_for_selector("#studio-before-after img", timeout=TIMEOUT_MS)
+    assert page.locator("#studio-before-after img").count() == 2
+    with page.expect_download() as caught:
+        page.click("#studio-download-png")
+    saved = tmp_path / caught.value.suggested_filename
+    caught.value.save_as(saved)
+    record = json.loads(Image.open(saved).text["clipstyler_opt"])
+    assert record["prompt"] == expected and record["config"]["steps"] == 16
+    assert saved.read_bytes() == (server.output_dir / saved.name).read_bytes()
+    command = field(page, "studio-command").input_value()
+    assert command.startswith("clipopt run ") and "--steps 16" in command
+    assert page.locator("#studio-history img").count() >= 1
+    assert not problems, problems
+    page.context.close()
+
+
+def test_cancel_midway_keeps_the_partial_image(browser: Any, server: StudioProcess) -> None:
+    page, problems, _ = open_page(browser, server)
+    page.set_input_files("#studio-upload input[type=file]", str(EXAMPLE))
+    field(page, "studio-spec").fill("ukiyo-e woodblock print")
+    field(page, "studio-steps").fill("5000")
+    field(page, "studio-size").fill("64")
+    field(page, "studio-extra").fill(json.dumps({"crops": 4, "crop_size": 32}))
+    page.click("#studio-start")
+    page.wait_for_function("/step ([3-9]|\\d\\d+)\\//.test(document.querySelector('#studio-status').innerText)",
+                           timeout=TIMEOUT_MS)
+    page.click("#studio-cancel")
+    page.wait_for_function("document.querySelector('#studio-status').innerText.includes('cancelled')",
+                           timeout=TIMEOUT_MS)
+    step = int(re.search(r"step (\d+)/5000", status(page)).group(1))  # type: ignore[union-attr]
+    assert 3 <= step < 5000
+    link = page.locator("#studio-download-png")
+    link.wait_for(timeout=TIMEOUT_MS)
+    name = link.get_attribute("download")
+    assert name is not None and ".partial" in name
+    record = json.loads(Image.open(server.output_dir / name).text["clipstyler_opt"])
+    assert record["interrupted_at_step"] == step
+    assert not problems, problems
+    page.context.close()
+
+
+def test_a_bad_style_spec_shows_its_message(browser: Any, server: StudioProcess) -> None:
+    page, problems, _ = open_page(browser, server)
+    before = sorted(server.output_dir.rglob("*"))
+    field(page, "studio-spec").fill("oil:abc")
+    message = "weight 'abc' is not a number"
+    page.wait_for_function(f"document.querySelector('#studio-spec-message').innerText.includes({message!r})",
+                           timeout=TIMEOUT_MS)
+    page.click("#studio-start")  # starting anyway: the same message, and no job
+    page.wait_for_function(f"document.querySelector('#studio-start-message').innerText.includes({message!r})",
+                           timeout=TIMEOUT_MS)
+    page.wait_for_timeout(500)
+    assert sorted(server.output_dir.rglob("*")) == before  # no job, no upload kept
+    assert not problems, problems
+    page.context.close()
+
+
+# --- last: it stops the module's server ---
 
 def test_sigterm_saves_the_partial_image_and_exits_130_cleanly(server: StudioProcess) -> None:
     """Last: it stops the module's server."""
