@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from clipstyler_opt.stats.bootstrap import Interval, cluster_bootstrap
+from clipstyler_opt.stats.means import mean_interval
 
 __all__ = ["GAMMA_RANGE", "MIN_POWER_LEVELS", "CurveFit", "Skipped", "fit_linear", "fit_power", "level_means",
            "response_curve"]
@@ -149,12 +150,12 @@ def fit_power(points: Points) -> CurveFit | Skipped:
     return CurveFit("power", a, b, gamma, _r2(rss, y), rss, _aicc(rss, len(x), 3), len(x))
 
 
-def level_means(points_per_image: Sequence[Points], *, seed: int = 0) -> list[dict[str, Any]]:
-    """The mean response at each level, with its interval over content images (an image with
+def level_means(points_per_image: Sequence[Points]) -> list[dict[str, Any]]:
+    """The mean response at each level, with its 95% t-interval over content images (an image with
     several points at one level counts once, by its own mean).
 
     Example:
-        >>> level_means([[(0.0, 1.0), (1.0, 2.0)], [(0.0, 3.0), (1.0, 4.0)]], seed=0)[0]["mean"]
+        >>> level_means([[(0.0, 1.0), (1.0, 2.0)], [(0.0, 3.0), (1.0, 4.0)]])[0]["mean"]
         2.0
     """
     per_level: dict[float, list[float]] = {}
@@ -166,10 +167,9 @@ def level_means(points_per_image: Sequence[Points], *, seed: int = 0) -> list[di
             per_level.setdefault(x, []).append(float(np.mean(ys)))
     rows = []
     for x in sorted(per_level):
-        interval = cluster_bootstrap(per_level[x], lambda values: float(np.mean(values)), seed=seed)
-        assert interval is not None
-        rows.append({"x": x, "mean": interval.estimate, "ci_low": interval.low, "ci_high": interval.high,
-                     "n_images": interval.clusters})
+        level = mean_interval(per_level[x])  # one value per image: the t-interval covers at few images
+        rows.append({"x": x, "mean": level.mean, "ci_low": level.ci_low, "ci_high": level.ci_high,
+                     "n_images": level.n})
     return rows
 
 
@@ -187,7 +187,7 @@ def response_curve(points_per_image: Sequence[Points], *, seed: int = 0) -> dict
     pooled = [p for image in points_per_image for p in image]
     linear, power = fit_linear(pooled), fit_power(pooled)
     summary: dict[str, Any] = {"n_points": len(pooled), "n_images": len(points_per_image),
-                               "levels": level_means(points_per_image, seed=seed),
+                               "levels": level_means(points_per_image),
                                "linear": linear.to_dict(), "power": power.to_dict()}
     if isinstance(power, CurveFit):
         def gamma_of(images: list[Points]) -> float | None:
