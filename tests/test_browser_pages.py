@@ -60,10 +60,17 @@ BOXES = ("Array.from(document.querySelectorAll('.table-box')).map(b => [b.client
          "b.getBoundingClientRect().right])")
 
 
+@pytest.fixture(scope="module")
+def small_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A report of two prompts, two content images and two cells (no loss history: fewer charts)."""
+    return write_report(make_result_folder(tmp_path_factory.mktemp("small"), history=False))
+
+
 @pytest.mark.parametrize("size", [{"width": 1280, "height": 900}, PHONE], ids=["desktop", "phone"])
 def test_report_fits_the_screen_and_enlarges_an_image_against_its_content(browser: Any, tmp_path: Path,
+                                                                          small_report: Path,
                                                                           size: dict[str, int]) -> None:
-    report = write_report(make_result_folder(tmp_path, history=False))
+    report = small_report
     context = browser.new_context(viewport=size)
     page = context.new_page()
     problems = watch(page)
@@ -92,8 +99,8 @@ def test_report_fits_the_screen_and_enlarges_an_image_against_its_content(browse
     context.close()
 
 
-def test_report_prints_on_a4_with_every_column(browser: Any, tmp_path: Path) -> None:
-    report = write_report(make_result_folder(tmp_path, history=False))
+def test_report_prints_on_a4_with_every_column(browser: Any, tmp_path: Path, small_report: Path) -> None:
+    report = small_report
     context = browser.new_context(viewport={"width": 718, "height": 1000})  # A4 less 10 mm margins, at 96 dpi
     page = context.new_page()
     problems = watch(page)
