@@ -83,6 +83,8 @@ def test_the_json_list_form_takes_values_literally(tmp_path: Path) -> None:
     (tmp_path / "y.png").write_bytes(b"")
     name, values = parse_vary(f"style_image={json.dumps([str(odd)])}")
     assert (name, values) == ("style_image", ((str(odd),),))
+    assert parse_vary('style_image=["ref=x.png"]') == ("style_image", (("ref=x.png",),))  # not the label ref
+    assert parse_vary('source_text=["a=b", "c"]') == ("source_text", ("a=b", "c"))
     labelled = parse_vary(f"style_image=ref={tmp_path / 'y.png'}")[1][0]
     assert (labelled.label, labelled.value) == ("ref", (str(tmp_path / "y.png"),))
     cells = expand_grid(StyleConfig(), [("style_image", (*values, labelled))])

@@ -158,7 +158,8 @@ def parse_vary(text: str) -> Variation:
     if not equals or not name_text.strip():
         raise ConfigError(f"--vary must look like FIELD=V1,V2 (e.g. lambda_content=50,150), got {text!r}")
     name = _varying_field(name_text)
-    if values_text.strip().startswith("["):
+    literal = values_text.strip().startswith("[")  # the JSON list form takes its values literally: no labels
+    if literal:
         try:
             raw_values = json.loads(values_text)
         except ValueError as exc:
@@ -169,7 +170,7 @@ def parse_vary(text: str) -> Variation:
         raw_values = values_text.split(",")
     if not raw_values:
         raise ConfigError(f"--vary {name}: no values")
-    values = tuple(_labelled(name, raw) if isinstance(raw, str) else _convert(name, raw) for raw in raw_values)
+    values = tuple(_convert(name, raw) if literal else _labelled(name, raw) for raw in raw_values)
     plain = [_unlabelled(v) for v in values]
     duplicated = [plain_value(v) for i, v in enumerate(plain) if v in plain[:i]]
     if duplicated:
