@@ -143,7 +143,7 @@ def test_the_report_exports_every_figure_and_table_without_an_absolute_path(home
 def test_a_second_run_does_nothing(home: Path) -> None:
     folder = home / "plan"
     before = stamps(folder)
-    assert main(["experiment", "run", str(home / "plan.toml"), "-q"]) == 0
+    assert main(["experiment", "run", str(home / "plan.toml")]) == 0  # without -q: saying more changes nothing
     after = stamps(folder)
     assert {k: v for k, v in after.items() if before.get(k) != v} .keys() == {"experiment.json"}
     run = json.loads((folder / "experiment.json").read_text())["runs"][-1]
@@ -245,3 +245,24 @@ def test_a_bad_plan_is_one_line_naming_the_file_line_and_key_before_any_work(
     assert len(err.strip().splitlines()) == 1
     assert err.startswith(f"error: {plan}:{line}: ") and message in err, err
     assert not plan.with_suffix("").exists()
+
+
+def test_the_bundled_plan_is_the_readmes_and_every_step_of_it_parses() -> None:
+    """examples/experiment.toml: shown whole in the README, its prompts' sources given, and each
+    step's command line accepted by its command (no weights are loaded)."""
+    from clipstyler_opt.cli.experiment_steps import prepare
+    from clipstyler_opt.experiment import read_plan
+
+    text = (EXAMPLES / "experiment.toml").read_text()
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    shown = readme[readme.index("<!-- experiment.toml -->"):readme.index("<!-- /experiment.toml -->")]
+    assert shown.split("```toml\n", 1)[1].rsplit("```", 1)[0] == text
+    plan = read_plan(EXAMPLES / "experiment.toml")
+    prompts = (EXAMPLES / "prompts" / "clipstyler.txt").read_text()
+    assert len(plan.prompts) == 5 and all(f'"{prompt}"' in prompts for prompt in plan.prompts)  # each one sourced
+    assert [d.field for d in plan.dimensions] == ["backbone", "seed"]
+    exp = prepare(plan, EXAMPLES / "experiment")
+    assert sorted(cell.id for cell in exp.settings.cells) == [
+        f"backbone={b},seed={s}" for b in ("CLIP", "SigLIP") for s in (0, 1)]
+    assert list(exp.steps) == ["sweep", "eval", "analyze", "study", "report"]
+    assert exp.steps["report"].words[-1] == "--figures"

@@ -50,7 +50,7 @@ def _command(step: str) -> click.Command:
 
 def _arguments(step: Step) -> list[str]:
     """The words the command's own parser reads (after `clipopt NAME`, or `clipopt study make`)."""
-    return list(step.words[2 if step.name == "study" else 1:])
+    return list(step.argv[2 if step.name == "study" else 1:])
 
 
 def _parse(plan: Plan, step: Step, stand_in: Path | None = None) -> click.Context:

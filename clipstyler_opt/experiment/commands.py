@@ -33,14 +33,20 @@ class Step:
     plan table each option came from (for errors)."""
 
     name: str
-    words: tuple[str, ...]
+    words: tuple[str, ...]  # what the step does (its fingerprint reads these)
     sources: dict[str, tuple[str, ...]]  # click parameter name -> plan key
+    verbosity: tuple[str, ...] = ()  # -q or -v: how much it says, which changes nothing it makes
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """The words after `clipopt`."""
+        return self.words + self.verbosity
 
     def shown(self) -> str:
         """The command line as a user would type it."""
         import shlex
 
-        return "clipopt " + " ".join(shlex.quote(word) for word in self.words)
+        return "clipopt " + " ".join(shlex.quote(word) for word in self.argv)
 
 
 def _field_words(name: str, value: Any) -> list[str]:
@@ -65,7 +71,7 @@ def sweep_words(plan: Plan, folder: Path, *, shard: str | None, workers_per_devi
         ...                                  '[settings]\\nsteps=5\\n[replicates]\\nseeds=[1,2]\\n')
         >>> step = sweep_words(read_plan(home / "p.toml"), home / "out", shard=None, workers_per_device=1,
         ...                    quiet=True, verbose=False)
-        >>> step.words[2:4], step.words[6:]
+        >>> step.argv[2:4], step.argv[6:]
         (('-p', 'ink'), ('--format', 'png', '--workers-per-device', '1', '--steps', '5', '--vary', 'seed=[1, 2]', '-q'))
     """
     words = ["sweep", *plan.images]
@@ -84,8 +90,7 @@ def sweep_words(plan: Plan, folder: Path, *, shard: str | None, workers_per_devi
     for dimension in plan.dimensions:
         words += ["--vary", dimension.vary()]
     sources["vary"] = ("grid",)
-    words += ["-q"] if quiet else ["-v"] if verbose else []
-    return Step("sweep", tuple(words), sources)
+    return Step("sweep", tuple(words), sources, ("-q",) if quiet else ("-v",) if verbose else ())
 
 
 def _long_name(param: click.Parameter) -> str:
@@ -141,7 +146,6 @@ def step_words(plan: Plan, step: str, command: click.Command, head: tuple[str, .
         if param is not None and name not in table and param.name not in _RESERVED:
             words += _option_words(plan, ("settings", name), param, value)
             sources[str(param.name)] = ("settings", name)
-    if "quiet" in {p.name for p in command.params}:
-        words += ["-q"] if quiet else ["-v"] if verbose else []
-    return Step(step, tuple(words), sources)
+    talks = "quiet" in {p.name for p in command.params}
+    return Step(step, tuple(words), sources, ("-q",) if quiet and talks else ("-v",) if verbose and talks else ())
 

@@ -75,7 +75,10 @@ class Dimension:
 
         if all(label is None for label, _ in self.values):
             return f"{self.field}=" + json.dumps([plain_value(value) for _, value in self.values])
-        texts = [f"{label}={value_text(value)}" if label else value_text(value) for label, value in self.values]
+        def text(value: Any) -> str:  # `weights` values are W1/W2/..., every other tuple joins with +
+            return "/".join(map(value_text, value)) if self.field == "weights" else value_text(value)
+
+        texts = [f"{label}={text(value)}" if label else text(value) for label, value in self.values]
         return f"{self.field}=" + ",".join(texts)
 
 
@@ -325,8 +328,12 @@ class _Reader:
 
     def dimension(self, key: tuple[str, ...], name: str, pairs: list[tuple[str | None, Any]]) -> Dimension:
         from clipstyler_opt.batch.grid import parse_vary, plain_value
+        from clipstyler_opt.batch.prompt_weights import PROMPT_SETTINGS
         from clipstyler_opt.core.labels import Labelled, check_label
 
+        known = (*StyleConfig.field_names(), *PROMPT_SETTINGS)
+        if name not in known:
+            raise self.fail(key, unknown_setting_message(name, known))
         checked: list[tuple[str | None, Any]] = []
         for label, value in pairs:
             where = key + ((label,) if label is not None else ())
@@ -335,6 +342,9 @@ class _Reader:
                     check_label(label)
                 except ConfigError as exc:
                     raise self.fail(where, str(exc)) from None
+            if name in PROMPT_SETTINGS:  # not a setting: a prompt's weights, read by --vary itself
+                checked.append((label, value))
+                continue
             expected = value_mismatch(name, value)
             if expected is not None:
                 raise self.fail(where, f"must be {expected}, got {shown_value(value)}")

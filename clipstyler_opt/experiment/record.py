@@ -176,5 +176,6 @@ def step_fingerprint(outputs: str, words: Iterable[str], folder: Path, *upstream
         True
     """
     where = os.fspath(folder)
-    shown = [word.replace(where, "DIR") for word in words]
+    shown = ["DIR" if word == where else "DIR" + word[len(where):] if word.startswith(where + os.sep) else word
+             for word in words]
     return hashlib.sha256(json.dumps([outputs, shown, list(upstream)]).encode()).hexdigest()[:16]
