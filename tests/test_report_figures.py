@@ -35,15 +35,16 @@ COLOURS = {"lambda_content=50": OKABE_ITO[0], "lambda_content=300": OKABE_ITO[1]
 
 
 def _report(root: Path, *args: str) -> Any:
-    return CliRunner().invoke(cli, ["report", str(root), *args])
+    return CliRunner().invoke(cli, ["report", str(root), "-q", *args])
 
 
 @pytest.fixture(scope="module")
 def with_figures(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with one prompt, two cells and two content images, reported with --figures."""
     root = make_result_folder(tmp_path_factory.mktemp("figures"), prompts=(PLAIN_PROMPT,))
-    result = _report(root, "--figures")
+    result = CliRunner().invoke(cli, ["report", str(root), "--figures"])
     assert result.exit_code == 0, result.output
+    assert "[1/3] report-tradeoff-1-" in result.output  # progress while the figures are drawn
     return root
 
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from clipstyler_opt.cli.options import verbosity, verbosity_options
+from clipstyler_opt.core.naming import printable
+
 # The page's default name, shown in --help, which loads nothing heavy (the report package loads torch);
 # a test checks it is clipstyler_opt.report.REPORT_NAME.
 REPORT_NAME = "report.html"
@@ -23,13 +26,20 @@ __all__ = ["report"]
 @click.option("--figures", "figures", is_flag=True,
               help="Also write every chart (SVG, PDF, PNG at 300 dpi), the image grids and the metrics table "
                    "(CSV, LaTeX, Markdown) into FOLDER/figures/ as report-*; the page shows those files.")
-def report(folder: Path, output: Path | None, embed: bool, figures: bool) -> None:
+@verbosity_options
+def report(folder: Path, output: Path | None, embed: bool, figures: bool, quiet: bool, verbose: bool) -> None:
     """Write an HTML report of a result folder (from `clipopt batch` or `clipopt sweep`): the image grid,
     the metrics of `eval.json` with intervals, a content-against-style trade-off plot, the loss curves
     and the analysis of `clipopt analyze` (analysis.json)."""
     from clipstyler_opt.report import write_report
 
-    path = write_report(folder, output, embed=embed, figures=figures)
+    level = verbosity(quiet, verbose)
+
+    def say(message: str) -> None:
+        if level:
+            click.echo(printable(message), err=True)
+
+    path = write_report(folder, output, embed=embed, figures=figures, progress=say)
     click.echo(f"wrote {path}")
     if figures:
         click.echo(f"wrote the figures and tables in {folder / 'figures'}")

@@ -4,7 +4,7 @@ PNG at 300 dpi; CSV, LaTeX, Markdown), and the page shows those very files."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,10 +161,14 @@ def render_report(results: ResultFolder, page_folder: Path, *, embed: bool = Fal
     })
 
 
-def _save_figures(results: ResultFolder, charts: _Charts, folder: Path, reads: ReadSet) -> dict[str, Path]:
+def _save_figures(results: ResultFolder, charts: _Charts, folder: Path, reads: ReadSet,
+                  progress: Callable[[str], None]) -> dict[str, Path]:
     """Every chart, grid and table of the report into `folder`; returns figure name -> its SVG."""
     files: dict[str, Path] = {}
-    for figure in [*charts.all(), *grid_figures(results)]:
+    progress(f"drawing the image grids of {len(results.prompts)} prompt(s)")
+    figures = [*charts.all(), *grid_figures(results)]
+    for number, figure in enumerate(figures, 1):
+        progress(f"[{number}/{len(figures)}] {figure.name}.svg|pdf|png")
         files[figure.name] = save_figure(figure.figure, folder, figure.name, reads=reads)[0]
     table = metrics_table(results)
     if table is not None:
@@ -172,9 +176,11 @@ def _save_figures(results: ResultFolder, charts: _Charts, folder: Path, reads: R
     return files
 
 
-def write_report(root: Path, output: Path | None = None, *, embed: bool = False, figures: bool = False) -> Path:
+def write_report(root: Path, output: Path | None = None, *, embed: bool = False, figures: bool = False,
+                 progress: Callable[[str], None] | None = None) -> Path:
     """Write the report of the result folder `root` (default `root/report.html`) atomically; with
-    `figures`, first write every chart and table into `root/figures/`.
+    `figures`, first write every chart and table into `root/figures/`. `progress` is told what is
+    being drawn.
 
     Example (a folder written by `clipopt sweep`)::
 
@@ -190,7 +196,9 @@ def write_report(root: Path, output: Path | None = None, *, embed: bool = False,
     reads = ReadSet([*results.input_files(), Path(root) / ANALYSIS_NAME])
     reads.refuse(target)  # before any image is read
     folder = check_figures_folder(Path(root)) if figures else None
+    say = progress or (lambda _message: None)
+    say(f"drawing the charts of {len(results.outputs)} outputs")
     charts = _Charts.draw(results)
-    files = _save_figures(results, charts, folder, reads) if folder is not None else None
+    files = _save_figures(results, charts, folder, reads, say) if folder is not None else None
     page = render_report(results, target.resolve().parent, embed=embed, charts=charts, figure_files=files)
     return write_bytes(target, page.encode("utf-8"), reads=reads)
