@@ -2,10 +2,10 @@ PYTHON ?= python3
 
 .PHONY: install browser lint test bench clean
 
-# The Python package with its extras (siglip, video, lpips, studio) and dev tools (pytest, Playwright), and
+# The Python package with its extras (siglip, video, lpips, studio, fid) and dev tools (pytest, Playwright), and
 # Chromium for the browser tests.
 install: browser
-	$(PYTHON) -m pip install -q -e '.[dev,siglip,video,lpips,studio]'
+	$(PYTHON) -m pip install -q -e '.[dev,siglip,video,lpips,studio,fid]'
 
 # Playwright drives the system Chromium (its own browser download needs the internet).
 # As root on Debian/Ubuntu it is installed with apt-get; otherwise this says what to install.

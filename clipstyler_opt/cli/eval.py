@@ -58,7 +58,9 @@ def _inputs(targets: list[EvalTarget], options: EvalOptions) -> list[Path | None
 
     scorers = [spec.file for _, spec in labelled_scorers(options.scorers)] if options.scorers else []
     files: list[Path | None] = [options.vgg_checkpoint, options.lpips_checkpoint, *options.clip_model_config,
-                                *(Path(file) for file in scorers if file)]
+                                *(Path(file) for file in scorers if file), options.dino_checkpoint,
+                                options.fid_inception_checkpoint, options.art_inception_checkpoint,
+                                *options.reference_images]
     for target in targets:
         files += [target.image, sidecar_path(target.image), target.content,
                   *(image.path for image in target.style_images)]
@@ -109,6 +111,18 @@ def _rows_of(report: EvalReport, root: Path | None) -> list[EvalRow]:
               callback=_protocol(SSIM_PROTOCOLS),
               help="ssim's convention: 'default' (RGB mean, borders reflected, full size) or 'wang' (Wang et al.'s "
                    "reference: luminance, downsampled by round(min(H, W)/256), no borders).")
+@click.option("--reference-dir", type=click.Path(path_type=Path),
+              help="Folder of reference images (e.g. paintings of the style) for the set-level metrics fid and "
+                   "artfid, per cell and overall [default: none, no set-level metrics].")
+@click.option("--dino-checkpoint", type=click.Path(path_type=Path),
+              help="Local weights of timm's vit_small_patch16_224.dino for dino_content_similarity; skips the cache "
+                   "and download.")
+@click.option("--fid-inception-checkpoint", type=click.Path(path_type=Path),
+              help="Local pytorch-fid Inception weights (pt_inception-2015-12-05-6726825d.pth) for fid; skips the "
+                   "cache and download.")
+@click.option("--art-inception-checkpoint", type=click.Path(path_type=Path),
+              help="Local ArtFID art-trained Inception weights (art_inception.pth) for artfid; skips the cache and "
+                   "download.")
 @click.option("--clip-model-config", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help=_help("clip_model_config"))
 @click.option("--vgg-checkpoint", type=click.Path(path_type=Path), help=_help("vgg_checkpoint"))
@@ -127,9 +141,10 @@ def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | 
 
     Style (↑): clip_score, clipscore, directional_similarity, patch_clip_score, with each scorer
     backbone, against the whole prompt and each of its parts. Content: ssim ↑,
-    vgg_content_distance ↓, lpips ↓, edge_correlation ↑ against the content image; gram_distance ↓
-    against style images. Content image and prompt come from each output's metadata unless given.
-    Prints a table; writes DIR/eval.json for a folder (or --json F).
+    vgg_content_distance ↓, lpips ↓, edge_correlation ↑, dino_content_similarity ↑ against the
+    content image; gram_distance ↓, clip_style_similarity ↑ against style images; fid ↓ and
+    artfid ↓ of sets against --reference-dir. Content image and prompt come from each output's
+    metadata unless given. Prints a table; writes DIR/eval.json for a folder (or --json F).
     """
     from tqdm.auto import tqdm
 
@@ -141,6 +156,7 @@ def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | 
         collect_targets,
         evaluate_targets,
     )
+    from clipstyler_opt.evaluate.setlevel import format_set_metrics
     from clipstyler_opt.evaluate.table import (
         format_rows,
         format_scorers,
@@ -159,8 +175,19 @@ def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | 
     options = EvalOptions(scorers=scorers, patch=patch, ssim_protocol=ssim_protocol,
                           clip_model_config=tuple(weights["clip_model_config"]),
                           vgg_checkpoint=weights["vgg_checkpoint"], lpips_checkpoint=weights["lpips_checkpoint"],
-                          cache_dir=weights["cache_dir"], offline=weights["offline"], device=weights["device"])
+                          cache_dir=weights["cache_dir"], offline=weights["offline"], device=weights["device"],
+                          dino_checkpoint=weights["dino_checkpoint"],
+                          fid_inception_checkpoint=weights["fid_inception_checkpoint"],
+                          art_inception_checkpoint=weights["art_inception_checkpoint"])
     targets, notes = collect_targets(outputs, overrides)  # every input is checked before any weights load
+    reference_dir = weights["reference_dir"]
+    if reference_dir is not None:
+        from dataclasses import replace
+
+        from clipstyler_opt.evaluate.setlevel import reference_images
+
+        options = replace(options, reference_dir=reference_dir,
+                          reference_images=tuple(reference_images(reference_dir)))
     destinations = _destinations(targets, json_path)
     reads = ReadSet(_inputs(targets, options))
     reads.refuse(*destinations, *([csv_path] if csv_path else []))
@@ -176,7 +203,8 @@ def eval_command(outputs: tuple[Path, ...], content: Path | None, prompt: str | 
         document = report.to_json()
         lines = [*format_scorers(document["scorers"]), *format_rows(document["rows"]),
                  *format_unavailable(document["rows"]), "",
-                 *format_summary(document["summary"], document["rows"], document["summaries"])]
+                 *format_summary(document["summary"], document["rows"], document["summaries"]),
+                 *format_set_metrics(document.get("set_metrics"))]
         lines += [f"wrote {path}" for path in [*destinations, *([csv_path] if csv_path else [])]]
         for line in lines:
             click.echo(printable(line))

@@ -29,7 +29,9 @@ from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.styles import StyleSpec
+from clipstyler_opt.evaluate.dino import load_dino
 from clipstyler_opt.evaluate.embeddings import ScorerEmbeddings, cache_folder_problem
+from clipstyler_opt.evaluate.field import ReferenceSet, StyleEmbeddings
 from clipstyler_opt.evaluate.gram import GRAM_LAYERS, style_network
 from clipstyler_opt.evaluate.names import MetricUnavailable
 from clipstyler_opt.evaluate.perceptual import load_perceptual
@@ -72,6 +74,11 @@ class EvalOptions:
     device: str = "auto"
     patch: PatchProtocol = field(default_factory=PatchProtocol)
     ssim_protocol: str = "default"  # a name of protocols.SSIM_PROTOCOLS
+    dino_checkpoint: Path | None = None
+    reference_dir: Path | None = None  # a folder of reference images for the set-level metrics
+    reference_images: tuple[Path, ...] = ()  # its images (setlevel.reference_images), checked beforehand
+    fid_inception_checkpoint: Path | None = None
+    art_inception_checkpoint: Path | None = None
 
     def context(self, scorer: BackboneSpec | None = None) -> LoadContext:
         """Where the networks come from; messages about missing weights point at `--scorer`."""
@@ -120,6 +127,7 @@ class EvalReport:
     rows: list[EvalRow]
     warnings: list[str] = field(default_factory=list)
     setup: dict[str, Any] = field(default_factory=dict)  # content network, LPIPS, protocols, device
+    reference: ReferenceSet | None = None  # the set-level metrics' reference set, with --reference-dir
 
     @property
     def scorer(self) -> dict[str, Any]:
@@ -128,8 +136,10 @@ class EvalReport:
 
     def to_json(self, rows: Sequence[EvalRow] | None = None) -> dict[str, Any]:
         """The eval.json document (schema version 2, see report/evaluation.py) for `rows` (default: all)."""
-        chosen = [row.to_dict() for row in (self.rows if rows is None else rows)]
+        picked = self.rows if rows is None else rows
+        chosen = [row.to_dict() for row in picked]
         names = [metric.name for metric in registered_metrics()]
+        sets = {"set_metrics": self.reference.summary(picked)} if self.reference is not None else {}
         scored = [metric.name for metric in registered_metrics() if "scorer" in metric.needs]
         scorers = [{**record, "optimised_outputs": sum(row["scores"][record["label"]]["scorer_was_optimiser"] is True
                                                        for row in chosen)} for record in self.scorers]
@@ -137,7 +147,7 @@ class EvalReport:
                 "directions": {metric.name: metric.direction for metric in registered_metrics()},
                 "rows": chosen, "summary": summarise(chosen, names),
                 "summaries": {record["label"]: scorer_summary(chosen, record["label"], scored) for record in scorers},
-                "warnings": list(self.warnings), **self.setup}
+                **sets, "warnings": list(self.warnings), **self.setup}
 
 
 class _WithScorer:
@@ -237,12 +247,19 @@ class Evaluator:
         self.scorer, self.scorer_record = self.scorers[0].style, self.scorers[0].record
         self.vgg = create_content_network(vgg_weights, self.device)
         self.gram_vgg = style_network(self.vgg)
+        self.dino = load_dino(options.dino_checkpoint, context.cache_dir, context.offline, self.device)
+        self.style_embeddings = StyleEmbeddings(lambda path: self._tensor(load_image(path).rgb))
+        self.reference = None if options.reference_dir is None else ReferenceSet.load(
+            options.reference_dir, options.reference_images, fid_checkpoint=options.fid_inception_checkpoint,
+            art_checkpoint=options.art_inception_checkpoint, cache_dir=context.cache_dir, offline=context.offline,
+            device=self.device, load=lambda path: self._tensor(load_image(path).rgb))
         self.setup = {
             "content_network": weights_record(str(vgg_weights.path), vgg_weights.origin),
             "lpips": {"available": self.perceptual.model is not None, "reason": self.perceptual.reason,
                       **self.perceptual.provenance},
             "protocols": {"patch_clip_score": options.patch.describe(), "ssim": ssim_record(options.ssim_protocol),
                           "clipscore": clipscore_record()},
+            "dino": {"available": self.dino.model is not None, "reason": self.dino.reason, **self.dino.provenance},
             "gram_layers": list(GRAM_LAYERS),
             "device": str(self.device),
         }
@@ -299,6 +316,8 @@ class Evaluator:
         """Score one output: every metric, each scorer's, and each part's (see the module docstring)."""
         started = time.perf_counter()
         output, content = self._load(target)
+        if self.reference is not None:
+            self.reference.add((str(target.root or ""), target.label), output)
         registered = registered_metrics()
         scored = [metric for metric in registered if "scorer" in metric.needs]
         per_part = [metric for metric in scored if "style text" in metric.needs]
@@ -346,4 +365,4 @@ def evaluate_targets(targets: Sequence[EvalTarget], evaluator: Evaluator, notes:
         for scorer in evaluator.scorers:
             scorer.save()
     return EvalReport([scorer.record for scorer in evaluator.scorers], rows, warnings + evaluator.warnings,
-                      evaluator.setup)
+                      evaluator.setup, evaluator.reference)

@@ -24,6 +24,8 @@ from clipstyler_opt.evaluate.names import MetricUnavailable
 if TYPE_CHECKING:
     import torch
 
+    from clipstyler_opt.evaluate.dino import DinoSimilarity
+    from clipstyler_opt.evaluate.field import StyleEmbeddings
     from clipstyler_opt.evaluate.perceptual import PerceptualMetric
     from clipstyler_opt.evaluate.style import StyleScorer
     from clipstyler_opt.evaluate.targets import EvalTarget
@@ -51,6 +53,7 @@ NEEDS: dict[str, str] = {
     "vgg19": "VGG19 weights (--vgg-checkpoint, the cache or a download)",
     "lpips": "the lpips package and AlexNet weights (--lpips-checkpoint, the cache or a download)",
     "style image": "a style image that guided the output, or --style-image",
+    "dino": "timm and DINO ViT-S/16 weights (--dino-checkpoint, the Hugging Face cache or a download)",
 }
 
 
@@ -62,6 +65,8 @@ class Networks(Protocol):
     gram_vgg: VGGFeatures
     perceptual: PerceptualMetric
     ssim_protocol: str  # a name of protocols.SSIM_PROTOCOLS
+    dino: DinoSimilarity
+    style_embeddings: StyleEmbeddings
 
     def style_features(self, path: Any, long_side: int) -> list[torch.Tensor]:
         """A style image's Gram-layer features at `long_side`; cached."""
@@ -252,6 +257,26 @@ def _gram_distance(sample: Sample) -> float:
         return weighted_gram_distance(sample.networks.gram_vgg(sample.output), styles)
 
 
+def _dino_content_similarity(sample: Sample) -> float:
+    return sample.networks.dino(sample.output, sample.content)
+
+
+def _clip_style_similarity(sample: Sample) -> float:
+    import torch
+
+    target = sample.target
+    if not target.style_images:
+        raise MetricUnavailable(target.style_images_missing or NOT_GUIDED)
+    embed, backbone = sample.networks.style_embeddings, sample.networks.scorer.member.backbone
+    output = embed.embed(backbone, sample.output)
+    weights = [abs(image.weight) for image in target.style_images]
+    if not sum(weights) > 0:
+        raise MetricUnavailable("every style image has weight 0")
+    cosines = [float((output * embed(backbone, image.path)).sum()) for image in target.style_images]
+    return float(torch.tensor(cosines, dtype=torch.float64) @ torch.tensor(weights, dtype=torch.float64)
+                 / sum(weights))
+
+
 def _scored(name: str) -> Callable[[Sample], float]:
     def compute(sample: Sample) -> float:
         return _style_scores(sample)[name]
@@ -283,6 +308,11 @@ for _metric in (
     Metric("gram_distance", "lower", "style image", ("style image", "vgg19"), _gram_distance,
            "no style image guided the output and none is given; an image under VGG19's minimum side",
            "mean over relu1_1..relu5_1 of the squared Frobenius distance of normalised Gram matrices"),
+    Metric("dino_content_similarity", "higher", "content", ("content image", "dino"), _dino_content_similarity,
+           "no timm or DINO weights", "cos of the CLS tokens of timm's vit_small_patch16_224.dino, output vs content"),
+    Metric("clip_style_similarity", "higher", "style image", ("style image", "scorer"), _clip_style_similarity,
+           "no style image guided the output and none is given",
+           "weighted mean over style images of cos(E_I(view(output)), E_I(view(style image)))"),
 ):
     register_metric(_metric)
 
