@@ -213,7 +213,8 @@ def test_artfid_and_fid_per_cell_with_n_on_each_side_and_too_few_images_null() -
     art_out, art_ref = rng.normal(size=(6, 3)), rng.normal(0.5, 1.0, size=(4, 3))
     lpips = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
     cells = ["a", "b", "a", "b", "a", "c"]
-    rows = [{"cell": cell, "metrics": {"lpips": value}, "unavailable": {}} for cell, value in zip(cells, lpips)]
+    rows = [{"cell": cell, "metrics": {"lpips": value}, "unavailable": {}}
+            for cell, value in zip(cells, lpips, strict=True)]
     provenance = {"fid": {"network": "n1"}, "art": {"network": "n2"}}
     summary = set_summary(rows, {"fid": outputs, "art": art_out}, {"fid": reference, "art": art_ref}, {}, provenance)
     overall = summary["overall"]
