@@ -107,6 +107,24 @@ def test_every_scorer_scores_the_whole_prompt_and_each_part(evaluated: tuple[Pat
     assert "ssim" not in summaries["tiny"]["overall"]
 
 
+def test_the_report_shows_each_scorer_and_each_part(evaluated: tuple[Path, dict[str, Any]]) -> None:
+    from clipstyler_opt.report import load_results
+
+    root, document = evaluated
+    evaluation = load_results(root).evaluation
+    assert evaluation is not None and [s.label for s in evaluation.scorers] == ["TOY", "tiny"]
+    row = next(r for r in document["rows"] if r["output"].startswith(MULTI))
+    [green, _] = row["scores"]["TOY"]["parts"]
+    assert evaluation.value(row["output"], "clip_score[green]") == green["metrics"]["clip_score"]
+    assert evaluation.value(row["output"], "clip_score@tiny") == row["scores"]["tiny"]["metrics"]["clip_score"]
+    from clipstyler_opt.report.sections import metrics_section
+    from clipstyler_opt.report.tables import metrics_table
+
+    results = load_results(root)
+    page = metrics_section(results, metrics_table(results))
+    assert "clip_score@tiny" in page and "directional_similarity[blue]" in page
+
+
 def test_the_csv_has_a_column_per_scorer_metric(evaluated: tuple[Path, dict[str, Any]]) -> None:
     root, document = evaluated
     with open(root.parent / "eval.csv", newline="") as fh:

@@ -20,9 +20,10 @@ Keys a reader does not know are ignored, so later additions (set-level metrics u
 the version changes only when an existing key changes its meaning.
 
 `read_evaluation` returns an `Evaluation`: one value per output and column, where the columns
-are the first scorer's metrics, then `METRIC@LABEL` for the scorer metrics of every further
-scorer, so every view (the report's table, `analyze --study`) shows each scorer's metrics. A
-damaged or forged file is a one-line ConfigError, never a traceback.
+are the first scorer's metrics, then `METRIC[PART]` for the first scorer's metrics against each
+part of the prompt, then `METRIC@LABEL` for the scorer metrics of every further scorer, so every
+view (the report's table, `analyze --study`) shows each part and each scorer. A damaged or forged
+file is a one-line ConfigError, never a traceback.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.files import describe_os_error, read_regular
 
 __all__ = ["EVAL_NAME", "SCHEMA_VERSION", "Evaluation", "PartScore", "ScorerInfo", "column_name",
-           "read_evaluation"]
+           "part_column", "read_evaluation"]
 
 EVAL_NAME = "eval.json"
 SCHEMA_VERSION = 2  # what `clipopt eval` writes; this module reads 1 and 2
@@ -53,6 +54,16 @@ def column_name(metric: str, label: str) -> str:
         'clip_score@SigLIP'
     """
     return f"{metric}@{label}"
+
+
+def part_column(metric: str, part: str) -> str:
+    """The first scorer's metric against one part of the prompt as one column: `METRIC[PART]`.
+
+    Example:
+        >>> part_column("clip_score", "starry night")
+        'clip_score[starry night]'
+    """
+    return f"{metric}[{part}]"
 
 
 @dataclass(frozen=True)
@@ -189,7 +200,17 @@ def _parse(data: Any) -> Evaluation:
         raise _Bad("rows is not a list")
     rows: dict[str, dict[str, float | None]] = {}
     parts: dict[str, dict[str, tuple[PartScore, ...]]] = {scorer.label: {} for scorer in scorers}
-    extra: list[str] = []  # METRIC@LABEL columns of the further scorers
+    by_part: list[str] = []  # METRIC[PART] columns of the first scorer
+    by_scorer: list[str] = []  # METRIC@LABEL columns of the further scorers
+
+    def add(values: dict[str, float | None], columns: list[str], column: str, metric: str,
+            value: float | None) -> None:
+        values[column] = value
+        if column not in columns:
+            columns.append(column)
+            if metric in directions:
+                directions[column] = directions[metric]
+
     for i, row in enumerate(rows_in):
         row = _mapping(row, f"rows[{i}]")
         output = PurePosixPath(_text(row.get("output"), f"rows[{i}].output")).as_posix()
@@ -197,20 +218,19 @@ def _parse(data: Any) -> Evaluation:
         if version >= 2:
             scores = _mapping(row.get("scores") or {}, f"rows[{i}].scores")
             for rank, scorer in enumerate(scorers):
-                entry = _mapping(scores.get(scorer.label) or {}, f"rows[{i}].scores[{scorer.label!r}]")
                 where = f"rows[{i}].scores[{scorer.label!r}]"
+                entry = _mapping(scores.get(scorer.label) or {}, where)
                 parts[scorer.label][output] = _parts(entry.get("parts"), f"{where}.parts")
                 if rank == 0:
+                    for part in parts[scorer.label][output]:
+                        for metric, value in part.metrics.items():
+                            add(values, by_part, part_column(metric, part.text), metric, value)
                     continue
                 for metric, value in _values(entry.get("metrics"), f"{where}.metrics").items():
-                    column = column_name(metric, scorer.label)
-                    values[column] = value
-                    if column not in extra:
-                        extra.append(column)
-                        if metric in directions:
-                            directions[column] = directions[metric]
+                    add(values, by_scorer, column_name(metric, scorer.label), metric, value)
         rows[output] = values
-    order = [m for m in directions if "@" not in m]
+    extra = [*by_part, *by_scorer]
+    order = [m for m in directions if m not in extra]
     for metrics in rows.values():
         order.extend(k for k in metrics if k not in order and k not in extra)
     return Evaluation(metrics=tuple(order + extra), directions=directions, rows=rows, schema_version=version,
