@@ -154,5 +154,9 @@ def test_phone_touch_stacks_the_pair_and_leaves_no_highlight(browser: Any, pages
     page.tap("#cant-decide")
     page.tap("#undo")
     assert "Question 2 of" in progress(page) and len(stored(page)["answers"]) == 1
+    page.reload(wait_until="load")  # someone else at the same browser: start over, nothing kept
+    assert "Question 2 of" in progress(page)
+    page.tap("#start-over")
+    assert page.locator("#intro").is_visible() and stored(page) is None
     assert not problems, problems
     context.close()

@@ -113,6 +113,17 @@
     if (index < trials.length) { save(); showTrial(); } else { finish(); }
   }
 
+  function startOver() {
+    window.removeEventListener("beforeunload", warnBeforeLeaving);
+    forget();
+    answers = [];
+    index = -1;
+    byId("resumed").hidden = true;
+    byId("participant").value = "";
+    show("intro");
+    byId("participant").focus();
+  }
+
   function undo() {
     if (index < 0 || index >= trials.length || answers.length === 0) { return; }
     answers.pop();
@@ -170,6 +181,7 @@
   byId("right").addEventListener("click", answerButton("right"));
   byId("cant-decide").addEventListener("click", answerButton("none"));
   byId("undo").addEventListener("click", function (event) { event.currentTarget.blur(); undo(); });
+  byId("start-over").addEventListener("click", startOver);
   byId("cant-decide").hidden = !data.cant_decide;
   byId("cant-decide-help").hidden = !data.cant_decide;
 
