@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from clipstyler_opt.core.files import ReadSet
 from clipstyler_opt.core.naming import slugify
+from clipstyler_opt.core.styles import WEIGHTS_SETTING
 from clipstyler_opt.figures.charts import Bar, Point, Series, bar_chart, curve_chart, heatmap_chart, scatter_chart
 from clipstyler_opt.figures.export import FIGURES_FOLDER, save_figure
 from clipstyler_opt.figures.palette import cell_colours
@@ -58,7 +59,8 @@ def _response(name: str, setting: str, probe: Mapping[str, Any], names: _Names) 
                 grid = np.linspace(min(x), max(x), 50)
                 fitted = best["a"] + best["b"] * np.power(grid, best["gamma"])
                 series.append(Series(f"{text} (fit)", list(grid), list(fitted), fitted=True))
-        figure = curve_chart(series, xlabel=setting, ylabel=ylabel, colours=colours,
+        xlabel = "weight of each part (--vary weights)" if setting == WEIGHTS_SETTING else setting
+        figure = curve_chart(series, xlabel=xlabel, ylabel=ylabel, colours=colours,
                              title=f"{name}: response to {setting}")
         charts.append((names(f"response-{setting}-{measure}-{name}"), figure))
     return charts
