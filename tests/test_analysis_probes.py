@@ -46,6 +46,23 @@ def test_a_response_linear_by_construction_gives_r2_one_and_gamma_one() -> None:
     assert along["gamma"]["ci_low"] == pytest.approx(1.0, abs=0.02)
 
 
+def test_each_other_setting_gets_its_own_curve_never_a_pooled_one() -> None:
+    """A sweep over style_strength and two optimiser backbones: one backbone responds with slope
+    0.5, the other not at all. Pooled, the slope would be 0.25 and R² far below 1."""
+    from dataclasses import replace
+
+    steep = [replace(o, labels={"backbone": "CLIP", "style_strength": str(o.settings["style_strength"])})
+             for o in _curve(lambda x: 0.05 + 0.5 * x)]
+    flat = [replace(o, output=o.output + "-flat", labels={"backbone": "SigLIP"})
+            for o in _curve(lambda x: 0.3)]
+    result = response_probe(steep + flat, SPACE, "style_strength")
+    assert isinstance(result, dict)
+    assert {"red [backbone=CLIP]", "red [backbone=SigLIP]"} <= set(result)
+    assert result["red [backbone=CLIP]"]["along"]["linear"]["b"] == pytest.approx(0.5, abs=1e-2)
+    assert result["red [backbone=CLIP]"]["along"]["linear"]["r2"] == pytest.approx(1.0, abs=1e-3)
+    assert result["red [backbone=SigLIP]"]["along"]["linear"]["b"] == pytest.approx(0.0, abs=1e-2)
+
+
 def test_a_saturating_response_gives_gamma_below_one() -> None:
     result = response_probe(_curve(lambda x: 0.05 + 1.0 - math.exp(-4.0 * x)), SPACE, "style_strength")
     along = result["red"]["along"]  # type: ignore[index]

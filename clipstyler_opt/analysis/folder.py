@@ -117,7 +117,8 @@ def _observations(outputs: Sequence[RunOutput], scorer: ScorerEmbeddings, settin
             output.relative, str(output.content), str(spec),
             tuple((text, float(w)) for text, w in zip(declared.texts, weights, strict=True)),
             scorer.image(output.image), scorer.image(output.content), output.cell.id, numeric,
-            declared=str(declared), reweighted=output.weights is not None))
+            declared=str(declared), reweighted=output.weights is not None,
+            labels={key: label for key, label in output.cell.labelled().items() if key not in REPLICATE_SETTINGS}))
     return observations, notes
 
 

@@ -9,7 +9,9 @@ and what it was computed from, or `Skipped` with the reason; never NaN.
 2. `response_probe`: along a numeric setting a sweep varied, cos(ΔI, ΔT_k) and ΔI·ΔT_k for each
    style text k of the prompt, fitted linear against power law (see `fits`). Outputs are grouped
    by their declared prompt, so the cells of a mix sweep (each running the prompt reweighted)
-   form one curve along `mix`; along `weights` each part's curve runs along its own weight.
+   form one curve along `mix`; along `weights` each part's curve runs along its own weight. When
+   the sweep varied other settings too (a backbone, λ_content), each of their combinations is a
+   series with its own curve, named `TEXT [backbone=CLIP]`.
 3. `text_image_probe`: for every pair of prompts (a, b) over the same content image and cell,
    cos(ΔT_a, ΔT_b) against cos(ΔI_a, ΔI_b); Spearman's ρ with an interval over content images.
 4. `recognition_probe`: each output's style texts ranked by cos(ΔI, ΔT); top-1/top-5 against chance.
@@ -53,6 +55,12 @@ class Observation:
     settings: Mapping[str, float] = field(default_factory=dict)  # the numeric settings its cell varied
     declared: str = ""  # the prompt as declared, when a mix sweep's cell reweighted it (`prompt` is what ran)
     reweighted: bool = False  # its cell set the parts' weights (`--vary mix` / `--vary weights`)
+    labels: Mapping[str, str] = field(default_factory=dict)  # every setting its cell varied (seeds left out), labelled
+
+    def series(self, setting: str) -> str:
+        """The cell's other varied settings, `backbone=CLIP, lambda_content=50`: a response curve
+        along `setting` is fitted within one series, never across (say) two optimiser backbones."""
+        return ", ".join(f"{key}={label}" for key, label in sorted(self.labels.items()) if key != setting)
 
     @property
     def declared_prompt(self) -> str:
@@ -135,21 +143,24 @@ def response_probe(observations: Sequence[Observation], texts: TextSpace, settin
     for o in kept:
         for text, _ in o.parts:
             declared_with[text].add(o.declared_prompt)
+    series = sorted({o.series(setting) for o in kept})
     for text, declared in sorted((t, d) for t, prompts in declared_with.items() for d in sorted(prompts)):
         if text not in texts.part_directions:
             continue
         direction = np.asarray(texts.part_directions[text], dtype=np.float64)
-        cos: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        along: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        for o in kept:
-            if o.declared_prompt == declared and text in dict(o.parts):
-                x = x_of(o, text)
-                cos[o.content].append((x, _cos(o.delta, direction)))
-                along[o.content].append((x, float(o.delta @ direction)))
-        if cos:  # named by the text; by text and prompt when the text is a part of several prompts
-            name = text if len(declared_with[text]) == 1 else f"{text} (in {declared})"
-            result[name] = {"cos": response_curve(list(cos.values()), seed=seed),
-                            "along": response_curve(list(along.values()), seed=seed)}
+        for one in series:
+            cos: dict[str, list[tuple[float, float]]] = defaultdict(list)
+            along: dict[str, list[tuple[float, float]]] = defaultdict(list)
+            for o in kept:
+                if o.declared_prompt == declared and text in dict(o.parts) and o.series(setting) == one:
+                    x = x_of(o, text)
+                    cos[o.content].append((x, _cos(o.delta, direction)))
+                    along[o.content].append((x, float(o.delta @ direction)))
+            if cos:  # named by the text; by text and prompt when the text is a part of several prompts
+                name = text if len(declared_with[text]) == 1 else f"{text} (in {declared})"
+                name += f" [{one}]" if one else ""
+                result[name] = {"cos": response_curve(list(cos.values()), seed=seed),
+                                "along": response_curve(list(along.values()), seed=seed)}
     return result
 
 

@@ -44,8 +44,17 @@ class Cell:
         """`setting=label, ...`: what reports, figures and tables call the cell (never an absolute path)."""
         if not self.values:
             return self.id
+        return ", ".join(f"{key}={label}" for key, label in self.labelled().items())
+
+    def labelled(self) -> dict[str, str]:
+        """Each varied setting's label: the one recorded, else the value's short form.
+
+        Example:
+            >>> Cell("x", (("backbone", ["ViT-B-32/openai"]), ("mix", 0.5)), (("backbone", "CLIP"),)).labelled()
+            {'backbone': 'CLIP', 'mix': '0.5'}
+        """
         named = dict(self.labels)
-        return ", ".join(f"{key}={named.get(key) or short_label(value, key)}" for key, value in self.values)
+        return {key: named.get(key) or short_label(value, key) for key, value in self.values}
 
 
 @dataclass(frozen=True)
