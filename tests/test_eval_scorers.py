@@ -20,6 +20,7 @@ from PIL import Image
 from test_eval_schema import DATA, MULTI, legacy_batch
 from toy import COLOURS, register_toy
 
+from clipstyler_opt.batch.prompt_weights import prompt_record
 from clipstyler_opt.cli import main
 from clipstyler_opt.evaluate import embeddings, registry
 
@@ -145,9 +146,9 @@ def test_a_mix_sweep_is_scored_against_its_declared_parts(tmp_path: Path) -> Non
     root = legacy_batch(tmp_path)
     sidecar = root / "red-b1f51a51" / "cat.png.json"
     record = json.loads(sidecar.read_text())
-    record["prompt"] = "red:2 | green:2"
-    record["sweep"] = {"prompt": {"declared": "red | blue | green", "parts": ["red", "blue", "green"],
-                                  "weights": [2.0, 0.0, 2.0], "effective": "red:2 | green:2"}}
+    declared = prompt_record("red | blue | green", (2.0, 0.0, 2.0))  # as sweep --vary weights=2/0/2 records it
+    assert declared["effective"] == "red:2 | green:2"
+    record["prompt"], record["sweep"] = declared["effective"], {"prompt": declared}
     sidecar.write_text(json.dumps(record))
     assert main(["eval", str(root), "--scorer", "toy-colour:templates=none", *FAST]) == 0
     rows = {row["output"]: row for row in json.loads((root / "eval.json").read_text())["rows"]}
@@ -217,3 +218,14 @@ def test_analyze_after_eval_encodes_nothing_and_a_changed_file_is_encoded_anew(
     assert len(calls) == len(outputs) + len(contents)
     assert len(list((root / ".clipopt-embeddings").iterdir())) == 2
     assert math.isfinite(sum(json.loads(cache.read_text())["images"][sha256(outputs[1])]))
+
+
+def test_a_linked_cache_folder_is_never_written_through(tmp_path: Path, tiny_paths: dict[str, Path],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    root = legacy_batch(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / ".clipopt-embeddings").symlink_to(elsewhere, target_is_directory=True)
+    assert main(["eval", str(root), *tiny_scorer(tiny_paths), *FAST[:-1]]) == 0  # not -q: the warning shows
+    assert list(elsewhere.iterdir()) == [] and (root / "eval.json").is_file()
+    assert "is a symbolic link; nothing is written through a link" in capsys.readouterr().err
