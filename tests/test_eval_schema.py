@@ -60,6 +60,10 @@ def test_a_version_1_file_is_read_as_one_scorer(tmp_path: Path) -> None:
     assert evaluation is not None and evaluation.schema_version == 1
     assert list(evaluation.metrics) == list(expected["directions"])
     assert [s.label for s in evaluation.scorers] == ["toy-colour"] and evaluation.parts == {}
+    v1_file = {**expected, "scorer": {"spec": "ViT-B-32/openai:file=/data/weights/clip.pt"}}
+    (root / "eval.json").write_text(json.dumps(v1_file))  # a v1 scorer's label: never a folder path
+    assert [s.label for s in load_results(root).evaluation.scorers] == ["ViT-B-32 (clip)"]  # type: ignore[union-attr]
+    shutil.copy(V1, root / "eval.json")
     for row in expected["rows"]:
         for metric, value in row["metrics"].items():
             assert evaluation.value(row["output"], metric) == value

@@ -124,6 +124,7 @@ def test_the_report_shows_each_scorer_and_each_part(evaluated: tuple[Path, dict[
     results = load_results(root)
     page = metrics_section(results, metrics_table(results))
     assert "clip_score@tiny" in page and "directional_similarity[blue]" in page
+    assert "scored by <b>TOY</b> (it optimised 4 of the outputs)" in page and str(root.parent) not in page
 
 
 def test_the_csv_has_a_column_per_scorer_metric(evaluated: tuple[Path, dict[str, Any]]) -> None:

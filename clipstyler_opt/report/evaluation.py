@@ -37,6 +37,7 @@ from typing import Any
 
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.files import describe_os_error, read_regular
+from clipstyler_opt.core.labels import short_label
 
 __all__ = ["EVAL_NAME", "SCHEMA_VERSION", "Evaluation", "PartScore", "ScorerInfo", "column_name",
            "part_column", "read_evaluation"]
@@ -156,7 +157,7 @@ def _scorers(data: Mapping[str, Any], version: int) -> tuple[ScorerInfo, ...]:
         record = record if isinstance(record, dict) else {}
         spec = record.get("spec") if isinstance(record.get("spec"), str) else None
         sha = record.get("weights_sha256") if isinstance(record.get("weights_sha256"), str) else None
-        return (ScorerInfo(spec or "scorer", spec, sha),)
+        return (ScorerInfo(short_label(spec, "backbone") if spec else "scorer", spec, sha),)
     entries = data.get("scorers")
     if not isinstance(entries, list) or not entries:
         raise _Bad("scorers is not a non-empty list")

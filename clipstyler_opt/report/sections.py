@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from clipstyler_opt.figures.tables import Estimate, Table, Value
 from clipstyler_opt.report.charts import NamedFigure
+from clipstyler_opt.report.evaluation import Evaluation, ScorerInfo
 from clipstyler_opt.report.labels import cell_labels
 from clipstyler_opt.report.load import ResultFolder
 from clipstyler_opt.report.markup import escape, format_number
@@ -58,10 +59,29 @@ def metrics_section(results: ResultFolder, table: Table | None) -> str:
     return ('<p>Mean and 95% interval over the outputs of each prompt and cell (n outputs; the interval is '
             'a t-interval clustered by content image, as <code>eval</code> computes it; '
             '↑ higher is better, ↓ lower is better; "unavailable": the metric could not be computed).</p>'
+            + _scorers_html(evaluation)
             + table_html(table, headers)
             + '<details><summary>Every output</summary>'
             + table_html(every, ["output", "prompt", "cell", *headers[len(headers) - len(evaluation.metrics):]])
             + "</details>")
+
+
+def _scorers_html(evaluation: Evaluation) -> str:
+    """Which scorer the style metrics come from, and what the METRIC[PART] and METRIC@LABEL columns are."""
+    if not evaluation.scorers:
+        return ""
+    first, *others = evaluation.scorers
+
+    def named(scorer: ScorerInfo) -> str:
+        own = f" (it optimised {scorer.optimised_outputs} of the outputs)" if scorer.optimised_outputs else ""
+        return f"<b>{escape(scorer.label)}</b>{escape(own)}"
+
+    text = f"Style metrics scored by {named(first)}"
+    if any("[" in metric for metric in evaluation.metrics):
+        text += "; <code>METRIC[PART]</code>: the same scorer against one part of the prompt"
+    if others:
+        text += ("; <code>METRIC@LABEL</code>: scored by " + ", ".join(named(s) for s in others))
+    return f"<p>{text}.</p>"
 
 
 def _single(value: float | None) -> Estimate | None:
