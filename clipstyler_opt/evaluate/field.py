@@ -69,6 +69,7 @@ class ReferenceSet:
             log.info("reference set: %d images through the %s network", len(self.paths), name)
             self.reference[name] = np.stack([net.features(load(path)) for path in self.paths])
         self._features: dict[RowKey, dict[str, np.ndarray]] = {}
+        self._summaries: dict[tuple[RowKey, ...], dict[str, Any]] = {}  # a Fréchet distance takes minutes
 
     @classmethod
     def load(cls, folder: Path, paths: Sequence[Path], *, fid_checkpoint: Path | None,
@@ -84,10 +85,18 @@ class ReferenceSet:
         self._features[key] = {name: net.features(output) for name, net in self.networks.items()}
 
     def summary(self, rows: Sequence[Any]) -> dict[str, Any]:
-        """eval.json's `set_metrics` for `rows` (EvalRow objects added before)."""
+        """eval.json's `set_metrics` for `rows` (EvalRow objects added before); computed once per set of rows."""
+        keys = tuple((str(row.root or ""), row.output) for row in rows)
+        if keys in self._summaries:
+            return self._summaries[keys]
+        if self.networks:
+            log.info("set metrics: %d output(s) against %d reference image(s); each Fréchet distance of 2048-d "
+                     "features takes minutes on a CPU", len(rows), len(self.paths))
         dicts = [row.to_dict() for row in rows]
-        features = {name: np.stack([self._features[(str(row.root or ""), row.output)][name] for row in rows])
-                    if rows else np.zeros((0, 1)) for name in self.networks}
-        return {"reference": {"folder": str(self.folder), "n": len(self.paths)}, "min_images": MIN_IMAGES,
-                "directions": {metric.name: metric.direction for metric in SET_METRICS},
-                **set_summary(dicts, features, self.reference, self.unavailable, self.provenance)}
+        features = {name: np.stack([self._features[key][name] for key in keys]) if rows else np.zeros((0, 1))
+                    for name in self.networks}
+        self._summaries[keys] = {"reference": {"folder": str(self.folder), "n": len(self.paths)},
+                                 "min_images": MIN_IMAGES,
+                                 "directions": {metric.name: metric.direction for metric in SET_METRICS},
+                                 **set_summary(dicts, features, self.reference, self.unavailable, self.provenance)}
+        return self._summaries[keys]
