@@ -42,7 +42,17 @@ _MAX_CACHE_BYTES = 1 << 30
 
 def cache_folder_problem(root: Path) -> str | None:
     """Why the embedding cache cannot be kept in the result folder `root` (its cache folder is a
-    link, which would send files elsewhere, or not a folder); None when it can."""
+    link, which would send files elsewhere, or not a folder); None when it can.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> cache_folder_problem(root) is None
+        True
+        >>> _ = (root / CACHE_FOLDER).write_bytes(b"")  # a file where the folder goes
+        >>> cache_folder_problem(root).endswith("is not a folder")
+        True
+    """
     path = root / CACHE_FOLDER
     if path.is_symlink():
         return f"{path}: is a symbolic link; nothing is written through a link"

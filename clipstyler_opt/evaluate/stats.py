@@ -72,7 +72,17 @@ def summarise(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict
 
 def scorer_summary(rows: Sequence[Mapping[str, Any]], label: str, metrics: Sequence[str]) -> dict[str, Any]:
     """`summarise` of one scorer's values (each row's `scores[label]`), and under "parts" the same
-    for each part of the prompts, over the rows that have that part."""
+    for each part of the prompts, over the rows that have that part.
+
+    Example:
+        >>> rows = [{"prompt": "a | b", "content": c, "scores": {"S": {"metrics": {"clip_score": v},
+        ...          "parts": [{"text": "a", "weight": 0.5, "metrics": {"clip_score": v / 2}}]}}}
+        ...         for c, v in [("x", 0.2), ("y", 0.4)]]
+        >>> summary = scorer_summary(rows, "S", ["clip_score"])
+        >>> part = summary["parts"]["a"]["overall"]["clip_score"]
+        >>> round(summary["overall"]["clip_score"]["mean"], 3), round(part["mean"], 3), part["n"]
+        (0.3, 0.15, 2)
+    """
     def own(row: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
         return {"prompt": row["prompt"], "cell": row.get("cell"), "content": row.get("content"), "metrics": values}
 

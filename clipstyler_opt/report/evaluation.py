@@ -243,6 +243,20 @@ def read_evaluation(path: Path) -> Evaluation | None:
 
     Raises:
         ConfigError: unreadable, not JSON, or not an eval.json (one line naming what is wrong).
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / EVAL_NAME
+        >>> _ = path.write_text('{"schema_version": 2, "scorers": [{"label": "S"}], "rows": [{"output": "a.png",'
+        ...                     ' "metrics": {"ssim": 0.5}, "scores": {"S": {"parts": []}}}]}')
+        >>> evaluation = read_evaluation(path)
+        >>> evaluation.value("a.png", "ssim"), [scorer.label for scorer in evaluation.scorers]
+        (0.5, ['S'])
+        >>> _ = path.write_text('{"schema_version": 3, "rows": []}')
+        >>> read_evaluation(path)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        clipstyler_opt.core.errors.ConfigError: ...: not a readable eval.json (schema_version 3 is newer than ...
     """
     if not path.exists():
         return None
