@@ -43,6 +43,7 @@ class _Session:
         self.record: Record = read_folder_record(self.folder) or new_record(exp.plan.name)
         self.command, self.arguments = command, arguments
         self.entry: Record = {}
+        self.steps_run: list[str] = []  # the steps whose record this process writes
 
     def check(self) -> None:
         """Refuse a folder of results that no experiment made, and a plan that would redefine a
@@ -60,6 +61,7 @@ class _Session:
             raise ConfigError(f"{self.exp.plan.path}: {reason}")
 
     def start(self) -> None:
+        import secrets
         import sys
 
         from clipstyler_opt.cli.experiment_steps import command_line
@@ -72,11 +74,11 @@ class _Session:
             self.record["cells"][cell.id] = {**cell.record(), "settings": self.exp.cell_settings_of(cell)}
         self.record["name"] = plan.name
         self.record["plan"] = {"file": os.path.abspath(plan.path), "sha256": plan.sha256}
-        self.entry = {"command": command_line(self.command, self.arguments), "argv": list(sys.argv),
+        self.entry = {"id": f"{now()}-{os.getpid()}-{secrets.token_hex(3)}",
+                      "command": command_line(self.command, self.arguments), "argv": list(sys.argv),
                       "cwd": os.getcwd(), "plan_sha256": plan.sha256, "started": now(), "ended": None,
                       "status": "running", "versions": package_versions(),
                       "machine": machine_record(str(plan.settings.get("device", "auto"))), "steps": {}}
-        self.record["runs"].append(self.entry)
         self._copy_plan()
         self.save()
 
@@ -90,9 +92,18 @@ class _Session:
         write_bytes(copy, text, reads=self.reads)
 
     def save(self) -> None:
-        from clipstyler_opt.experiment.record import write_folder_record
+        from clipstyler_opt.experiment.record import (
+            merge_run,
+            new_record,
+            read_folder_record,
+            record_lock,
+            write_folder_record,
+        )
 
-        write_folder_record(self.folder, self.record, self.reads)
+        with record_lock(self.folder):  # the shards of one plan write it side by side
+            current = read_folder_record(self.folder) or new_record(self.exp.plan.name)
+            self.record = merge_run(current, self.record, self.entry, self.steps_run)
+            write_folder_record(self.folder, self.record, self.reads)
 
     def finish(self, status: str) -> None:
         from clipstyler_opt.experiment.record import now
@@ -139,6 +150,7 @@ class _Session:
             self.emit(f"{name}: {step.shown()}")
             self.exp.run_step(name)
             self.record["steps"][name] = {"fingerprint": fingerprint, "finished": now(), "command": step.shown()}
+            self.steps_run.append(name)
             self.step_done(name, "ran")
 
 
@@ -202,8 +214,9 @@ def run(plan_path: Path, output: Path | None, shard: str | None, workers_per_dev
                 failures.append(exc)
                 session.step_done("sweep", f"failed jobs: {exc}")
             if shard is not None:
+                again = f"{plan_path}" + (f" -o {output}" if output is not None else "")
                 session.emit(f"shard {shard} done; when every shard has finished, run `clipopt experiment run "
-                             f"{plan_path}` without --shard for eval, analyze and the report")
+                             f"{again}` without --shard for eval, analyze and the report")
             elif not launched_by_torchrun() or main_rank:
                 session.after_sweep()
             if failures:

@@ -20,15 +20,16 @@ import datetime as _dt
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.files import ReadSet, read_text, write_bytes
 
-__all__ = ["PLAN_COPY", "RECORD_NAME", "finished_cells", "new_record", "now", "outputs_fingerprint",
-           "read_folder_record", "redefined_cell", "step_fingerprint", "write_folder_record"]
+__all__ = ["PLAN_COPY", "RECORD_NAME", "finished_cells", "merge_run", "new_record", "now", "outputs_fingerprint",
+           "read_folder_record", "record_lock", "redefined_cell", "step_fingerprint", "write_folder_record"]
 
 RECORD_NAME = "experiment.json"
 PLAN_COPY = "plan.toml"
@@ -89,6 +90,51 @@ def write_folder_record(folder: Path, data: Mapping[str, Any], reads: ReadSet) -
     """Write `experiment.json` atomically (never onto a file the command reads)."""
     text = json.dumps(data, indent=1, ensure_ascii=False, sort_keys=False) + "\n"
     return write_bytes(folder / RECORD_NAME, text.encode("utf-8"), reads=reads)
+
+
+@contextmanager
+def record_lock(folder: Path) -> Iterator[None]:
+    """Held while one process reads, changes and writes `experiment.json`, so that the shards of
+    one plan, which run side by side, never lose each other's entries. Waits (briefly) for the
+    other holder; a file system without flock runs unlocked."""
+    import errno
+    import fcntl
+
+    from clipstyler_opt.core.files import open_regular
+    from clipstyler_opt.core.files.identity import LOCK_NAME
+
+    fd = open_regular(folder / f"{LOCK_NAME}.record", os.O_RDWR | os.O_CREAT, follow_links=False)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+        yield
+    finally:
+        os.close(fd)
+
+
+def merge_run(current: dict[str, Any], mine: Mapping[str, Any], entry: Mapping[str, Any],
+              steps: Iterable[str]) -> dict[str, Any]:
+    """`current` (the record on disk now) with what this process knows: its cells, the steps it
+    ran (`steps`), its name and plan, and its run `entry` (matched by its id, else appended).
+
+    Example:
+        >>> disk = {**new_record("x"), "runs": [{"id": "a"}]}
+        >>> merged = merge_run(disk, {**new_record("x"), "cells": {"c": {"settings": {}}}}, {"id": "b"}, [])
+        >>> [run["id"] for run in merged["runs"]], list(merged["cells"])
+        (['a', 'b'], ['c'])
+    """
+    merged = dict(current)
+    merged["cells"] = {**current["cells"], **mine["cells"]}
+    merged["steps"] = {**current["steps"], **{name: mine["steps"][name] for name in steps}}
+    for key in ("name", "plan"):
+        if key in mine:
+            merged[key] = mine[key]
+    runs = [run for run in current["runs"] if not (isinstance(run, dict) and run.get("id") == entry["id"])]
+    merged["runs"] = [*runs, dict(entry)]
+    return merged
 
 
 def finished_cells(records: Iterable[Mapping[str, Any]]) -> set[str]:
