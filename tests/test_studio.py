@@ -31,6 +31,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("gradio")
 
+import tiny  # noqa: E402
 from browser import launched_browser, watch  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -45,7 +46,9 @@ MAX_UPLOAD_MB = 1
 
 @pytest.fixture(scope="module")
 def server(tiny_paths: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioProcess]:
-    with running_studio(tiny_paths, tmp_path_factory.mktemp("studio"), "--max-upload-mb", str(MAX_UPLOAD_MB)) as s:
+    scorer = f"{tiny.TINY_CLIP_NAME}/openai:file={tiny_paths['clip_checkpoint']}"
+    with running_studio(tiny_paths, tmp_path_factory.mktemp("studio"), "--max-upload-mb", str(MAX_UPLOAD_MB),
+                        "--scorer", scorer) as s:
         yield s
 
 
@@ -132,6 +135,44 @@ def test_copy_as_command_makes_the_same_settings(server: StudioProcess, tmp_path
     studio_png = httpx.get(f"{server.url}/api/jobs/{status['id']}/result").content
     again = embedded_record((tmp_path / "again.png").read_bytes())
     assert again["settings_hash"] == embedded_record(studio_png)["settings_hash"]
+
+
+def test_score_it_gives_the_metrics_of_clipopt_eval(server: StudioProcess, tiny_paths: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    job_id = submit(server, {"prompt": "oil", "steps": 2, **TINY}, name="fox.png").json()["id"]
+    assert httpx.post(f"{server.url}/api/jobs/nope/score").status_code == 404
+    done = wait_for(server, job_id, finished)
+    task = httpx.post(f"{server.url}/api/jobs/{job_id}/score")
+    assert task.status_code == 202, task.text
+    assert wait_for(server, task.json()["id"], finished)["status"] == "done"
+    scores = httpx.get(f"{server.url}/api/jobs/{job_id}").json()["scores"]
+    report = tmp_path / "eval.json"
+    args = ["eval", str(server.output_dir / done["output"]), "--scorer",
+            f"{tiny.TINY_CLIP_NAME}/openai:file={tiny_paths['clip_checkpoint']}", "--clip-model-config",
+            str(tiny_paths["clip_model_config"]), "--vgg-checkpoint", str(tiny_paths["vgg_checkpoint"]),
+            "--device", "cpu", "--json", str(report), "-q"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    expected = json.loads(report.read_text())["rows"][0]["metrics"]
+    assert scores["metrics"].keys() == expected.keys()
+    for name, value in expected.items():
+        assert scores["metrics"][name] == pytest.approx(value, rel=1e-5, abs=1e-7) if value is not None \
+            else scores["metrics"][name] is None, name
+
+
+def test_add_to_an_experiment_plan(server: StudioProcess) -> None:
+    import tomllib
+
+    ids = [submit(server, {"prompt": "oil", "steps": steps, "seed": 4, **TINY}, name="plan.png").json()["id"]
+           for steps in (1, 2)]
+    for job_id in ids:
+        wait_for(server, job_id, finished)
+        response = httpx.post(f"{server.url}/api/jobs/{job_id}/plan")
+        assert response.status_code == 200 and response.json()["plan"] == "studio-plan.toml"
+    plan = tomllib.loads((server.output_dir / "studio-plan.toml").read_text())
+    assert plan["prompts"] == ["oil"] and plan["seeds"] == [4] and len(plan["images"]) == 2
+    assert all((server.output_dir / image).is_file() for image in plan["images"])
+    assert plan["grid"]["steps"] == [1, 2] and plan["grid"]["size"] == [64]
+    assert list(plan["backbones"]) == ["clipopt-tiny-test/openai"]
 
 
 def cli_message(args: list[str]) -> str:

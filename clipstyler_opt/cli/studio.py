@@ -36,12 +36,15 @@ DEFAULT_MAX_UPLOAD_MB = 50.0
               show_default=True, help="Largest uploaded image, in MiB.")
 @click.option("--page/--no-page", default=True, show_default=True,
               help="Serve the page at /; --no-page serves the REST API only (and starts faster).")
+@click.option("--scorer", metavar="SPEC", default=None,
+              help="Backbone that scores results for \"score it\" (as `clipopt eval --scorer`); default: eval's "
+                   "rule, a default backbone that did not optimise the result.")
 @click.option("--catalog/--no-catalog", default=True, show_default=True,
               help="Also offer the backbones of `clipopt weights list` (cached ones first).")
 @field_options(STUDIO_FIELDS)
 @verbosity_options
 def studio(host: str, port: int, allow_remote: bool, output_dir: Path, max_upload_mb: float, page: bool,
-           catalog: bool, quiet: bool, verbose: bool, **params: Any) -> None:
+           scorer: str | None, catalog: bool, quiet: bool, verbose: bool, **params: Any) -> None:
     """Start a local web studio and print its address: upload an image, build a style, watch it
     emerge, cancel, compare, and download. The page and the REST API (/api) share one job queue.
 
@@ -58,16 +61,20 @@ def studio(host: str, port: int, allow_remote: bool, output_dir: Path, max_uploa
     with scratch_folder("clipopt-studio-") as scratch:
         os.environ["GRADIO_TEMP_DIR"] = str(scratch)  # the page's uploads live here, removed at exit
         os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-        _serve(host, port, allow_remote, output_dir, max_upload_mb, page, catalog, base)
+        _serve(host, port, allow_remote, output_dir, max_upload_mb, page, scorer, catalog, base)
 
 
 def _serve(host: str, port: int, allow_remote: bool, output_dir: Path, max_upload_mb: float, page: bool,
-           catalog: bool, base: StyleConfig) -> None:
+           scorer: str | None, catalog: bool, base: StyleConfig) -> None:
     from clipstyler_opt.core.errors import OutputError
     from clipstyler_opt.studio.server import Access, bind, build_app, new_token, serve
     from clipstyler_opt.studio.service import Studio
 
-    service = Studio(base, output_dir, max_upload_bytes=int(max_upload_mb * 2**20), catalog=catalog)
+    if scorer is not None:
+        from clipstyler_opt.evaluate.scorer import labelled_scorers
+
+        labelled_scorers([scorer])  # a bad spec fails now, not at the first "score it"
+    service = Studio(base, output_dir, max_upload_bytes=int(max_upload_mb * 2**20), catalog=catalog, scorer=scorer)
     token = new_token() if allow_remote else None
     try:
         sock = bind(host, port)

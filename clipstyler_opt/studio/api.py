@@ -6,6 +6,8 @@
 - `GET /api/jobs/{id}`: status, step, losses, time left, the preview's URL.
 - `GET /api/jobs/{id}/preview`, `/result` (the PNG with its embedded record), `/sidecar`, `/command`.
 - `DELETE /api/jobs/{id}`: cancel (a running job keeps its latest image).
+- `POST /api/jobs/{id}/score`: "score it" (queued; the job then shows `scores`);
+  `POST /api/jobs/{id}/plan`: add it to the output folder's experiment plan.
 - `GET /api/backbones`.
 
 Errors are `{"error": "<one line>"}`: 400 for bad settings or images, 404 for an unknown job,
@@ -131,6 +133,28 @@ def api_router(studio: Studio) -> APIRouter:
         if isinstance(job, JSONResponse):
             return job
         return JSONResponse({"command": studio.command(job)})
+
+    @router.post("/jobs/{job_id}/score")
+    def score_job(job_id: str) -> Response:
+        job = found(job_id)
+        if isinstance(job, JSONResponse):
+            return job
+        try:
+            task = studio.request_score(job)
+        except ClipoptError as exc:
+            return error_response(409, str(exc))
+        return JSONResponse({"id": task.id}, status_code=202)
+
+    @router.post("/jobs/{job_id}/plan")
+    def plan_job(job_id: str) -> Response:
+        job = found(job_id)
+        if isinstance(job, JSONResponse):
+            return job
+        try:
+            path, plan = studio.add_to_plan(job)
+        except ClipoptError as exc:
+            return error_response(_status_of(exc), str(exc))
+        return JSONResponse({"plan": path.name, "content": plan})
 
     @router.get("/backbones")
     def backbones() -> Response:

@@ -69,6 +69,9 @@ class Job:
     partial: bool = False
     error: str | None = None
     created: float = field(default_factory=time.time)
+    kind: str = "stylise"  # or "score": scores the result of job `target`
+    target: str | None = None
+    scores: dict[str, Any] | None = None  # a stylise job's "score it" metrics, once scored
     cancel_requested: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
 
@@ -111,7 +114,8 @@ class Job:
                 "preview_step": self.preview_step, "queue_position": position, "prompt": self.prompt,
                 "backbone": self.backbone, "settings": self.settings, "error": self.error,
                 "partial": self.partial, "result": f"/api/jobs/{self.id}/result" if self.output else None,
-                "output": self.output.name if self.output else None}
+                "output": self.output.name if self.output else None, "kind": self.kind, "target": self.target,
+                "scores": self.scores}
 
 
 Runner = Callable[[Job], None]

@@ -117,6 +117,12 @@ def build_page(studio: Studio) -> Any:
                 downloads = gr.HTML("", elem_id="studio-downloads")
                 command = gr.Textbox(label="Copy as command", buttons=["copy"], interactive=False,
                                      elem_id="studio-command")
+                with gr.Row():
+                    score = gr.Button("Score it", size="sm", elem_id="studio-score")
+                    plan = gr.Button("Add to experiment plan", size="sm", elem_id="studio-plan")
+                result_message = gr.HTML("", elem_id="studio-result-message")
+                scores = gr.Dataframe(headers=["metric", "value", "better"], value=[], interactive=False,
+                                      label="Scores (clipopt eval)", elem_id="studio-scores")
             with gr.Column(scale=1):
                 queue = gr.Dataframe(headers=["job", "status", "prompt", "backbone", "step"], value=[],
                                      interactive=False, label="Queue (one job at a time)", elem_id="studio-queue")
@@ -190,8 +196,10 @@ def build_page(studio: Studio) -> Any:
             queue_update = rows_now if rows_now != seen.get("queue") else gr.skip()
             job = actions.job(current)
             if job is None:
-                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), queue_update, gr.skip(), \
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), queue_update, gr.skip(), gr.skip(), \
                     {**seen, "queue": rows_now}
+            scored = actions.score_rows(job)
+            scores_update = scored if scored != seen.get("scores") else gr.skip()
             line = status_text(job, actions.studio.queue.position(job))
             key = (job.id, job.preview_step, job.status)
             preview_update = actions.preview_html(job) if key != seen.get("preview") else gr.skip()
@@ -201,8 +209,9 @@ def build_page(studio: Studio) -> Any:
             if finished_now:
                 result = (before_after(job), actions.downloads_html(job), actions.studio.command(job))
                 history_update = actions.history()
-            state = {"queue": rows_now, "preview": key, "finished": job.id if job.status in FINISHED else None}
-            return (line, preview_update, *result, queue_update, history_update, state)
+            state = {"queue": rows_now, "preview": key, "finished": job.id if job.status in FINISHED else None,
+                     "scores": scored}
+            return (line, preview_update, *result, queue_update, history_update, scores_update, state)
 
         def before_after(job: Any) -> Any:
             from clipstyler_opt.run.images import load_image
@@ -214,8 +223,10 @@ def build_page(studio: Studio) -> Any:
             return (before, after)
 
         timer = gr.Timer(POLL_SECONDS)
-        timer.tick(on_tick, [job_id, shown], [status, preview, slider, downloads, command, queue, history, shown],
-                   show_progress="hidden")
+        timer.tick(on_tick, [job_id, shown], [status, preview, slider, downloads, command, queue, history, scores,
+                                              shown], show_progress="hidden")
+        score.click(lambda current: _text(actions.score(current)), [job_id], [result_message])
+        plan.click(lambda current: _text(actions.plan(current)), [job_id], [result_message])
 
         def on_select(event: gr.SelectData) -> Any:
             done = [job for job in actions.studio.queue.jobs() if job.output is not None]

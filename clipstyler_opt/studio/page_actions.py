@@ -162,6 +162,41 @@ class PageActions:
         job = self.studio.queue.cancel(job_id) if job_id else None
         return "" if job is None else "cancelling…" if job.status == "running" else job.status
 
+    def score(self, job_id: str | None) -> str:
+        """Queue "score it" for the job's result; what to show."""
+        job = self.job(job_id)
+        if job is None:
+            return "run something first"
+        try:
+            self.studio.request_score(job)
+        except ClipoptError as exc:
+            return str(exc)
+        return "scoring queued (the scores appear below)"
+
+    def plan(self, job_id: str | None) -> str:
+        """Add the job to the experiment plan; what to show."""
+        job = self.job(job_id)
+        if job is None:
+            return "run something first"
+        try:
+            path, plan = self.studio.add_to_plan(job)
+        except ClipoptError as exc:
+            return str(exc)
+        sizes = ", ".join(f"{len(plan.get(key, []))} {key}" for key in ("images", "prompts", "seeds"))
+        return f"added to {path.name} ({sizes}, {len(plan.get('backbones', {}))} backbones)"
+
+    @staticmethod
+    def score_rows(job: Job) -> list[list[Any]]:
+        """The job's scores as table rows: metric, value (or why not), better (↑ or ↓)."""
+        if not job.scores:
+            return []
+        arrows = {"higher": "↑", "lower": "↓"}
+        rows = []
+        for name, value in job.scores["metrics"].items():
+            shown = f"{value:.4g}" if value is not None else job.scores["unavailable"].get(name, "unavailable")
+            rows.append([name, shown, arrows.get(str(job.scores["directions"].get(name)), "")])
+        return [["scorer", str(job.scores["scorer"]), ""], *rows]
+
     def job(self, job_id: str | None) -> Job | None:
         return self.studio.queue.get(job_id) if job_id else None
 

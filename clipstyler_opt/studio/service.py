@@ -18,9 +18,12 @@ from typing import Any
 
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.core.files import ReadSet
 from clipstyler_opt.core.naming import default_output_path, partial_output_path
 from clipstyler_opt.studio.backbones import LoadedBackbones, Offer, base_values, offered_backbones
 from clipstyler_opt.studio.jobs import Job, JobQueue
+from clipstyler_opt.studio.plan import PLAN_NAME, add_to_plan
+from clipstyler_opt.studio.scoring import ResultScorer
 from clipstyler_opt.studio.settings import JobSettings, parse_settings
 from clipstyler_opt.studio.uploads import check_upload, keep_upload
 
@@ -44,10 +47,11 @@ class Studio:
     the upload limit, the loaded backbones and the queue of the one device."""
 
     def __init__(self, base: StyleConfig, output_dir: Path, *, max_upload_bytes: int, catalog: bool = True,
-                 backbones: LoadedBackbones | None = None) -> None:
+                 backbones: LoadedBackbones | None = None, scorer: str | None = None) -> None:
         self.base, self.output_dir, self.max_upload_bytes = base, output_dir, max_upload_bytes
         self.offers: list[Offer] = offered_backbones(base, catalog=catalog)
         self.backbones = backbones or LoadedBackbones()
+        self.scorer = ResultScorer(base, scorer)
         self.queue = JobQueue(self.run_job, base.device)
 
     def offer(self, name: str) -> Offer:
@@ -103,8 +107,33 @@ class Studio:
                             set(base_values(self.base)) | set(self.offer(job.backbone).fields) | set(checked.values)
                             | ({"style_image"} if job.style_images else set()))
 
+    def request_score(self, job: Job) -> Job:
+        """Queue "score it" for a job's result (run one at a time with the runs); the score job."""
+        if job.kind != "stylise" or job.output is None:
+            raise ConfigError(f"job {job.id} has no result to score yet (status {job.status})")
+        task = Job.create(prompt=job.prompt, settings={}, config=None, image=job.image, stem=job.stem,
+                          backbone=job.backbone, kind="score", target=job.id)
+        return self.queue.submit(task)
+
+    def add_to_plan(self, job: Job) -> tuple[Path, dict[str, Any]]:
+        """Add a job's image, prompt, backbone, seed and settings to the output folder's plan file."""
+        if job.config is None or job.kind != "stylise":
+            raise ConfigError(f"job {job.id} has no settings to add")
+        offer = self.offer(job.backbone)
+        spec = offer.fields["backbone"][0] if "backbone" in offer.fields else str(job.config.backbone_specs()[0])
+        settings = {name: value for name, value in job.settings.items()
+                    if name not in ("prompt", "backbone", "seed", "style_weights")}
+        path = self.output_dir / PLAN_NAME
+        reads = ReadSet([job.image, *job.style_images])
+        plan = add_to_plan(path, image=job.image, prompt=job.prompt, backbone=(job.backbone, spec),
+                           seed=job.config.seed, settings=settings, reads=reads)
+        return path, plan
+
     def run_job(self, job: Job) -> None:
-        """The worker's part: load (or reuse) the backbone, optimise with previews, save."""
+        """The worker's part: load (or reuse) the backbone, optimise with previews, save; or score."""
+        if job.kind == "score":
+            self._score(job)
+            return
         from clipstyler_opt.run.engine import RunInterrupted
         from clipstyler_opt.run.images import load_image, save_image_exclusive
 
@@ -135,6 +164,16 @@ class Studio:
         for note in notes:
             log.warning(note)
         job.finish("done", output=written)
+
+
+    def _score(self, task: Job) -> None:
+        target = self.queue.get(task.target or "")
+        if target is None or target.output is None:
+            task.finish("failed", error="the result to score is gone")
+            return
+        target.scores = self.scorer.score(target.output)
+        task.scores = target.scores
+        task.finish("done")
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:
