@@ -131,10 +131,20 @@ def test_a_tie_between_the_largest_parts_counts_each_tied_part() -> None:
 
 
 def test_the_cluster_bootstrap_resamples_whole_clusters() -> None:
-    """Two clusters of very different sizes: resampling clusters (not points) gives resamples whose
-    mean is one cluster's mean alone, so the interval reaches each cluster's own mean."""
-    clusters = [[0.0] * 50, [1.0] * 2]
-    result = cluster_bootstrap(clusters, lambda cs: float(np.mean([v for c in cs for v in c])), resamples=400)
+    """Clusters of very different sizes: resampling clusters (not points) gives resamples made of the
+    big cluster alone (p = 1/27) or of small ones alone (p = 8/27), so the interval reaches each
+    side's own mean; resampling points would stay near the pooled mean 2/27."""
+    clusters = [[0.0] * 50, [1.0] * 2, [1.0] * 2]
+    result = cluster_bootstrap(clusters, lambda cs: float(np.mean([v for c in cs for v in c])), resamples=2000,
+                               method="percentile")
     assert result is not None
     assert result.low == pytest.approx(0.0) and result.high == pytest.approx(1.0)
     assert cluster_bootstrap([[1.0]], lambda cs: None) is None
+
+
+def test_two_clusters_give_no_interval_but_say_why() -> None:
+    """Two clusters have three distinct resamples: the limits are null, with the reason."""
+    result = cluster_bootstrap([[0.0], [1.0]], lambda cs: float(np.mean([v for c in cs for v in c])))
+    assert result is not None and result.estimate == 0.5
+    entry = result.to_dict()
+    assert entry["ci_low"] is None and entry["ci_high"] is None and "3 or more" in entry["note"]

@@ -83,3 +83,11 @@ def test_ssim_of_an_image_of_5_px_or_less_is_unavailable_with_the_reason() -> No
             ssim(image, image)
     image = torch.rand(1, 3, 6, 6)
     assert ssim(image, image) == pytest.approx(1.0)
+
+
+def test_one_content_image_is_shown_without_an_interval() -> None:
+    """A mean over outputs of one content image has nothing to compare: the table says so instead
+    of printing the mean twice as if it were an interval."""
+    entry = {"mean": 0.25, "ci_low": 0.25, "ci_high": 0.25, "n": 3, "n_clusters": 1}
+    (line,) = [line for line in format_summary({"overall": {"ssim": entry}}) if "ssim" in line]
+    assert "no interval" in line and "[0.2500, 0.2500]" not in line and "n=3" in line

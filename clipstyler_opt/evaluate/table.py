@@ -90,7 +90,9 @@ def _interval_lines(title: str, summary: Mapping[str, Mapping[str, Any]], reason
     table = []
     for metric in _names() if names is None else names:
         entry = summary.get(metric)
-        if entry is not None:
+        if entry is not None and entry.get("n_clusters") == 1:  # one content image: nothing to compare
+            value = f"{entry['mean']:.4f}  (no interval: one content image)  n={entry['n']}"
+        elif entry is not None:
             value = f"{entry['mean']:.4f}  [{entry['ci_low']:.4f}, {entry['ci_high']:.4f}]  n={entry['n']}"
         else:
             value = f"{MISSING}: {reasons[metric]}" if metric in reasons else MISSING
@@ -114,8 +116,8 @@ def format_summary(summary: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
     `summaries` (eval.json's, per scorer), each further scorer's metrics and each part's follow,
     overall."""
     reasons = unavailable_reasons(rows)
-    lines = ["mean  [95% t-interval, clustered by content image]  n = images (with one content image the "
-             "interval is the mean itself)"]
+    lines = ["mean  [95% t-interval, clustered by content image]  n = images (one content image gives no "
+             "interval)"]
     lines += _interval_lines("overall", summary["overall"], reasons)
     if len(summary.get("per_prompt", {})) > 1:
         for prompt, entries in summary["per_prompt"].items():

@@ -21,11 +21,12 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-__all__ = ["CONFIDENCE", "METHODS", "RESAMPLES", "Interval", "bootstrap_limits", "bootstrap_mean",
+__all__ = ["CONFIDENCE", "METHODS", "MIN_CLUSTERS", "RESAMPLES", "Interval", "bootstrap_limits", "bootstrap_mean",
            "cluster_bootstrap", "jackknife_values", "resampled_values"]
 
 RESAMPLES = 2000
 CONFIDENCE = 0.95
+MIN_CLUSTERS = 3  # fewer clusters have too few distinct resamples (2 clusters: 3) to give an interval
 METHODS = ("bca", "percentile")
 Method = Literal["bca", "percentile"]
 T = TypeVar("T")
@@ -45,9 +46,15 @@ class Interval:
     method: str = "bca"
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON entry: estimate, ci_low, ci_high, n_clusters, resamples_used, confidence, method."""
-        return {"estimate": self.estimate, "ci_low": self.low, "ci_high": self.high, "n_clusters": self.clusters,
-                "resamples_used": self.resamples_used, "confidence": CONFIDENCE, "method": self.method}
+        """The JSON entry: estimate, ci_low, ci_high, n_clusters, resamples_used, confidence, method,
+        and a note saying why the limits are null when they are."""
+        entry = {"estimate": self.estimate, "ci_low": self.low, "ci_high": self.high, "n_clusters": self.clusters,
+                 "resamples_used": self.resamples_used, "confidence": CONFIDENCE, "method": self.method}
+        if self.low is None and self.clusters < MIN_CLUSTERS:
+            entry["note"] = f"{self.clusters} cluster(s): an interval needs {MIN_CLUSTERS} or more"
+        elif self.low is None:
+            entry["note"] = "no resample gave a value"
+        return entry
 
 
 def resampled_values(clusters: Sequence[T], statistic: Callable[[list[T]], Any], *, resamples: int = RESAMPLES,
@@ -129,8 +136,8 @@ def cluster_bootstrap(clusters: Sequence[T], statistic: Callable[[list[T]], floa
         method: "bca" (bias-corrected and accelerated) or "percentile".
 
     Returns:
-        None when the statistic of all clusters is None; with one cluster the interval is the
-        estimate itself (nothing to resample).
+        None when the statistic of all clusters is None; with fewer than `MIN_CLUSTERS` clusters
+        the limits are None (two clusters give three distinct resamples: no interval to speak of).
 
     Example:
         >>> result = cluster_bootstrap([[1.0], [2.0], [3.0]], lambda cs: float(np.mean([v for c in cs for v in c])))
@@ -138,6 +145,8 @@ def cluster_bootstrap(clusters: Sequence[T], statistic: Callable[[list[T]], floa
         (2.0, 3, 'bca')
         >>> 1.0 <= result.low <= 2.0 <= result.high <= 3.0
         True
+        >>> cluster_bootstrap([[1.0], [2.0]], lambda cs: 1.5).to_dict()["note"]
+        '2 cluster(s): an interval needs 3 or more'
     """
     if method not in METHODS:
         raise ValueError(f"unknown bootstrap method {method!r} (expected one of {', '.join(METHODS)})")
@@ -145,8 +154,8 @@ def cluster_bootstrap(clusters: Sequence[T], statistic: Callable[[list[T]], floa
     estimate = statistic(items)
     if estimate is None:
         return None
-    if len(items) < 2:
-        return Interval(float(estimate), float(estimate), float(estimate), len(items), 0, method)
+    if len(items) < MIN_CLUSTERS:
+        return Interval(float(estimate), None, None, len(items), 0, method)
     values = resampled_values(items, statistic, resamples=resamples, seed=seed)[:, 0]
     jackknife = jackknife_values(items, statistic)[:, 0] if method == "bca" else None
     limits = bootstrap_limits(values, float(estimate), confidence=confidence, method=method, jackknife=jackknife)
