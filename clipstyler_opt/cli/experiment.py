@@ -187,7 +187,6 @@ def run(plan_path: Path, output: Path | None, shard: str | None, workers_per_dev
     work. One run uses the folder at a time (another exits with code 10); the --shard processes
     of one plan run side by side. Under torchrun each rank takes its share of the jobs.
     """
-    from clipstyler_opt.batch import launched_by_torchrun
     from clipstyler_opt.cli.experiment_steps import default_folder, experiment_lock, prepare
     from clipstyler_opt.core.errors import BatchFailures
     from clipstyler_opt.experiment.plan import read_plan
@@ -200,11 +199,11 @@ def run(plan_path: Path, output: Path | None, shard: str | None, workers_per_dev
                  "--workers-per-device", str(workers_per_device), *(["-q"] if quiet else ["-v"] if verbose else [])]
     main_rank = os.environ.get("RANK", "0") == "0"
     with experiment_lock(folder, shard):
-        if not main_rank:  # another rank of torchrun: only its share of the sweep
+        session = _Session(exp, "run", arguments, quiet)
+        session.check()  # on every rank of torchrun: a refused plan stops them all before the sweep
+        if not main_rank:  # another rank: only its share of the sweep; rank 0 records and reports
             exp.run_sweep()
             return
-        session = _Session(exp, "run", arguments, quiet)
-        session.check()
         failures: list[BatchFailures] = []
 
         def body() -> None:
@@ -217,7 +216,7 @@ def run(plan_path: Path, output: Path | None, shard: str | None, workers_per_dev
                 again = f"{plan_path}" + (f" -o {output}" if output is not None else "")
                 session.emit(f"shard {shard} done; when every shard has finished, run `clipopt experiment run "
                              f"{again}` without --shard for eval, analyze and the report")
-            elif not launched_by_torchrun() or main_rank:
+            else:
                 session.after_sweep()
             if failures:
                 raise failures[0]

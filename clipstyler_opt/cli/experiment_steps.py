@@ -4,7 +4,6 @@ before any work, run in this process, and skipped when what it made is still up 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -142,7 +141,14 @@ def _invoke(plan: Plan, step: Step) -> None:
 def prepare(plan: Plan, folder: Path, *, shard: str | None = None, workers_per_device: int = 1,
             quiet: bool = False, verbose: bool = False) -> Experiment:
     """Every step's command line for `plan` into `folder`, each parsed by its command, and the
-    sweep's cells checked: any problem is a one-line error here, before any work."""
+    sweep's cells checked: any problem is a one-line error here, before any work.
+
+    Example (the bundled plan; no weights are loaded):
+        >>> from clipstyler_opt.experiment import read_plan
+        >>> plan = read_plan(Path("examples/experiment.toml"))  # doctest: +SKIP
+        >>> list(prepare(plan, Path("examples/experiment")).steps)  # doctest: +SKIP
+        ['sweep', 'eval', 'analyze', 'study', 'report']
+    """
     from clipstyler_opt.cli.batch import batch_request
     from clipstyler_opt.cli.sweep import grid_cells
     from clipstyler_opt.experiment.commands import STUDY_FILE, step_words, sweep_words
@@ -177,7 +183,13 @@ def prepare(plan: Plan, folder: Path, *, shard: str | None = None, workers_per_d
 @contextmanager
 def experiment_lock(folder: Path, shard: str | None) -> Iterator[None]:
     """One `experiment run` (or the shards of one) per folder: the batch lock under its own name
-    (a second run exits with the batch lock's code, 10). Under torchrun rank 0 holds it for all."""
+    (a second run exits with the batch lock's code, 10). Under torchrun rank 0 holds it for all.
+
+    Example:
+        >>> import tempfile
+        >>> with experiment_lock(Path(tempfile.mkdtemp()), None):
+        ...     pass
+    """
     from clipstyler_opt.batch import LOCK_NAME, BatchLock, Shard
 
     if os.environ.get("RANK", "0") != "0":
@@ -194,7 +206,15 @@ def experiment_lock(folder: Path, shard: str | None) -> Iterator[None]:
 
 def folder_plan(folder: Path) -> tuple[dict[str, Any], Plan]:
     """An experiment folder's record and the plan it keeps (relative paths starting where the
-    plan was); ConfigError when the folder is no experiment's."""
+    plan was); ConfigError when the folder is no experiment's.
+
+    Example:
+        >>> import tempfile
+        >>> folder_plan(Path(tempfile.mkdtemp()))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        clipstyler_opt.core.errors.ConfigError: ...: not an experiment folder (no experiment.json); ...
+    """
     from clipstyler_opt.experiment.plan import read_plan
     from clipstyler_opt.experiment.record import PLAN_COPY, RECORD_NAME, read_folder_record
 
@@ -207,7 +227,11 @@ def folder_plan(folder: Path) -> tuple[dict[str, Any], Plan]:
 
 
 def say(quiet: bool) -> Callable[[str], None]:
-    """A progress line on standard error, unless quiet."""
+    """A progress line on standard error, unless quiet.
+
+    Example:
+        >>> say(True)("eval: up to date")  # quiet: nothing is printed
+    """
     def emit(message: str) -> None:
         if not quiet:
             click.echo(printable(message), err=True)
@@ -215,15 +239,22 @@ def say(quiet: bool) -> Callable[[str], None]:
 
 
 def command_line(name: str, arguments: list[str]) -> list[str]:
-    """The command as typed: `clipopt experiment NAME ...`, and the process's own argv."""
+    """The command as typed: `clipopt experiment NAME ...`.
+
+    Example:
+        >>> command_line("run", ["plan.toml", "-q"])
+        ['clipopt', 'experiment', 'run', 'plan.toml', '-q']
+    """
     return ["clipopt", "experiment", name, *arguments]
 
 
-def process_argv() -> list[str]:
-    return list(sys.argv)
-
-
 def failure_text(exc: BaseException) -> str:
+    """How a run ended, for its entry in experiment.json.
+
+    Example:
+        >>> failure_text(KeyboardInterrupt()), failure_text(ConfigError("bad"))
+        ('interrupted', 'failed: bad')
+    """
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     return f"failed: {exc}" if isinstance(exc, ClipoptError) else f"failed: {type(exc).__name__}: {exc}"

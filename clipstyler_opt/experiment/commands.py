@@ -30,7 +30,13 @@ _RESERVED = ("quiet", "verbose")  # the experiment's own -q/-v are passed on
 @dataclass(frozen=True)
 class Step:
     """One command of an experiment: its name (`eval`), the words after `clipopt`, and the
-    plan table each option came from (for errors)."""
+    plan table each option came from (for errors).
+
+    Example:
+        >>> step = Step("report", ("report", "out dir", "--figures"), {}, ("-q",))
+        >>> step.shown()
+        "clipopt report 'out dir' --figures -q"
+    """
 
     name: str
     words: tuple[str, ...]  # what the step does (its fingerprint reads these)

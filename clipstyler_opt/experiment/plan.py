@@ -106,11 +106,22 @@ class Plan:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
     def error(self, key: tuple[str, ...], message: str) -> PlanError:
-        """A PlanError at `key` (`FILE:LINE: a.b: message`)."""
+        """A PlanError at `key` (`FILE:LINE: a.b: message`), the key spelled as the file spells it.
+
+        Example:
+            >>> plan = read_plan(Path("examples/experiment.toml"))
+            >>> str(plan.error(("eval", "patch_protocol"), "bad"))
+            'examples/experiment.toml:39: eval.patch-protocol: bad'
+        """
         return _error(self.path, self.lines, key, message)
 
     def step_enabled(self, step: str) -> bool:
-        """eval and report always run; analyze and the study page when their table is there."""
+        """eval and report always run; analyze and the study page when their table is there.
+
+        Example:
+            >>> read_plan(Path("examples/experiment.toml")).step_enabled("study")
+            True
+        """
         return step in ("eval", "report") or step in self.steps
 
 

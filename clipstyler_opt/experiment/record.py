@@ -39,7 +39,12 @@ _SHAPE = {"schema_version": int, "name": str, "cells": dict, "steps": dict, "run
 
 
 def now() -> str:
-    """The time in UTC, to the second, as ISO 8601."""
+    """The time in UTC, to the second, as ISO 8601.
+
+    Example:
+        >>> now().endswith("+00:00")
+        True
+    """
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -55,7 +60,19 @@ def new_record(name: str) -> dict[str, Any]:
 
 def read_folder_record(folder: Path) -> dict[str, Any] | None:
     """The folder's `experiment.json`, or None when there is none; ConfigError (one line) when it
-    is not one (garbage, another schema, a FIFO)."""
+    is not one (garbage, another schema, a FIFO).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> read_folder_record(folder) is None
+        True
+        >>> _ = (folder / RECORD_NAME).write_text("[1]")
+        >>> read_folder_record(folder)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        clipstyler_opt.core.errors.ConfigError: ...experiment.json: not an experiment record (not a JSON object); ...
+    """
     path = folder / RECORD_NAME
     if not os.path.lexists(path):
         return None
@@ -87,7 +104,16 @@ def _shape_problem(data: Any) -> str | None:
 
 
 def write_folder_record(folder: Path, data: Mapping[str, Any], reads: ReadSet) -> Path:
-    """Write `experiment.json` atomically (never onto a file the command reads)."""
+    """Write `experiment.json` atomically (never onto a file the command reads).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> write_folder_record(folder, new_record("demo"), ReadSet()).name
+        'experiment.json'
+        >>> read_folder_record(folder)["name"]
+        'demo'
+    """
     text = json.dumps(data, indent=1, ensure_ascii=False, sort_keys=False) + "\n"
     return write_bytes(folder / RECORD_NAME, text.encode("utf-8"), reads=reads)
 
@@ -96,7 +122,13 @@ def write_folder_record(folder: Path, data: Mapping[str, Any], reads: ReadSet) -
 def record_lock(folder: Path) -> Iterator[None]:
     """Held while one process reads, changes and writes `experiment.json`, so that the shards of
     one plan, which run side by side, never lose each other's entries. Waits (briefly) for the
-    other holder; a file system without flock runs unlocked."""
+    other holder; a file system without flock runs unlocked.
+
+    Example:
+        >>> import tempfile
+        >>> with record_lock(Path(tempfile.mkdtemp())):
+        ...     pass
+    """
     import errno
     import fcntl
 
