@@ -179,7 +179,7 @@ def _save_figures(results: ResultFolder, charts: _Charts, folder: Path, reads: R
 def write_report(root: Path, output: Path | None = None, *, embed: bool = False, figures: bool = False,
                  progress: Callable[[str], None] | None = None) -> Path:
     """Write the report of the result folder `root` (default `root/report.html`) atomically; with
-    `figures`, first write every chart and table into `root/figures/`. `progress` is told what is
+    `figures`, first write every chart and table into `root/figures/`, telling `progress` what is
     being drawn.
 
     Example (a folder written by `clipopt sweep`)::
@@ -196,7 +196,9 @@ def write_report(root: Path, output: Path | None = None, *, embed: bool = False,
     reads = ReadSet([*results.input_files(), Path(root) / ANALYSIS_NAME])
     reads.refuse(target)  # before any image is read
     folder = check_figures_folder(Path(root)) if figures else None
-    say = progress or (lambda _message: None)
+    # Progress only for --figures, the long work (a plain report takes about a second, and a failed
+    # one must print its one-line error alone).
+    say = progress if progress is not None and folder is not None else (lambda _message: None)
     say(f"drawing the charts of {len(results.outputs)} outputs")
     charts = _Charts.draw(results)
     files = _save_figures(results, charts, folder, reads, say) if folder is not None else None
