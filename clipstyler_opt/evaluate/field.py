@@ -56,7 +56,17 @@ class StyleEmbeddings:
 
 class ReferenceSet:
     """The reference images' features under each set-level network, and each output's, kept until
-    the summary; `summary(rows)` gives eval.json's `set_metrics` for those rows."""
+    the summary; `summary(rows)` gives eval.json's `set_metrics` for those rows.
+
+    Example:
+        >>> refs = ReferenceSet(Path("refs"), [Path("a.png")], [FeatureNetwork("fid", None, "no weights")],
+        ...                     load=lambda path: torch.rand(1, 3, 8, 8))
+        >>> row = type("Row", (), {"root": None, "output": "x.png", "to_dict": lambda self: {"metrics": {}}})()
+        >>> refs.add(("", "x.png"), torch.rand(1, 3, 8, 8))
+        >>> summary = refs.summary([row])["overall"]
+        >>> summary["fid"]["reason"], summary["artfid"]["reason"]
+        ('no weights', 'the art feature network was not loaded')
+    """
 
     def __init__(self, folder: Path, paths: Sequence[Path], networks: Sequence[FeatureNetwork],
                  load: Callable[[Path], torch.Tensor]) -> None:
@@ -64,6 +74,9 @@ class ReferenceSet:
         self.networks = {net.name: net for net in networks if net.model is not None}
         self.unavailable = {net.name: str(net.reason) for net in networks if net.model is None}
         self.provenance = {net.name: net.provenance for net in networks}
+        if "art" in self.provenance:  # ArtFID's other factor: the rows' lpips column
+            self.provenance["art"] = {**self.provenance["art"], "content_distance": "mean of the rows' lpips "
+                                      "(LPIPS-AlexNet v0.1, the lpips package; see eval.json's lpips)"}
         self.reference: dict[str, np.ndarray] = {}
         for name, net in self.networks.items():
             log.info("reference set: %d images through the %s network", len(self.paths), name)

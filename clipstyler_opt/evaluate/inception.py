@@ -35,7 +35,7 @@ from clipstyler_opt.weights.download import check_reachable, download_file, torc
 from clipstyler_opt.weights.resolve import WeightsFile, resolve_hub_file, resolve_weights
 
 __all__ = ["ART_FILE", "ART_REPO", "FID_FILENAME", "FID_URL", "FeatureNetwork", "create_art_inception",
-           "load_art_inception", "load_fid_inception"]
+           "load_art_inception", "load_fid_inception", "resolve_fid_weights"]
 
 FID_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 FID_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -46,7 +46,13 @@ INPUT_SIDE = 299
 
 @dataclass
 class FeatureNetwork:
-    """A network giving one 2048-d feature vector per image, or `reason` when it is unavailable."""
+    """A network giving one 2048-d feature vector per image, or `reason` when it is unavailable.
+
+    Example:
+        >>> art = FeatureNetwork("art", create_art_inception().eval())
+        >>> art.features(torch.rand(1, 3, 32, 32)).shape
+        (2048,)
+    """
 
     name: str
     model: nn.Module | None
@@ -61,7 +67,12 @@ class FeatureNetwork:
 
 
 def resolve_fid_weights(explicit: Path | None, cache_dir: Path | None, offline: bool) -> WeightsFile:
-    """pytorch-fid's Inception weights: explicit file -> caches -> download -> WeightsError."""
+    """pytorch-fid's Inception weights: explicit file -> caches -> download -> WeightsError.
+
+    Example:
+        >>> resolve_fid_weights(Path("fid.pth"), None, offline=True).origin  # doctest: +SKIP
+        'explicit'
+    """
     candidates = [Path(folder) / FID_FILENAME for folder in ([cache_dir] if cache_dir else [])
                   + [torch_hub_checkpoints()]]
 
@@ -86,7 +97,13 @@ class _FidFeatures(nn.Module):
 def load_fid_inception(explicit: Path | None, cache_dir: Path | None, offline: bool,
                        device: torch.device) -> FeatureNetwork:
     """pytorch-fid's InceptionV3 with the FID weights, else the reason (an explicit file that cannot
-    be used is an error)."""
+    be used is an error).
+
+    Example:
+        >>> fid = load_fid_inception(Path("pt_inception.pth"), None, True, torch.device("cpu"))  # doctest: +SKIP
+        >>> fid.features(torch.rand(1, 3, 64, 64)).shape  # doctest: +SKIP
+        (2048,)
+    """
     try:
         version = metadata.version("pytorch-fid")
         from pytorch_fid import inception
@@ -141,7 +158,13 @@ class _ArtFeatures(nn.Module):
 def load_art_inception(explicit: Path | None, cache_dir: Path | None, offline: bool,
                        device: torch.device) -> FeatureNetwork:
     """The art-trained Inception when its weights are there, else the reason (an explicit file that
-    cannot be used is an error)."""
+    cannot be used is an error).
+
+    Example:
+        >>> art = load_art_inception(Path("art_inception.pth"), None, True, torch.device("cpu"))  # doctest: +SKIP
+        >>> art.provenance["network"]  # doctest: +SKIP
+        'art-trained Inception-v3 (ArtFID), 2048-d pool'
+    """
     try:
         weights = resolve_hub_file(ART_REPO, [ART_FILE], what="ArtFID's art-trained Inception weights",
                                    explicit=explicit, explicit_flag="--art-inception-checkpoint",

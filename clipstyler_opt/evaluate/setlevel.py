@@ -120,6 +120,13 @@ def set_metric_values(features: Mapping[str, np.ndarray], reference: Mapping[str
 
     `features[network]` holds the outputs' rows in the order of `rows`; a network named in
     `unavailable` gives null with that reason.
+
+    Example:
+        >>> rows = [{"metrics": {"lpips": 0.5}}, {"metrics": {"lpips": 0.5}}]
+        >>> same = np.array([[0.0, 1.0], [1.0, 0.0]])
+        >>> values = set_metric_values({"fid": same, "art": same}, {"fid": same, "art": same}, rows, {}, {})
+        >>> abs(round(values["fid"]["value"], 6)), abs(round(values["artfid"]["value"], 6)), values["fid"]["n_outputs"]
+        (0.0, 1.5, 2)
     """
     entries: dict[str, dict[str, Any]] = {}
     for metric in SET_METRICS:
@@ -128,6 +135,8 @@ def set_metric_values(features: Mapping[str, np.ndarray], reference: Mapping[str
                                  if metric.network in reference else 0}
         if metric.network in unavailable:
             entry["reason"] = unavailable[metric.network]
+        elif metric.network not in features or metric.network not in reference:
+            entry["reason"] = f"the {metric.network} feature network was not loaded"
         else:
             try:
                 value = metric.compute(SetInputs(features[metric.network], reference[metric.network], rows))
@@ -146,7 +155,15 @@ def set_summary(rows: Sequence[Mapping[str, Any]], features: Mapping[str, np.nda
                 reference: Mapping[str, np.ndarray], unavailable: Mapping[str, str],
                 provenance: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """{"overall": values, "per_cell": {cell: values}} (per_cell when the rows span several cells);
-    `features[network]` holds one row per element of `rows`."""
+    `features[network]` holds one row per element of `rows`.
+
+    Example:
+        >>> rows = [{"cell": cell, "metrics": {"lpips": 0.1}} for cell in "aab"]
+        >>> x = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
+        >>> summary = set_summary(rows, {"fid": x, "art": x}, {"fid": x, "art": x}, {}, {})
+        >>> summary["per_cell"]["a"]["fid"]["n_outputs"], summary["per_cell"]["b"]["fid"]["reason"]
+        (2, 'needs at least 2 images on each side, has 1')
+    """
     summary: dict[str, Any] = {"overall": set_metric_values(features, reference, rows, unavailable, provenance)}
     cells = sorted({str(row["cell"]) for row in rows if row.get("cell") is not None})
     if len(cells) > 1:
@@ -164,6 +181,12 @@ def reference_images(folder: Path) -> list[Path]:
 
     Raises:
         ConfigError: `folder` is not a folder, or holds no image (exit 2).
+
+    Example:
+        >>> reference_images(Path("no-such-folder"))
+        Traceback (most recent call last):
+        ...
+        clipstyler_opt.core.errors.ConfigError: --reference-dir no-such-folder: not a folder
     """
     from clipstyler_opt.batch.discovery import scan_inputs
 
