@@ -166,7 +166,7 @@ def _run_session(session: _Session, body: Any) -> None:
     session.finish("done")
 
 
-@experiment.command("run")
+@experiment.command("run", short_help="Run a plan: its sweep, then eval, analyze, study page and report.")
 @click.argument("plan_path", metavar="PLAN.toml", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False),
               help="The experiment folder [default: a folder named after the plan, beside it].")
@@ -224,7 +224,7 @@ def run(plan_path: Path, output: Path | None, shard: str | None, workers_per_dev
         _run_session(session, body)
 
 
-@experiment.command("report")
+@experiment.command("report", short_help="Eval, analyze, study page and report of a folder's finished outputs.")
 @click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @verbosity_options
 def report(folder: Path, quiet: bool, verbose: bool) -> None:
@@ -253,7 +253,7 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
-@experiment.command("status")
+@experiment.command("status", short_help="Jobs done per cell, and whether each step is up to date.")
 @click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
 def status(folder: Path) -> None:
     """What FOLDER's plan has done: jobs done, failed and to do in each cell, each step up to
