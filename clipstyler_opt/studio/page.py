@@ -31,6 +31,10 @@ CSS = """
 #studio-preview img, #studio-preview-img { max-width: 100%; height: auto; image-rendering: auto; }
 .studio-message { color: #b3261e; min-height: 1.2em; }
 .studio-preview-empty { color: #666; padding: 2em 0; }
+.studio-history { display: flex; flex-wrap: wrap; gap: 12px; }
+.studio-thumb { margin: 0; width: 160px; }
+.studio-thumb img { width: 160px; height: 160px; object-fit: contain; background: #f4f4f4; }
+.studio-thumb figcaption { font-size: 12px; overflow-wrap: anywhere; }
 """
 
 
@@ -126,11 +130,12 @@ def build_page(studio: Studio) -> Any:
             with gr.Column(scale=1):
                 queue = gr.Dataframe(headers=["job", "status", "prompt", "backbone", "step"], value=[],
                                      interactive=False, label="Queue (one job at a time)", elem_id="studio-queue")
-        history = gr.Gallery(label="This session (select one, then run it again with changes)", columns=6,
-                             height=220, object_fit="contain", preview=False, elem_id="studio-history", format="png")
+        gr.Markdown("**This session**")
+        history = gr.HTML("", elem_id="studio-history")
         with gr.Row():
-            again = gr.Button("Run again with changes", size="sm", elem_id="studio-again")
-        selected = gr.State(None)
+            selected = gr.Dropdown([], value=None, label="A result of this session", scale=3,
+                                   elem_id="studio-history-pick")
+            again = gr.Button("Run again with changes", size="sm", scale=1, elem_id="studio-again")
 
         def on_image(path: str | None, name: str | None) -> tuple[Any, str]:
             shown_image, message = actions.show_image(path, name)
@@ -197,7 +202,7 @@ def build_page(studio: Studio) -> Any:
             job = actions.job(current)
             if job is None:
                 return gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), queue_update, gr.skip(), gr.skip(), \
-                    {**seen, "queue": rows_now}
+                    gr.skip(), {**seen, "queue": rows_now}
             scored = actions.score_rows(job)
             scores_update = scored if scored != seen.get("scores") else gr.skip()
             line = status_text(job, actions.studio.queue.position(job))
@@ -205,13 +210,15 @@ def build_page(studio: Studio) -> Any:
             preview_update = actions.preview_html(job) if key != seen.get("preview") else gr.skip()
             finished_now = job.status in FINISHED and seen.get("finished") != job.id
             result = (gr.skip(),) * 3
-            history_update = gr.skip()
+            history_update: Any = gr.skip()
             if finished_now:
                 result = (before_after(job), actions.downloads_html(job), actions.studio.command(job))
-                history_update = actions.history()
+                history_update = gr.HTML(actions.history_html()), gr.Dropdown(choices=actions.history_choices())
             state = {"queue": rows_now, "preview": key, "finished": job.id if job.status in FINISHED else None,
                      "scores": scored}
-            return (line, preview_update, *result, queue_update, history_update, scores_update, state)
+            if not isinstance(history_update, tuple):
+                history_update = (history_update, gr.skip())
+            return (line, preview_update, *result, queue_update, *history_update, scores_update, state)
 
         def before_after(job: Any) -> Any:
             from clipstyler_opt.run.images import load_image
@@ -223,17 +230,10 @@ def build_page(studio: Studio) -> Any:
             return (before, after)
 
         timer = gr.Timer(POLL_SECONDS)
-        timer.tick(on_tick, [job_id, shown], [status, preview, slider, downloads, command, queue, history, scores,
-                                              shown], show_progress="hidden")
+        timer.tick(on_tick, [job_id, shown], [status, preview, slider, downloads, command, queue, history, selected,
+                                              scores, shown], show_progress="hidden")
         score.click(lambda current: _text(actions.score(current)), [job_id], [result_message])
         plan.click(lambda current: _text(actions.plan(current)), [job_id], [result_message])
-
-        def on_select(event: gr.SelectData) -> Any:
-            done = [job for job in actions.studio.queue.jobs() if job.output is not None]
-            return done[event.index].id if 0 <= event.index < len(done) else None
-
-        on_select.__annotations__["event"] = gr.SelectData  # resolved here: this module's annotations are text
-        history.select(on_select, None, [selected])
 
         def on_again(chosen: str | None) -> tuple[Any, ...]:
             job = actions.job(chosen)

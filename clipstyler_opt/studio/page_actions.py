@@ -220,19 +220,26 @@ class PageActions:
         return [[job.id[:8], job.status, job.prompt, job.backbone, f"{job.step}/{job.total}"]
                 for job in reversed(jobs)]
 
-    def history(self) -> list[tuple[Any, str]]:
-        """The gallery: each finished result (or kept partial image) with its settings as caption."""
-        from clipstyler_opt.run.images import load_image
+    def finished_jobs(self) -> list[Job]:
+        """The session's runs with an image (results and kept partial images), oldest first."""
+        return [job for job in self.studio.queue.jobs() if job.kind == "stylise" and job.output is not None]
 
-        items = []
-        for job in self.studio.queue.jobs():
-            if job.output is None:
-                continue
-            try:
-                image = load_image(job.output).rgb
-            except ClipoptError:
-                continue
-            shown = {k: v for k, v in job.settings.items() if k not in ("prompt",)}
-            caption = f"{job.id[:8]} · {job.prompt} · " + ", ".join(f"{k}={v}" for k, v in shown.items())
-            items.append((image, caption + (" (partial)" if job.partial else "")))
-        return items
+    @staticmethod
+    def caption(job: Job) -> str:
+        """A result's line in the history: its id, prompt and the settings given."""
+        shown = {k: v for k, v in job.settings.items() if k != "prompt"}
+        text = f"{job.id[:8]} · {job.prompt} · " + ", ".join(f"{k}={v}" for k, v in shown.items())
+        return text + (" (partial)" if job.partial else "")
+
+    def history_html(self) -> str:
+        """The session's results as thumbnails (served by the API) with their settings, newest first."""
+        cells = []
+        for job in reversed(self.finished_jobs()):
+            caption = html.escape(self.caption(job))
+            cells.append(f"<figure class='studio-thumb'><img src='/api/jobs/{job.id}/result' alt='{caption}'>"
+                         f"<figcaption>{caption}</figcaption></figure>")
+        return f"<div class='studio-history'>{''.join(cells)}</div>"
+
+    def history_choices(self) -> list[tuple[str, str]]:
+        """The results to pick for "run again with changes": (caption, job id), newest first."""
+        return [(self.caption(job), job.id) for job in reversed(self.finished_jobs())]
