@@ -62,10 +62,14 @@ def read_dimensions(reader: PlanReader, settings: dict[str, Any]) -> tuple[Dimen
     first problem.
 
     Example:
+        >>> import tempfile
         >>> from pathlib import Path
         >>> from clipstyler_opt.experiment.plan import read_plan
-        >>> [(d.field, len(d.values)) for d in read_plan(Path("examples/experiment.toml")).dimensions]
-        [('backbone', 2), ('seed', 2)]
+        >>> path = Path(tempfile.mkdtemp()) / "plan.toml"
+        >>> _ = path.write_text('[content]\\nimages = ["."]\\n[prompts]\\ntext = ["ink"]\\n'
+        ...                     '[backbones]\\nCLIP = "ViT-B-32/openai"\\n[replicates]\\nseeds = [0, 1]\\n')
+        >>> [(d.field, d.values) for d in read_plan(path).dimensions]
+        [('backbone', (('CLIP', ('ViT-B-32/openai',)),)), ('seed', ((None, 0), (None, 1)))]
     """
     dimensions = []
     backbones = reader.table("backbones")

@@ -80,9 +80,11 @@ class Plan:
         """A PlanError at `key` (`FILE:LINE: a.b: message`), the key spelled as the file spells it.
 
         Example:
-            >>> plan = read_plan(Path("examples/experiment.toml"))
-            >>> str(plan.error(("eval", "patch_protocol"), "bad"))
-            'examples/experiment.toml:39: eval.patch-protocol: bad'
+            >>> import tempfile
+            >>> path = Path(tempfile.mkdtemp()) / "plan.toml"
+            >>> _ = path.write_text('[content]\\nimages = ["."]\\n[prompts]\\ntext = ["ink"]\\n[eval]\\npatch-crops = 8\\n')
+            >>> str(read_plan(path).error(("eval", "patch_crops"), "bad")).endswith("plan.toml:6: eval.patch-crops: bad")
+            True
         """
         return _error(self.path, self.lines, key, message)
 
@@ -90,8 +92,11 @@ class Plan:
         """eval and report always run; analyze and the study page when their table is there.
 
         Example:
-            >>> read_plan(Path("examples/experiment.toml")).step_enabled("study")
-            True
+            >>> import tempfile
+            >>> path = Path(tempfile.mkdtemp()) / "plan.toml"
+            >>> _ = path.write_text('[content]\\nimages = ["."]\\n[prompts]\\ntext = ["ink"]\\n[study]\\n')
+            >>> read_plan(path).step_enabled("study"), read_plan(path).step_enabled("analyze")
+            (True, False)
         """
         return step in ("eval", "report") or step in self.steps
 
