@@ -82,9 +82,10 @@ class Plan:
         Example:
             >>> import tempfile
             >>> path = Path(tempfile.mkdtemp()) / "plan.toml"
-            >>> _ = path.write_text('[content]\\nimages = ["."]\\n[prompts]\\ntext = ["ink"]\\n[eval]\\npatch-crops = 8\\n')
-            >>> str(read_plan(path).error(("eval", "patch_crops"), "bad")).endswith("plan.toml:6: eval.patch-crops: bad")
-            True
+            >>> _ = path.write_text('[content]\\nimages = ["."]\\n[prompts]\\ntext = ["ink"]\\n'
+            ...                     '[eval]\\npatch-crops = 8\\n')
+            >>> str(read_plan(path).error(("eval", "patch_crops"), "bad")).split("plan.toml:")[1]
+            '6: eval.patch-crops: bad'
         """
         return _error(self.path, self.lines, key, message)
 
