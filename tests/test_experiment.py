@@ -86,8 +86,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def home(workspace: Path) -> Path:
-    """The workspace after one run of the plan."""
-    assert main(["experiment", "run", str(workspace / "plan.toml"), "-q"]) == 0
+    """The workspace after one run of the plan (caches kept inside it, as `isolated_caches` does
+    for each test)."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, folder in (("CLIPOPT_CACHE_DIR", "clipopt"), ("HF_HOME", "hf"), ("TORCH_HOME", "torch")):
+            env.setenv(name, str(workspace / "cache-home" / folder))
+        assert main(["experiment", "run", str(workspace / "plan.toml"), "-q"]) == 0
     return workspace
 
 
