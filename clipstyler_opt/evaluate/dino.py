@@ -41,7 +41,7 @@ def create_dino() -> nn.Module:
     """timm's DINO ViT-S/16 with random weights and no head: `model(x)` is the CLS token.
 
     Example:
-        >>> create_dino()(torch.rand(1, 3, 224, 224)).shape
+        >>> create_dino()(torch.rand(1, 3, 224, 224)).shape  # doctest: +SKIP
         torch.Size([1, 384])
     """
     import timm
