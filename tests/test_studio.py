@@ -265,6 +265,7 @@ def test_other_4xx(server: StudioProcess) -> None:
 
 def test_cancel_keeps_the_partial_image_and_names_never_replace_files(server: StudioProcess) -> None:
     taken = server.output_dir / "dog-oil.png"
+    taken.parent.mkdir(parents=True, exist_ok=True)
     taken.write_bytes(b"someone's file")
     long_run = submit(server, {"prompt": "oil", "steps": 5000, "preview_every": 1, **TINY}, name="dog.png").json()["id"]
     short = submit(server, {"prompt": "oil", "steps": 1, **TINY}, name="dog.png").json()["id"]
