@@ -33,11 +33,12 @@ from clipstyler_opt.analysis.probes import (
 from clipstyler_opt.core.config import StyleConfig
 from clipstyler_opt.core.errors import ConfigError, OutputError
 from clipstyler_opt.core.files import ReadSet, write_bytes
+from clipstyler_opt.core.replicates import REPLICATE_SETTINGS
 from clipstyler_opt.core.styles import WEIGHTS_SETTING, StyleSpec
 from clipstyler_opt.evaluate.embeddings import ScorerEmbeddings
 from clipstyler_opt.report.load import ResultFolder, RunOutput, load_results
 
-__all__ = ["ANALYSIS_NAME", "REPLICATE_SETTINGS", "SCHEMA_VERSION", "AnalysisResult", "analyze_folder",
+__all__ = ["ANALYSIS_NAME", "SCHEMA_VERSION", "AnalysisResult", "analyze_folder",
            "check_destinations", "folder_reads", "metric_values", "numeric_settings"]
 
 ANALYSIS_NAME = "analysis.json"
@@ -49,9 +50,6 @@ Progress = Callable[[str], None]
 class AnalysisResult:
     summary: dict[str, Any]
     path: Path
-
-
-REPLICATE_SETTINGS = ("seed",)  # cells that repeat a run, not a setting along which it responds
 
 
 def _number(value: Any) -> float:

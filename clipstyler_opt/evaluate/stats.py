@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from clipstyler_opt.core.replicates import pooled_cell_id
 from clipstyler_opt.stats.bootstrap import RESAMPLES, bootstrap_mean
 from clipstyler_opt.stats.means import CONFIDENCE, SINGLE_NOTE, MeanInterval, mean_interval
 
@@ -26,6 +27,12 @@ SEED = 0
 def _cluster(row: Mapping[str, Any], position: int) -> str:
     content = row.get("content")
     return f"content:{content}" if content else f"row:{position}"  # a row without a content image stands alone
+
+
+def _pooled_cell(row: Mapping[str, Any]) -> str:
+    """The row's cell with its replicates pooled: cells that differ only in the seed are one."""
+    settings = row.get("settings")
+    return pooled_cell_id(str(row["cell"]), settings.items() if isinstance(settings, dict) else ())
 
 
 def _means(rows: Iterable[Mapping[str, Any]], metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -53,7 +60,9 @@ def _grouped(rows: Sequence[Mapping[str, Any]], key: Callable[[Mapping[str, Any]
 
 def summarise(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict[str, Any]:
     """{"overall": {metric: interval}, "per_prompt": {prompt: {...}}}, plus "per_cell" when the
-    rows come from more than one cell. Metrics without a value are left out of a group.
+    rows come from more than one cell, where cells that differ only in a replicate setting (the
+    seed, read from each row's `settings`) are one, keyed by `core.replicates.pooled_cell_id`.
+    Metrics without a value are left out of a group.
 
     Example:
         >>> rows = [{"prompt": "p", "content": c, "metrics": {"ssim": v}} for c, v in [("a", 0.2), ("b", 0.4)]]
@@ -63,10 +72,9 @@ def summarise(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict
     """
     summary: dict[str, Any] = {"overall": _means(rows, metrics),
                                "per_prompt": _grouped(rows, lambda row: row["prompt"], metrics)}
-    cells = {row.get("cell") for row in rows if row.get("cell") is not None}
+    cells = {_pooled_cell(row) for row in rows if row.get("cell") is not None}
     if len(cells) > 1:
-        summary["per_cell"] = _grouped([row for row in rows if row.get("cell") is not None],
-                                       lambda row: row["cell"], metrics)
+        summary["per_cell"] = _grouped([row for row in rows if row.get("cell") is not None], _pooled_cell, metrics)
     return summary
 
 
@@ -84,7 +92,8 @@ def scorer_summary(rows: Sequence[Mapping[str, Any]], label: str, metrics: Seque
         (0.3, 0.15, 2)
     """
     def own(row: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-        return {"prompt": row["prompt"], "cell": row.get("cell"), "content": row.get("content"), "metrics": values}
+        return {"prompt": row["prompt"], "cell": row.get("cell"), "settings": row.get("settings"),
+                "content": row.get("content"), "metrics": values}
 
     summary = summarise([own(row, row["scores"][label]["metrics"]) for row in rows], metrics)
     parts: dict[str, list[dict[str, Any]]] = defaultdict(list)

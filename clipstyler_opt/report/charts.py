@@ -2,7 +2,8 @@
 plot and loss curves per prompt, and (for `--figures`) an image grid per prompt.
 
 Every cell has one label (`cell_labels`) and one colour (`cell_colours` over the folder's cells in
-their order), the same in every chart, table and the page. Means carry the 95% cluster-robust
+their order), the same in every chart, table and the page; cells that differ only in the seed are
+one cell (`ResultFolder.pooled_cells`), whose outputs pool every seed. Means carry the 95% cluster-robust
 t-interval of `stats.mean_interval` over the outputs they average, clustered by content image (a
 content image's seeds stay together), as `eval` computes them. Figure names start with `report-`,
 so they never collide with those of `clipopt analyze` in `figures/`.
@@ -67,7 +68,7 @@ def colours_of(results: ResultFolder) -> dict[str, str]:
 
         colours_of(load_results(Path("out")))  # {'lambda_content=50': '#E69F00', ...}
     """
-    return cell_colours(list(cell_labels(results.cells).values()))
+    return cell_colours(list(cell_labels(results.pooled_cells).values()))
 
 
 def _stem(kind: str, index: int, prompt: str) -> str:
@@ -101,7 +102,7 @@ def tradeoff_figures(results: ResultFolder) -> tuple[list[NamedFigure], list[str
     evaluation = results.evaluation
     if evaluation is None:
         return [], []
-    labels, colours = cell_labels(results.cells), colours_of(results)
+    labels, colours = cell_labels(results.pooled_cells), colours_of(results)
     figures, missing = [], []
     for index, prompt in enumerate(results.prompts):
         outputs = [o for o in results.outputs if o.prompt == prompt]
@@ -111,8 +112,8 @@ def tradeoff_figures(results: ResultFolder) -> tuple[list[NamedFigure], list[str
             missing.append(f"{prompt}: no content and style metric to plot.")
             continue
         points = []
-        for cell in results.cells:
-            in_cell = [o for o in outputs if o.cell == cell]
+        for cell in results.pooled_cells:
+            in_cell = [o for o in outputs if o.cell.pooled() == cell]
             x = estimate((evaluation.value(o, x_metric), o.content) for o in in_cell)
             y = estimate((evaluation.value(o, y_metric), o.content) for o in in_cell)
             if x is not None and y is not None:
@@ -149,7 +150,7 @@ def loss_figures(results: ResultFolder) -> list[NamedFigure]:
 
         [f.name for f in loss_figures(load_results(Path("out")))]  # ['report-losses-1-starry-night']
     """
-    labels, colours = cell_labels(results.cells), colours_of(results)
+    labels, colours = cell_labels(results.pooled_cells), colours_of(results)
     figures = []
     for index, prompt in enumerate(results.prompts):
         outputs = [o for o in results.outputs if o.prompt == prompt and o.history]
@@ -160,8 +161,8 @@ def loss_figures(results: ResultFolder) -> list[NamedFigure]:
         panels = []
         for name in names:
             series = []
-            for cell in results.cells:
-                in_cell = [o for o in outputs if o.cell == cell]
+            for cell in results.pooled_cells:
+                in_cell = [o for o in outputs if o.cell.pooled() == cell]
                 curve = _step_series(labels[cell], in_cell, name) if in_cell else None
                 if curve is not None:
                     series.append(curve)
@@ -194,16 +195,18 @@ def grid_figures(results: ResultFolder) -> list[NamedFigure]:
         grid = grid_figures(load_results(Path("out")))[0]
         save_figure(grid.figure, Path("out/figures"), grid.name)  # report-grid-1-....svg|pdf|png
     """
-    labels, colours = cell_labels(results.cells), colours_of(results)
+    labels, colours = cell_labels(results.pooled_cells), colours_of(results)
     figures = []
     for index, prompt in enumerate(results.prompts):
         groups = {content: outputs for (content, p), outputs in results.groups().items() if p == prompt}
-        cells = [c for c in results.cells if any(o.cell == c for outputs in groups.values() for o in outputs)]
+        cells = [c for c in results.pooled_cells
+                 if any(o.cell.pooled() == c for outputs in groups.values() for o in outputs)]
         rows, names = [], []
         for content, outputs in groups.items():
             row: list[np.ndarray | None] = [_pixels(content) if content.is_file() else None]
             for cell in cells:
-                chosen = sorted((o for o in outputs if o.cell == cell), key=lambda o: (o.seed is None, o.seed or 0))
+                chosen = sorted((o for o in outputs if o.cell.pooled() == cell),
+                                key=lambda o: (o.seed is None, o.seed or 0))
                 row.append(_pixels(chosen[0].image) if chosen else None)
             rows.append(row)
             names.append(content.name)

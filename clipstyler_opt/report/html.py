@@ -99,9 +99,10 @@ def _cell_header(cell: Cell, label: str, colour: str) -> str:
 def _grid(results: ResultFolder, sources: _Sources) -> str:
     sections = []
     groups = results.groups()
-    labels, colours = cell_labels(results.cells), colours_of(results)
+    labels, colours = cell_labels(results.pooled_cells), colours_of(results)
     for prompt in results.prompts:
-        cells = [c for c in results.cells if any(o.prompt == prompt and o.cell == c for o in results.outputs)]
+        cells = [c for c in results.pooled_cells
+                 if any(o.prompt == prompt and o.cell.pooled() == c for o in results.outputs)]
         head = "".join(_cell_header(c, labels[c], colours[labels[c]]) for c in cells)
         rows = []
         for (content, group_prompt), outputs in groups.items():
@@ -109,7 +110,7 @@ def _grid(results: ResultFolder, sources: _Sources) -> str:
                 continue
             tds = []
             for cell in cells:
-                in_cell = [o for o in outputs if o.cell == cell]
+                in_cell = [o for o in outputs if o.cell.pooled() == cell]
                 tds.append("<td>" + ("".join(_output_figure(o, labels[cell], sources) for o in in_cell) or "—")
                            + "</td>")
             rows.append(f"<tr>{_content_cell(content, sources)}{''.join(tds)}</tr>")
@@ -127,7 +128,8 @@ def _overview(results: ResultFolder) -> str:
     varied = sorted({key for cell in results.cells for key, _ in cell.values})
     contents = len({o.content for o in results.outputs})
     lines = [f"{_count(len(results.outputs), 'output')} of {_count(contents, 'content image')}, "
-             f"{_count(len(results.prompts), 'prompt')} and {_count(len(results.cells), 'cell')}.",
+             f"{_count(len(results.prompts), 'prompt')} and {_count(len(results.pooled_cells), 'cell')}"
+             + (" (each pools its seeds)." if len(results.pooled_cells) < len(results.cells) else "."),
              "Varied settings: " + (", ".join(f"<code>{escape(k)}</code>" for k in varied) or "none") + "."]
     notes = "".join(f"<li>{escape(note)}</li>" for note in results.notes)
     return "".join(f"<p>{line}</p>" for line in lines) + (f'<ul class="notes">{notes}</ul>' if notes else "")

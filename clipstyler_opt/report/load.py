@@ -21,6 +21,7 @@ from clipstyler_opt.batch.manifest import MANIFEST_NAME, read_records
 from clipstyler_opt.core.errors import ConfigError, InputImageError
 from clipstyler_opt.core.files import not_a_file
 from clipstyler_opt.core.labels import cell_labels, short_label
+from clipstyler_opt.core.replicates import POOLED_DEFAULT, REPLICATE_SETTINGS, pooled_cell_id
 from clipstyler_opt.report.evaluation import EVAL_NAME, Evaluation, read_evaluation
 from clipstyler_opt.report.markup import clean_text, format_value
 from clipstyler_opt.run.outputs import sidecar_path
@@ -28,7 +29,7 @@ from clipstyler_opt.run.record import read_record, recorded_input
 
 __all__ = ["DEFAULT_CELL", "EVAL_NAME", "Cell", "Evaluation", "ResultFolder", "RunOutput", "load_results"]
 
-DEFAULT_CELL = "default"
+DEFAULT_CELL = POOLED_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,20 @@ class Cell:
         named = dict(self.labels)
         return {key: named.get(key) or short_label(value, key) for key, value in self.values}
 
+    def pooled(self) -> Cell:
+        """The cell that pools this one's replicates (core/replicates.py): the same cell without
+        its replicate settings (the seed), so cells that differ only in the seed pool to one.
+
+        Example:
+            >>> Cell("lambda_content=50,seed=1", (("lambda_content", 50.0), ("seed", 1))).pooled()
+            Cell(id='lambda_content=50.0', values=(('lambda_content', 50.0),), labels=())
+        """
+        kept = tuple((key, value) for key, value in self.values if key not in REPLICATE_SETTINGS)
+        if len(kept) == len(self.values):
+            return self
+        return Cell(pooled_cell_id(self.id, self.values), kept,
+                    tuple((key, label) for key, label in self.labels if key not in REPLICATE_SETTINGS))
+
 
 @dataclass(frozen=True)
 class RunOutput:
@@ -79,6 +94,12 @@ class ResultFolder:
     cells: tuple[Cell, ...]  # sorted by their values
     evaluation: Evaluation | None
     notes: tuple[str, ...] = field(default=())  # what was skipped and why
+
+    @property
+    def pooled_cells(self) -> tuple[Cell, ...]:
+        """The cells with their replicates pooled (`Cell.pooled`), in the folder's order: what the
+        report's rows, colours and series show."""
+        return tuple(dict.fromkeys(cell.pooled() for cell in self.cells))
 
     @property
     def prompts(self) -> list[str]:

@@ -1,6 +1,6 @@
-"""The report's metrics table: a row per prompt and cell, a column per varied setting (named by
-its field), n (the outputs averaged), and per metric the mean with its 95% interval (clustered by
-content image).
+"""The report's metrics table: a row per prompt and cell (a cell pools its seeds, see
+core/replicates.py), a column per varied setting (named by its field; the seed is not one), n
+(the outputs averaged), and per metric the mean with its 95% interval (clustered by content image).
 The page shows it, and `--figures` writes it as CSV, LaTeX and Markdown (`figures.tables`).
 """
 
@@ -20,15 +20,15 @@ METRICS_TABLE = f"{PREFIX}metrics"
 
 def varied_settings(results: ResultFolder) -> list[str]:
     """The settings the cells vary, in the order they first appear."""
-    return list(dict.fromkeys(key for cell in results.cells for key, _ in cell.values))
+    return list(dict.fromkeys(key for cell in results.pooled_cells for key, _ in cell.values))
 
 
 def by_prompt_and_cell(results: ResultFolder) -> dict[tuple[str, Cell], list[RunOutput]]:
     """The outputs per (prompt, cell), prompts in their order, cells in the folder's order."""
     grouped: dict[tuple[str, Cell], list[RunOutput]] = defaultdict(list)
-    order = {cell: index for index, cell in enumerate(results.cells)}
-    for output in sorted(results.outputs, key=lambda o: (results.prompts.index(o.prompt), order[o.cell])):
-        grouped[(output.prompt, output.cell)].append(output)
+    order = {cell: index for index, cell in enumerate(results.pooled_cells)}
+    for output in sorted(results.outputs, key=lambda o: (results.prompts.index(o.prompt), order[o.cell.pooled()])):
+        grouped[(output.prompt, output.cell.pooled())].append(output)
     return dict(grouped)
 
 
@@ -43,7 +43,7 @@ def metrics_table(results: ResultFolder) -> Table | None:
     evaluation = results.evaluation
     if evaluation is None:
         return None
-    labels, settings = cell_labels(results.cells), varied_settings(results)
+    labels, settings = cell_labels(results.pooled_cells), varied_settings(results)
     rows: list[list[Value]] = []
     for (prompt, cell), outputs in by_prompt_and_cell(results).items():
         row: list[Value] = [prompt, labels[cell], *(setting_label(cell, key) for key in settings), len(outputs)]
