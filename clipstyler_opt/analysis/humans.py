@@ -1,6 +1,7 @@
 """Probe 6, humans against metrics: which metric predicts the people?
 
-`clipopt study analyze --json STUDY.json` gives, per question, each cell's Bradley–Terry strength.
+`clipopt study analyze --json STUDY.json` gives, per question, each cell's Bradley–Terry strength
+(read by `report.study_file.read_study`, the one reader of that file).
 For every metric (each `eval.json` metric, and each scorer's own cos(ΔI, ΔT_prompt)), the cells'
 mean values are set against those strengths with Kendall's τ-b over the cells.
 
@@ -17,91 +18,20 @@ Conventions:
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from clipstyler_opt.analysis.fits import Skipped
 from clipstyler_opt.analysis.ranks import kendall_tau_b
-from clipstyler_opt.core.errors import ConfigError
-from clipstyler_opt.core.files import read_text
+from clipstyler_opt.report.study_file import StudyStrengths, read_study
 from clipstyler_opt.stats.bootstrap import cluster_bootstrap
 
 __all__ = ["MIN_CELLS", "StudyStrengths", "human_probe", "read_study"]
 
 MIN_CELLS = 3
-_MAX_STUDY_BYTES = 64 << 20
-
-
-@dataclass(frozen=True)
-class StudyStrengths:
-    """Per question, each cell's Bradley–Terry strength, as `study analyze --json` wrote them.
-
-    Example:
-        >>> StudyStrengths("s.json", {"style": {"a": 0.6, "b": 0.4}}).cells()
-        ['a', 'b']
-    """
-
-    source: str  # the study file's name (never a folder path)
-    questions: Mapping[str, Mapping[str, float]]  # question -> cell id -> strength
-    path: Path | None = None  # the file read: what analyze writes may never be it
-
-    def cells(self) -> list[str]:
-        return sorted({cell for strengths in self.questions.values() for cell in strengths})
-
-
-def _strength(value: Any, where: str) -> float:
-    if value is None:
-        return math.nan  # a cell never compared: study analyze writes null
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-        raise ConfigError(f"{where}: bradley_terry must be a number or null, got {value!r}")
-    return float(value)
-
-
-def read_study(path: Path, cell_ids: Sequence[str]) -> StudyStrengths:
-    """Read `study analyze --json` output and check it belongs to a folder with these cells.
-
-    Raises:
-        ConfigError: not such a file, or a cell the folder does not have (the study was made from
-            another folder).
-
-    Example:
-        >>> import tempfile
-        >>> path = Path(tempfile.mkdtemp()) / "study.json"
-        >>> _ = path.write_text('{"questions": [{"question": "style", "cells": ['
-        ...                     '{"cell": "a", "bradley_terry": 0.7}, {"cell": "b", "bradley_terry": 0.3}]}]}')
-        >>> read_study(path, ["a", "b"]).questions["style"]["a"]
-        0.7
-    """
-    text = read_text(path, limit=_MAX_STUDY_BYTES)
-    try:
-        document = json.loads(text)
-    except ValueError as error:
-        raise ConfigError(f"{path}: not JSON ({error}); pass the file `clipopt study analyze --json` wrote") from None
-    if not isinstance(document, dict) or not isinstance(document.get("questions"), list):
-        raise ConfigError(f"{path}: no 'questions' list; pass the file `clipopt study analyze --json` wrote")
-    questions: dict[str, dict[str, float]] = {}
-    for index, entry in enumerate(document["questions"]):
-        where = f"{path}: questions[{index}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("question"), str) \
-                or not isinstance(entry.get("cells"), list):
-            raise ConfigError(f"{where}: expected {{'question': text, 'cells': [...]}}")
-        strengths: dict[str, float] = {}
-        for row in entry["cells"]:
-            if not isinstance(row, dict) or not isinstance(row.get("cell"), str):
-                raise ConfigError(f"{where}: every cell needs a 'cell' id")
-            strengths[row["cell"]] = _strength(row.get("bradley_terry"), f"{where}, cell {row['cell']!r}")
-        questions[entry["question"]] = strengths
-    known = set(cell_ids)
-    unknown = sorted({cell for strengths in questions.values() for cell in strengths} - known)
-    if unknown:
-        raise ConfigError(f"{path}: cell {unknown[0]!r} is not a cell of this folder (its cells: "
-                          f"{', '.join(sorted(known))}); the study was made from another folder")
-    return StudyStrengths(path.name, questions, path)
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,15 @@ __all__ = ["report"]
 @click.option("--figures", "figures", is_flag=True,
               help="Also write every chart (SVG, PDF, PNG at 300 dpi), the image grids and the metrics table "
                    "(CSV, LaTeX, Markdown) into FOLDER/figures/ as report-*; the page shows those files.")
+@click.option("--study", "study", type=click.Path(path_type=Path, dir_okay=False), metavar="STUDY.json",
+              help="The JSON of clipopt study analyze --json for this folder: add a Study section (win rates, "
+                   "Bradley-Terry strengths with intervals, pair tests with Holm's correction, agreement).")
 @verbosity_options
-def report(folder: Path, output: Path | None, embed: bool, figures: bool, quiet: bool, verbose: bool) -> None:
+def report(folder: Path, output: Path | None, embed: bool, figures: bool, study: Path | None, quiet: bool,
+           verbose: bool) -> None:
     """Write an HTML report of a result folder (from `clipopt batch` or `clipopt sweep`): the image grid,
     the metrics of `eval.json` with intervals, a content-against-style trade-off plot, the loss curves
-    and the analysis of `clipopt analyze` (analysis.json)."""
+    the analysis of `clipopt analyze` (analysis.json) and, with --study, the study's statistics."""
     from clipstyler_opt.report import write_report
 
     level = verbosity(quiet, verbose)
@@ -39,7 +43,7 @@ def report(folder: Path, output: Path | None, embed: bool, figures: bool, quiet:
         if level:
             click.echo(printable(message), err=True)
 
-    path = write_report(folder, output, embed=embed, figures=figures, progress=say)
+    path = write_report(folder, output, embed=embed, figures=figures, progress=say, study=study)
     click.echo(f"wrote {path}")
     if figures:
         click.echo(f"wrote the figures and tables in {folder / 'figures'}")

@@ -17,7 +17,9 @@ Schema version 2 keeps every key of version 1 with the same meaning (`metrics`, 
 
 Keys a reader does not know are ignored, so later additions (set-level metrics under
 `set_metrics`, evaluation protocols under `protocols`) extend version 2 without a new version;
-the version changes only when an existing key changes its meaning.
+the version changes only when an existing key changes its meaning. `set_metrics` is read into
+`SetMetrics` (per set and metric: value or reason, the images on each side, implementation,
+network), which the report shows.
 
 `read_evaluation` returns an `Evaluation`: one value per output and column, where the columns
 are the first scorer's metrics, then `METRIC[PART]` for the first scorer's metrics against each
@@ -39,8 +41,8 @@ from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.core.files import describe_os_error, read_regular
 from clipstyler_opt.core.labels import short_label
 
-__all__ = ["EVAL_NAME", "SCHEMA_VERSION", "Evaluation", "PartScore", "ScorerInfo", "column_name",
-           "part_column", "read_evaluation"]
+__all__ = ["EVAL_NAME", "SCHEMA_VERSION", "Evaluation", "PartScore", "ScorerInfo", "SetMetrics", "SetValue",
+           "column_name", "part_column", "read_evaluation"]
 
 EVAL_NAME = "eval.json"
 SCHEMA_VERSION = 2  # what `clipopt eval` writes; this module reads 1 and 2
@@ -87,6 +89,31 @@ class PartScore:
 
 
 @dataclass(frozen=True)
+class SetValue:
+    """One set-level metric of one set (`set_metrics`): its value or the reason it has none, the
+    images on each side, and what computed it."""
+
+    value: float | None
+    n_outputs: int | None
+    n_reference: int | None
+    reason: str | None = None
+    implementation: str | None = None
+    network: str | None = None
+
+
+@dataclass(frozen=True)
+class SetMetrics:
+    """eval.json's `set_metrics`: the reference folder (its name as recorded), its image count,
+    each metric's direction, and per set ("overall", then each cell id) each metric's `SetValue`."""
+
+    reference: str | None
+    n_reference: int | None
+    directions: Mapping[str, str]
+    overall: Mapping[str, SetValue]
+    per_cell: Mapping[str, Mapping[str, SetValue]]
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """The values of an eval.json, per output (its path below the folder) and column.
 
@@ -102,6 +129,7 @@ class Evaluation:
     schema_version: int = 1
     scorers: tuple[ScorerInfo, ...] = ()
     parts: Mapping[str, Mapping[str, tuple[PartScore, ...]]] = field(default_factory=dict)  # label -> output
+    set_metrics: SetMetrics | None = None
 
     def value(self, output: Any, metric: str) -> float | None:
         """A finite value of `metric` (a column) for `output` (a RunOutput, or its relative path)."""
@@ -191,6 +219,42 @@ def _parts(value: Any, where: str) -> tuple[PartScore, ...]:
     return tuple(parts)
 
 
+def _count(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Bad(f"{where} is not a count")
+    return value
+
+
+def _set_values(value: Any, where: str) -> dict[str, SetValue]:
+    found = {}
+    for name, entry in _mapping(value, where).items():
+        entry = _mapping(entry, f"{where}.{name}")
+        number = _values({"value": entry.get("value")}, f"{where}.{name}")["value"]
+        found[str(name)] = SetValue(number, _count(entry.get("n_outputs"), f"{where}.{name}.n_outputs"),
+                                    _count(entry.get("n_reference"), f"{where}.{name}.n_reference"),
+                                    _optional_text(entry.get("reason"), f"{where}.{name}.reason"),
+                                    _optional_text(entry.get("implementation"), f"{where}.{name}.implementation"),
+                                    _optional_text(entry.get("network"), f"{where}.{name}.network"))
+    return found
+
+
+def _set_metrics(value: Any) -> SetMetrics | None:
+    if value is None:
+        return None
+    block = _mapping(value, "set_metrics")
+    reference = _mapping(block.get("reference") or {}, "set_metrics.reference")
+    per_cell = _mapping(block.get("per_cell") or {}, "set_metrics.per_cell")
+    return SetMetrics(_optional_text(reference.get("folder"), "set_metrics.reference.folder"),
+                      _count(reference.get("n"), "set_metrics.reference.n"),
+                      {str(k): str(v) for k, v in _mapping(block.get("directions") or {},
+                                                           "set_metrics.directions").items()},
+                      _set_values(block.get("overall") or {}, "set_metrics.overall"),
+                      {str(cell): _set_values(values, f"set_metrics.per_cell[{cell!r}]")
+                       for cell, values in per_cell.items()})
+
+
 def _parse(data: Any) -> Evaluation:
     data = _mapping(data, "the document")
     version = _version(data)
@@ -235,7 +299,8 @@ def _parse(data: Any) -> Evaluation:
     for metrics in rows.values():
         order.extend(k for k in metrics if k not in order and k not in extra)
     return Evaluation(metrics=tuple(order + extra), directions=directions, rows=rows, schema_version=version,
-                      scorers=scorers, parts=parts if version >= 2 else {})
+                      scorers=scorers, parts=parts if version >= 2 else {},
+                      set_metrics=_set_metrics(data.get("set_metrics")))
 
 
 def read_evaluation(path: Path) -> Evaluation | None:

@@ -19,6 +19,8 @@ from clipstyler_opt.report.labels import cell_labels
 from clipstyler_opt.report.load import Cell, ResultFolder, RunOutput, load_results
 from clipstyler_opt.report.markup import escape, fill_template, format_number, read_template
 from clipstyler_opt.report.sections import loss_section, metrics_section, tradeoff_section
+from clipstyler_opt.report.study_file import StudyStrengths, read_study
+from clipstyler_opt.report.study_section import set_metrics_section, study_section
 from clipstyler_opt.report.tables import METRICS_TABLE, metrics_table
 
 __all__ = ["REPORT_NAME", "render_report", "write_report"]
@@ -140,21 +142,27 @@ _CONTENTS = (("grid", "Images"), ("metrics", "Metrics"), ("tradeoff", "Content a
 
 
 def render_report(results: ResultFolder, page_folder: Path, *, embed: bool = False,
-                  charts: _Charts | None = None, figure_files: Mapping[str, Path] | None = None) -> str:
+                  charts: _Charts | None = None, figure_files: Mapping[str, Path] | None = None,
+                  study: StudyStrengths | None = None) -> str:
     """The whole page as one string; images relative to `page_folder`, or embedded. Figures are
-    drawn here unless given; those in `figure_files` (name -> SVG file) are shown from their files."""
+    drawn here unless given; those in `figure_files` (name -> SVG file) are shown from their files.
+    With `study` (`read_study`), a "Study" section shows it."""
     charts = charts or _Charts.draw(results)
     sources = _Sources(page_folder, embed, figure_files)
     name = results.root.resolve().name
-    nav = " · ".join(f'<a href="#{key}">{title}</a>' for key, title in _CONTENTS)
+    labels = {cell.id: label for cell, label in cell_labels(results.cells).items()}
+    contents = _CONTENTS + ((("study", "Study"),) if study is not None else ())
+    nav = " · ".join(f'<a href="#{key}">{title}</a>' for key, title in contents)
+    sets = set_metrics_section(results.evaluation.set_metrics if results.evaluation else None, labels)
     body = (f'<h1>{escape(name)}</h1><nav class="toc">{nav}</nav>{_overview(results)}'
             f'<h2 id="grid">Images</h2><p class="hint">Click an image to enlarge it and compare it with its '
             f"content image.</p>{_grid(results, sources)}"
-            f'<h2 id="metrics">Metrics</h2>{metrics_section(results, metrics_table(results))}'
+            f'<h2 id="metrics">Metrics</h2>{metrics_section(results, metrics_table(results))}{sets}'
             f'<h2 id="tradeoff">Content against style</h2>'
             f"{tradeoff_section(results, charts.tradeoff, charts.tradeoff_missing, sources.figure)}"
             f'<h2 id="losses">Loss curves</h2>{loss_section(results, charts.losses, sources.figure)}'
-            f'<h2 id="analysis">Analysis</h2>{analysis_section(charts.summary, charts.analysis, sources.figure)}')
+            f'<h2 id="analysis">Analysis</h2>{analysis_section(charts.summary, charts.analysis, sources.figure)}'
+            + (f'<h2 id="study">Study</h2>{study_section(study, labels)}' if study is not None else ""))
     return fill_template(read_template("report.html"), {
         "TITLE": escape(f"clipstyler_opt report: {name}"),
         "STYLE": read_template("report.css"),
@@ -179,23 +187,26 @@ def _save_figures(results: ResultFolder, charts: _Charts, folder: Path, reads: R
 
 
 def write_report(root: Path, output: Path | None = None, *, embed: bool = False, figures: bool = False,
-                 progress: Callable[[str], None] | None = None) -> Path:
+                 progress: Callable[[str], None] | None = None, study: Path | None = None) -> Path:
     """Write the report of the result folder `root` (default `root/report.html`) atomically; with
     `figures`, first write every chart and table into `root/figures/`, telling `progress` what is
-    being drawn.
+    being drawn. With `study` (the file of `clipopt study analyze --json` for this folder), the
+    page gains a "Study" section.
 
     Example (a folder written by `clipopt sweep`)::
 
         write_report(Path("out"), figures=True)  # out/report.html, out/figures/report-*
 
     Raises:
-        ConfigError: not a result folder, a damaged eval.json or analysis.json, a target that is
-            one of the files read, or a `figures` that is a symbolic link (exit 2).
+        ConfigError: not a result folder, a damaged eval.json or analysis.json, a study file that
+            is damaged or names a cell the folder does not have, a target that is one of the files
+            read, or a `figures` that is a symbolic link (exit 2).
         OutputError: a `figures` that is not a folder (exit 5).
     """
     results = load_results(Path(root))
     target = Path(output) if output is not None else Path(root) / REPORT_NAME
-    reads = ReadSet([*results.input_files(), Path(root) / ANALYSIS_NAME])
+    study_file = read_study(Path(study), [cell.id for cell in results.cells]) if study is not None else None
+    reads = ReadSet([*results.input_files(), Path(root) / ANALYSIS_NAME, study])
     reads.refuse(target)  # before any image is read
     folder = check_figures_folder(Path(root)) if figures else None
     # Progress only for --figures, the long work (a plain report takes about a second, and a failed
@@ -204,5 +215,6 @@ def write_report(root: Path, output: Path | None = None, *, embed: bool = False,
     say(f"drawing the charts of {len(results.outputs)} outputs")
     charts = _Charts.draw(results)
     files = _save_figures(results, charts, folder, reads, say) if folder is not None else None
-    page = render_report(results, target.resolve().parent, embed=embed, charts=charts, figure_files=files)
+    page = render_report(results, target.resolve().parent, embed=embed, charts=charts, figure_files=files,
+                         study=study_file)
     return write_bytes(target, page.encode("utf-8"), reads=reads)
