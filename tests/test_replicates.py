@@ -74,3 +74,17 @@ def test_eval_per_cell_pools_seeds_and_rows_keep_their_cell() -> None:
         assert (entry["n"], entry["n_clusters"]) == (4, 2)
         assert (entry["mean"], entry["ci_low"], entry["ci_high"]) == pytest.approx(_by_hand(lam), abs=1e-9)
     assert rows[1]["cell"] == "lambda_content=50,seed=1"  # the per-output row keeps its own cell
+
+
+def test_set_metrics_per_cell_pool_seeds() -> None:
+    """FID per cell counts every seed's outputs of the cell (n_outputs = 4, not 2 per seed cell)."""
+    import numpy as np
+
+    from clipstyler_opt.evaluate.setlevel import set_summary
+
+    rows = [{"cell": f"lambda_content={lam},seed={seed}", "settings": {"lambda_content": lam, "seed": seed},
+             "metrics": {}} for lam, seed, _ in VALUES]
+    features = np.arange(2.0 * len(rows)).reshape(len(rows), 2) % 5
+    summary = set_summary(rows, {"fid": features, "art": features}, {"fid": features, "art": features}, {}, {})
+    assert {cell: values["fid"]["n_outputs"] for cell, values in summary["per_cell"].items()} == \
+        {"lambda_content=50": 4, "lambda_content=100": 4}

@@ -28,6 +28,7 @@ import numpy as np
 
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.evaluate.names import MetricUnavailable
+from clipstyler_opt.evaluate.stats import pooled_cell
 
 __all__ = ["MIN_IMAGES", "SET_METRICS", "SetInputs", "SetMetric", "format_set_metrics", "frechet_distance",
            "reference_images",
@@ -154,7 +155,8 @@ def set_metric_values(features: Mapping[str, np.ndarray], reference: Mapping[str
 def set_summary(rows: Sequence[Mapping[str, Any]], features: Mapping[str, np.ndarray],
                 reference: Mapping[str, np.ndarray], unavailable: Mapping[str, str],
                 provenance: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """{"overall": values, "per_cell": {cell: values}} (per_cell when the rows span several cells);
+    """{"overall": values, "per_cell": {cell: values}} (per_cell when the rows span several cells;
+    cells that differ only in the seed are one, see `stats.pooled_cell`);
     `features[network]` holds one row per element of `rows`.
 
     Example:
@@ -165,11 +167,11 @@ def set_summary(rows: Sequence[Mapping[str, Any]], features: Mapping[str, np.nda
         (2, 'needs at least 2 images on each side, has 1')
     """
     summary: dict[str, Any] = {"overall": set_metric_values(features, reference, rows, unavailable, provenance)}
-    cells = sorted({str(row["cell"]) for row in rows if row.get("cell") is not None})
+    cells = sorted({pooled_cell(row) for row in rows if row.get("cell") is not None})
     if len(cells) > 1:
         summary["per_cell"] = {}
         for cell in cells:
-            chosen = [i for i, row in enumerate(rows) if str(row.get("cell")) == cell]
+            chosen = [i for i, row in enumerate(rows) if row.get("cell") is not None and pooled_cell(row) == cell]
             summary["per_cell"][cell] = set_metric_values(
                 {name: array[chosen] for name, array in features.items()}, reference, [rows[i] for i in chosen],
                 unavailable, provenance)

@@ -18,8 +18,8 @@ from clipstyler_opt.core.replicates import pooled_cell_id
 from clipstyler_opt.stats.bootstrap import RESAMPLES, bootstrap_mean
 from clipstyler_opt.stats.means import CONFIDENCE, SINGLE_NOTE, MeanInterval, mean_interval
 
-__all__ = ["CONFIDENCE", "RESAMPLES", "SEED", "SINGLE_NOTE", "MeanInterval", "bootstrap_mean", "scorer_summary",
-           "summarise"]
+__all__ = ["CONFIDENCE", "RESAMPLES", "SEED", "SINGLE_NOTE", "MeanInterval", "bootstrap_mean", "pooled_cell",
+           "scorer_summary", "summarise"]
 
 SEED = 0
 
@@ -29,8 +29,14 @@ def _cluster(row: Mapping[str, Any], position: int) -> str:
     return f"content:{content}" if content else f"row:{position}"  # a row without a content image stands alone
 
 
-def _pooled_cell(row: Mapping[str, Any]) -> str:
-    """The row's cell with its replicates pooled: cells that differ only in the seed are one."""
+def pooled_cell(row: Mapping[str, Any]) -> str:
+    """An eval.json row's cell with its replicates pooled (`core.replicates.pooled_cell_id`, the
+    seed read from the row's `settings`): the key of its `per_cell` entry.
+
+    Example:
+        >>> pooled_cell({"cell": "lambda_content=50,seed=1", "settings": {"lambda_content": 50, "seed": 1}})
+        'lambda_content=50'
+    """
     settings = row.get("settings")
     return pooled_cell_id(str(row["cell"]), settings.items() if isinstance(settings, dict) else ())
 
@@ -72,9 +78,9 @@ def summarise(rows: Sequence[Mapping[str, Any]], metrics: Sequence[str]) -> dict
     """
     summary: dict[str, Any] = {"overall": _means(rows, metrics),
                                "per_prompt": _grouped(rows, lambda row: row["prompt"], metrics)}
-    cells = {_pooled_cell(row) for row in rows if row.get("cell") is not None}
+    cells = {pooled_cell(row) for row in rows if row.get("cell") is not None}
     if len(cells) > 1:
-        summary["per_cell"] = _grouped([row for row in rows if row.get("cell") is not None], _pooled_cell, metrics)
+        summary["per_cell"] = _grouped([row for row in rows if row.get("cell") is not None], pooled_cell, metrics)
     return summary
 
 
