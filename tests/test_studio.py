@@ -419,6 +419,18 @@ def test_cancel_midway_keeps_the_partial_image(browser: Any, server: StudioProce
     page.context.close()
 
 
+def test_a_refused_upload_shows_its_message(browser: Any, server: StudioProcess, tmp_path: Path) -> None:
+    forged = tmp_path / "photo.png"  # PostScript under an image's name
+    forged.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    page, problems, _ = open_page(browser, server)
+    page.set_input_files("#studio-upload input[type=file]", str(forged))
+    page.wait_for_function("document.querySelector('#studio-image-message').innerText"
+                           ".includes('not an image in an accepted format')", timeout=TIMEOUT_MS)
+    assert page.locator("#studio-content img").count() == 0
+    assert not problems, problems
+    page.context.close()
+
+
 def test_a_bad_style_spec_shows_its_message(browser: Any, server: StudioProcess) -> None:
     page, problems, _ = open_page(browser, server)
     before = sorted(server.output_dir.rglob("*"))
