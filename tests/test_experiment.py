@@ -4,6 +4,8 @@ that would redefine finished cells, and the folder lock."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -129,10 +131,10 @@ def test_the_report_exports_every_figure_and_table_without_an_absolute_path(home
         assert pdf.startswith(b"%PDF-") and b"/Type /Page" in pdf, chart
         with Image.open(figures / f"{chart}.png") as png:
             assert [round(v) for v in png.info["dpi"]] == [300, 300], chart
-    header, *rows = (figures / "report-metrics.csv").read_text().splitlines()
-    columns = header.split(",")
-    assert columns[:5] == ["prompt", "cell", "backbone", "seed", "n"] and "clip_score_low" in columns
-    assert len(rows) == 8 and {row.split('"')[2].split(",")[1] for row in rows} == {"CLIP", "Other"}
+    columns, *rows = csv.reader(io.StringIO((figures / "report-metrics.csv").read_text()))
+    assert columns[:4] == ["prompt", "cell", "backbone", "n"] and "clip_score_low" in columns
+    # the seeds are replicates: a row per prompt and backbone, over 2 content images x 2 seeds
+    assert len(rows) == 4 and {row[2] for row in rows} == {"CLIP", "Other"} and {row[3] for row in rows} == {"4"}
     latex = (figures / "report-metrics.tex").read_text()
     body = latex[latex.index(r"\toprule"):latex.index(r"\bottomrule")]
     assert latex.count(r"\begin{tabular}") == latex.count(r"\end{tabular}") == 1 and r"\midrule" in body

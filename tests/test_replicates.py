@@ -66,11 +66,12 @@ def test_report_table_pools_seeds_with_content_clusters(folder: ResultFolder) ->
 def test_eval_per_cell_pools_seeds_and_rows_keep_their_cell() -> None:
     rows = [{"output": _name(lam, seed, content), "prompt": "fire", "content": content,
              "cell": f"lambda_content={lam},seed={seed}", "settings": {"lambda_content": lam, "seed": seed},
+             "setting_labels": {"lambda_content": f"L{lam}", "seed": str(seed)},
              "scores": {"S": {"metrics": {"ssim": v}, "parts": []}}} for (lam, seed, content), v in VALUES.items()]
     per_cell = scorer_summary(rows, "S", ["ssim"])["per_cell"]
-    assert sorted(per_cell) == ["lambda_content=100", "lambda_content=50"]
+    assert sorted(per_cell) == ["lambda_content=L100", "lambda_content=L50"]  # named by the labels
     for lam in (50, 100):
-        entry = per_cell[f"lambda_content={lam}"]["ssim"]
+        entry = per_cell[f"lambda_content=L{lam}"]["ssim"]
         assert (entry["n"], entry["n_clusters"]) == (4, 2)
         assert (entry["mean"], entry["ci_low"], entry["ci_high"]) == pytest.approx(_by_hand(lam), abs=1e-9)
     assert rows[1]["cell"] == "lambda_content=50,seed=1"  # the per-output row keeps its own cell

@@ -9,9 +9,10 @@ stays clustered by content image, so one image's seeds share a cluster. Per-outp
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from clipstyler_opt.core.labels import short_label
 
 __all__ = ["POOLED_DEFAULT", "REPLICATE_SETTINGS", "pooled_cell_id"]
 
@@ -19,22 +20,22 @@ REPLICATE_SETTINGS = ("seed",)  # cells that repeat a run, not a setting along w
 POOLED_DEFAULT = "default"  # the id of a cell that varied nothing but replicate settings
 
 
-def pooled_cell_id(cell_id: str, values: Iterable[tuple[str, Any]]) -> str:
+def pooled_cell_id(cell_id: str, values: Iterable[tuple[str, Any]], labels: Mapping[str, str] | None = None) -> str:
     """The id of the cell that pools `cell_id`'s replicates: `cell_id` itself when its values
-    hold no replicate setting, else `setting=value,...` over the other values (texts as they
-    are, anything else as JSON), or `POOLED_DEFAULT` when nothing else varies.
+    hold no replicate setting, else `setting=label,...` over the other values (each its label
+    in `labels`, else its short form: never an absolute path; labels of one setting never
+    collide, core/labels.py), or `POOLED_DEFAULT` when nothing else varies.
 
     Example:
         >>> pooled_cell_id("lambda_content=50,seed=1", [("lambda_content", 50.0), ("seed", 1)])
-        'lambda_content=50.0'
+        'lambda_content=50'
         >>> pooled_cell_id("a", [("lambda_content", 50.0)]), pooled_cell_id("seed=1", [("seed", 1)])
         ('a', 'default')
     """
-    pairs = list(values)
+    pairs, named = list(values), dict(labels or {})
     kept = [(key, value) for key, value in pairs if key not in REPLICATE_SETTINGS]
     if len(kept) == len(pairs):
         return cell_id
     if not kept:
         return POOLED_DEFAULT
-    return ",".join(f"{key}={value if isinstance(value, str) else json.dumps(value, sort_keys=True)}"
-                    for key, value in kept)
+    return ",".join(f"{key}={named.get(key) or short_label(value, key)}" for key, value in kept)

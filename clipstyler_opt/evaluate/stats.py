@@ -31,14 +31,16 @@ def _cluster(row: Mapping[str, Any], position: int) -> str:
 
 def pooled_cell(row: Mapping[str, Any]) -> str:
     """An eval.json row's cell with its replicates pooled (`core.replicates.pooled_cell_id`, the
-    seed read from the row's `settings`): the key of its `per_cell` entry.
+    seed read from the row's `settings`, the labels from its `setting_labels`): the key of its
+    `per_cell` entry.
 
     Example:
         >>> pooled_cell({"cell": "lambda_content=50,seed=1", "settings": {"lambda_content": 50, "seed": 1}})
         'lambda_content=50'
     """
-    settings = row.get("settings")
-    return pooled_cell_id(str(row["cell"]), settings.items() if isinstance(settings, dict) else ())
+    settings, labels = row.get("settings"), row.get("setting_labels")
+    return pooled_cell_id(str(row["cell"]), settings.items() if isinstance(settings, dict) else (),
+                          labels if isinstance(labels, dict) else None)
 
 
 def _means(rows: Iterable[Mapping[str, Any]], metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -99,7 +101,7 @@ def scorer_summary(rows: Sequence[Mapping[str, Any]], label: str, metrics: Seque
     """
     def own(row: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
         return {"prompt": row["prompt"], "cell": row.get("cell"), "settings": row.get("settings"),
-                "content": row.get("content"), "metrics": values}
+                "setting_labels": row.get("setting_labels"), "content": row.get("content"), "metrics": values}
 
     summary = summarise([own(row, row["scores"][label]["metrics"]) for row in rows], metrics)
     parts: dict[str, list[dict[str, Any]]] = defaultdict(list)

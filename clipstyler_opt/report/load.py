@@ -63,12 +63,12 @@ class Cell:
 
         Example:
             >>> Cell("lambda_content=50,seed=1", (("lambda_content", 50.0), ("seed", 1))).pooled()
-            Cell(id='lambda_content=50.0', values=(('lambda_content', 50.0),), labels=())
+            Cell(id='lambda_content=50', values=(('lambda_content', 50.0),), labels=())
         """
         kept = tuple((key, value) for key, value in self.values if key not in REPLICATE_SETTINGS)
         if len(kept) == len(self.values):
             return self
-        return Cell(pooled_cell_id(self.id, self.values), kept,
+        return Cell(pooled_cell_id(self.id, self.values, self.labelled()), kept,
                     tuple((key, label) for key, label in self.labels if key not in REPLICATE_SETTINGS))
 
 
