@@ -1,8 +1,8 @@
 """The package's layers, read from its import graph (runtime imports, top-level or inside functions;
 imports under `if TYPE_CHECKING:` are left out):
 
-    core, stats ← weights ← models ← method ← run ← analysis, batch, evaluate, figures, report, studio, tools
-    ← experiment ← cli
+    core, stats ← weights ← models ← method ← run ← analysis, batch, evaluate, figures, report, tools
+    ← experiment ← studio ← cli
 
 A module may import its own layer and the layers before it, never a later one, and no chain of
 imports may lead back to where it started. The root holds only the public API and `__main__`.
@@ -19,8 +19,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "clipstyler_opt"
 LAYERS = {"core": 0, "stats": 0, "weights": 1, "models": 2, "method": 3, "run": 4,
-          "analysis": 5, "batch": 5, "evaluate": 5, "figures": 5, "report": 5, "studio": 5, "tools": 5,
-          "experiment": 6, "cli": 7}
+          "analysis": 5, "batch": 5, "evaluate": 5, "figures": 5, "report": 5, "tools": 5,
+          "experiment": 6, "studio": 7, "cli": 8}
 ROOT_MODULES = {"__init__.py", "__main__.py"}
 
 

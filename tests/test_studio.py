@@ -169,10 +169,11 @@ def test_add_to_an_experiment_plan(server: StudioProcess) -> None:
         response = httpx.post(f"{server.url}/api/jobs/{job_id}/plan")
         assert response.status_code == 200 and response.json()["plan"] == "studio-plan.toml"
     plan = tomllib.loads((server.output_dir / "studio-plan.toml").read_text())
-    assert plan["prompts"] == ["oil"] and plan["seeds"] == [4] and len(plan["images"]) == 2
-    assert all((server.output_dir / image).is_file() for image in plan["images"])
+    assert plan["prompts"]["text"] == ["oil"] and plan["replicates"]["seeds"] == [4]
+    assert len(plan["content"]["images"]) == 2
+    assert all((server.output_dir / image).is_file() for image in plan["content"]["images"])
     assert plan["grid"]["steps"] == [1, 2] and plan["grid"]["size"] == [64]
-    assert list(plan["backbones"]) == ["clipopt-tiny-test/openai"]
+    assert list(plan["backbones"]) == ["clipopt-tiny-test-openai"]
 
 
 def cli_message(args: list[str]) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from clipstyler_opt import StyleConfig
 from clipstyler_opt.core.errors import ConfigError
+from clipstyler_opt.experiment.plan import read_plan
 from clipstyler_opt.studio.backbones import LoadedBackbones
 from clipstyler_opt.studio.jobs import Job, JobQueue
 from clipstyler_opt.studio.plan import add_to_plan
@@ -71,19 +72,50 @@ def test_a_backbone_is_loaded_once_and_kept_while_its_model_fields_stay() -> Non
     assert kept.stylizer(StyleConfig(device="cpu")) is not first and len(made) == 3  # the old one was dropped
 
 
-def test_the_plan_file_grows_one_value_at_a_time(tmp_path: Path) -> None:
+def test_the_plan_file_is_an_experiment_plan_that_grows_one_value_at_a_time(tmp_path: Path) -> None:
     plan = tmp_path / "studio-plan.toml"
-    image = tmp_path / "inputs" / "cat.png"
-    for steps, seed in ((100, 0), (200, 0), (200, 1)):
-        add_to_plan(plan, image=image, prompt='oil "x" | ink:0.3', backbone=("CLIP", "ViT-B-32-quickgelu/openai"),
-                    seed=seed, settings={"steps": steps, "keep_colors": True, "term_weight": ("b=0.5",)})
-    read = tomllib.loads(plan.read_text())
-    assert read == {"images": ["inputs/cat.png"], "prompts": ['oil "x" | ink:0.3'], "seeds": [0, 1],
-                    "backbones": {"CLIP": "ViT-B-32-quickgelu/openai"},
-                    "grid": {"keep_colors": [True], "steps": [100, 200], "term_weight": [["b=0.5"]]}}
-    with pytest.raises(ConfigError, match="label 'CLIP' already names"):
-        add_to_plan(plan, image=image, prompt="oil", backbone=("CLIP", "ViT-B-16/openai"), seed=0, settings={})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["studio-plan.toml"]  # no temporary left
+    cat, dog = tmp_path / "inputs" / "cat.png", tmp_path / "inputs" / "dog.png"
+    cat.parent.mkdir()
+    cat.write_bytes(b"x")
+    dog.write_bytes(b"x")
+    results = [(cat, 'oil "x" | ink:0.3', ("ViT-B-32/openai", "ViT-B-32-quickgelu/openai"), 0,
+                {"steps": 100, "keep_colors": True, "term_weight": ("b=0.5",)}),
+               (dog, "ink", ("SigLIP", "ViT-B-16-SigLIP/webli"), 1, {"steps": 200, "lambda_tv": 0.5})]
+    for image, prompt, backbone, seed, settings in results:
+        add_to_plan(plan, image=image, prompt=prompt, backbone=backbone, seed=seed, settings=settings)
+    read = read_plan(plan)  # the experiment's own parser, values as it types them
+    assert read.images == (str(cat.resolve()), str(dog.resolve()))
+    assert read.prompts == ('oil "x" | ink:0.3', "ink")
+    assert {d.field: d.values for d in read.dimensions} == {
+        "backbone": (("ViT-B-32-openai", ("ViT-B-32-quickgelu/openai",)), ("SigLIP", ("ViT-B-16-SigLIP/webli",))),
+        "keep_colors": ((None, True),), "lambda_tv": ((None, 0.5),), "steps": ((None, 100), (None, 200)),
+        "term_weight": ((None, ("b=0.5",)),), "seed": ((None, 0), (None, 1))}
+    assert tomllib.loads(plan.read_text())["content"] == {"images": ["inputs/cat.png", "inputs/dog.png"]}
+    with pytest.raises(ConfigError, match="label 'SigLIP' already names"):
+        add_to_plan(plan, image=cat, prompt="oil", backbone=("SigLIP", "ViT-B-16/openai"), seed=0, settings={})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs", "studio-plan.toml"]  # no temporary left
+
+
+def test_extending_a_plan_keeps_its_other_entries_and_a_file_that_is_not_a_plan_is_refused(tmp_path: Path) -> None:
+    image = tmp_path / "cat.png"
+    image.write_bytes(b"x")
+    plan = tmp_path / "studio-plan.toml"
+    plan.write_text('[experiment]\nname = "mine"\n[content]\nimages = ["cat.png"]\n[prompts]\ntext = "ink"\n'
+                    '[settings]\nsize = 64\nsteps = 10\n[grid.lambda_content]\nlow = 50\n[eval]\npatch-crops = 8\n')
+    add_to_plan(plan, image=image, prompt="oil", backbone=("CLIP", "ViT-B-32/openai"), seed=3,
+                settings={"size": 64, "steps": 20, "lambda_content": 50.0})
+    read = read_plan(plan)
+    assert (read.name, read.images, read.prompts, read.settings) == ("mine", (str(image.resolve()),),
+                                                                     ("ink", "oil"), {"size": 64})
+    assert read.steps == {"eval": {"patch_crops": 8}}
+    assert {d.field: d.values for d in read.dimensions} == {
+        "backbone": (("CLIP", ("ViT-B-32/openai",)),), "lambda_content": (("low", 50.0),),
+        "steps": ((None, 10), (None, 20)), "seed": ((None, 3),)}
+    for text, message in (("images = 1\n", "images"), ("[content\n", "not TOML"), ("[paint]\n", "paint")):
+        plan.write_text(text)
+        with pytest.raises(ConfigError, match=message) as caught:
+            add_to_plan(plan, image=image, prompt="oil", backbone=("CLIP", "ViT-B-32/openai"), seed=0, settings={})
+        assert "\n" not in str(caught.value) and plan.read_text() == text  # one line; the file is untouched
 
 
 def test_the_queue_runs_jobs_one_at_a_time_in_order_and_cancels_waiting_ones() -> None:

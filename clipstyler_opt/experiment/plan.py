@@ -38,7 +38,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
-__all__ = ["STEP_TABLES", "Dimension", "Plan", "PlanError", "read_plan"]
+__all__ = ["STEP_TABLES", "Dimension", "Plan", "PlanError", "parse_plan", "read_plan"]
 
 STEP_TABLES = ("eval", "analyze", "study", "report")
 FORMATS = ("png", "jpg", "webp")
@@ -294,4 +294,18 @@ def read_plan(path: Path, *, relative_to: Path | None = None) -> Plan:
 
     path = Path(path)
     text = read_text(path, limit=_MAX_PLAN_BYTES, what="experiment plan")
+    return parse_plan(path, text, relative_to=relative_to)
+
+
+def parse_plan(path: Path, text: str, *, relative_to: Path | None = None) -> Plan:
+    """Check a plan's `text` as if it were the file at `path` (which need not exist yet), as
+    `read_plan` does; PlanError at the first problem. For a writer that checks before it writes.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> parse_plan(folder / "plan.toml", '[content]\\nimages = ["."]\\n[prompts]\\ntext = ["ink"]\\n').prompts
+        ('ink',)
+    """
+    path = Path(path)
     return _Reader(path, text, path.parent if relative_to is None else relative_to).read()

@@ -17,6 +17,7 @@ from typing import Any
 from clipstyler_opt.core.errors import ClipoptError, ConfigError, InputImageError
 from clipstyler_opt.core.files import read_bytes
 from clipstyler_opt.studio.jobs import FINISHED, Job
+from clipstyler_opt.studio.plan import IMAGES, PROMPTS, SEEDS
 from clipstyler_opt.studio.service import Studio, Upload
 from clipstyler_opt.studio.settings import build_prompt
 from clipstyler_opt.studio.uploads import check_upload
@@ -182,7 +183,8 @@ class PageActions:
             path, plan = self.studio.add_to_plan(job)
         except ClipoptError as exc:
             return str(exc)
-        sizes = ", ".join(f"{len(plan.get(key, []))} {key}" for key in ("images", "prompts", "seeds"))
+        sizes = ", ".join(f"{len(plan[table][key])} {word}" for (table, key), word
+                          in zip((IMAGES, PROMPTS, SEEDS), ("images", "prompts", "seeds"), strict=True))
         return f"added to {path.name} ({sizes}, {len(plan.get('backbones', {}))} backbones)"
 
     @staticmethod
