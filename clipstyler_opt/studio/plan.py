@@ -88,8 +88,8 @@ def merge_plan(plan: dict[str, Any], *, image: str, prompt: str, backbone: tuple
                settings: dict[str, Any]) -> dict[str, Any]:
     """`plan` (an experiment plan's tables) with one result's values added (a new dict)."""
     merged = copy.deepcopy(plan)
-    for where, value in ((IMAGES, image), (PROMPTS, prompt), (SEEDS, seed)):
-        _listed(merged, where, value)
+    for where, item in ((IMAGES, image), (PROMPTS, prompt), (SEEDS, seed)):
+        _listed(merged, where, item)
     fixed = merged.get("settings", {})
     if isinstance(fixed, dict) and "backbone" in fixed:
         raise ConfigError("experiment plan: [settings] fixes the backbone; move it into [backbones] first")
