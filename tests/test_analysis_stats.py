@@ -9,9 +9,9 @@ from scipy import optimize, stats
 
 from clipstyler_opt.analysis.fits import CurveFit, Skipped, fit_linear, fit_power, response_curve
 from clipstyler_opt.analysis.geometry import cone, modality_gap
-from clipstyler_opt.analysis.intervals import cluster_bootstrap
 from clipstyler_opt.analysis.ranks import kendall_tau_b, spearman_rho
 from clipstyler_opt.analysis.recognition import recognition
+from clipstyler_opt.stats.bootstrap import cluster_bootstrap
 
 LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
 

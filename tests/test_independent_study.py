@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from clipstyler_opt.cli import cli
 from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.report.analyze import analyze_answers
-from clipstyler_opt.report.stats import bradley_terry
 from clipstyler_opt.report.study import CSV_COLUMNS, escape_csv_field, unescape_csv_field
+from clipstyler_opt.stats.pairs import bradley_terry
 
 A, B, C = "lam-50", "lam-150", "lam-300"
 

@@ -13,8 +13,8 @@ from clipstyler_opt.evaluate import METRICS, MetricUnavailable, metrics, registe
 from clipstyler_opt.evaluate.content import ssim
 from clipstyler_opt.evaluate.registry import GROUPS, NEEDS, Metric, contract_problems
 from clipstyler_opt.evaluate.setlevel import SET_METRICS
-from clipstyler_opt.evaluate.stats import bootstrap_mean
 from clipstyler_opt.evaluate.table import format_summary
+from clipstyler_opt.stats.means import mean_interval
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 
@@ -53,7 +53,7 @@ def test_a_declared_but_unwired_metric_is_refused_naming_what_is_missing() -> No
 
 
 def summary_of(values: dict[str, list[float]], cell: str | None = None) -> dict[str, object]:
-    entries = {metric: bootstrap_mean(v).to_dict() for metric, v in values.items()}
+    entries = {metric: mean_interval(v).to_dict() for metric, v in values.items()}
     summary: dict[str, object] = {"overall": entries, "per_prompt": {"p": entries}}
     if cell:
         summary["per_cell"] = {cell: entries, "a": entries}

@@ -17,7 +17,7 @@ import toy
 from clipstyler_opt.core.backbone_spec import BackboneSpec
 from clipstyler_opt.core.errors import ConfigError, InputImageError, WeightsError
 from clipstyler_opt.core.styles import StyleSpec
-from clipstyler_opt.evaluate import MetricUnavailable, PatchProtocol, StyleScorer, bootstrap_mean, summarise
+from clipstyler_opt.evaluate import MetricUnavailable, PatchProtocol, StyleScorer, summarise
 from clipstyler_opt.evaluate.content import edge_correlation, pearson, ssim, vgg_content_distance
 from clipstyler_opt.evaluate.gram import GRAM_LAYERS, gram_distance, gram_matrix, style_network, weighted_gram_distance
 from clipstyler_opt.evaluate.perceptual import load_perceptual
@@ -181,29 +181,6 @@ def test_style_network_taps_the_same_weights_as_a_network_loaded_for_those_layer
 
 
 # --- statistics ---
-
-def test_bootstrap_interval_contains_the_mean_and_is_deterministic() -> None:
-    values = [0.1, 0.4, 0.35, 0.8, 0.55, 0.2, 0.6]
-    first, again = bootstrap_mean(values, seed=5), bootstrap_mean(values, seed=5)
-    assert first == again
-    assert first.mean == pytest.approx(sum(values) / len(values))
-    assert first.ci_low < first.mean < first.ci_high and first.n == len(values)
-    assert bootstrap_mean(values, seed=6) != first
-
-
-def test_bootstrap_interval_by_hand() -> None:
-    # two values 0 and 1: a resample's mean is 0, 0.5 or 1 with chances 1/4, 1/2, 1/4, so the 2.5th and
-    # 97.5th percentiles of 2000 resampled means are 0 and 1
-    both = bootstrap_mean([0.0, 1.0])
-    assert (both.mean, both.ci_low, both.ci_high) == (0.5, 0.0, 1.0)
-    single = bootstrap_mean([0.3])
-    assert (single.ci_low, single.ci_high, single.n) == (0.3, 0.3, 1)
-    assert "no interval" in single.to_dict()["note"]
-    same = bootstrap_mean([0.2] * 5)
-    assert same.ci_low == pytest.approx(0.2) and same.ci_high == pytest.approx(0.2)
-    with pytest.raises(ValueError):
-        bootstrap_mean([])
-
 
 def test_summary_groups_by_prompt_and_cell_and_leaves_out_missing_values() -> None:
     rows = [{"prompt": "a", "cell": "c1", "metrics": {"ssim": 0.2, "lpips": None}},

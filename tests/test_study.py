@@ -29,7 +29,7 @@ from clipstyler_opt.report import (
     render_study,
     wilson_interval,
 )
-from clipstyler_opt.report.stats import connected_components
+from clipstyler_opt.stats.pairs import connected_components
 
 CELLS = ("lambda_content=50", "lambda_content=150", "lambda_content=300")
 

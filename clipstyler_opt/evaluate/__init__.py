@@ -13,7 +13,7 @@ from clipstyler_opt.evaluate.evaluate import EvalOptions, EvalReport, EvalRow, E
 from clipstyler_opt.evaluate.names import MetricUnavailable
 from clipstyler_opt.evaluate.registry import DIRECTIONS, METRICS, Metric, metrics, register_metric
 from clipstyler_opt.evaluate.scorer import DEFAULT_SCORERS, choose_scorer
-from clipstyler_opt.evaluate.stats import MeanInterval, bootstrap_mean, summarise
+from clipstyler_opt.evaluate.stats import MeanInterval, summarise
 from clipstyler_opt.evaluate.style import PatchProtocol, StyleScorer
 from clipstyler_opt.evaluate.targets import EvalTarget, Overrides, collect_targets
 
@@ -32,7 +32,6 @@ __all__ = [
            "Overrides",
            "PatchProtocol",
            "StyleScorer",
-           "bootstrap_mean",
            "choose_scorer",
            "collect_targets",
            "evaluate_targets",

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from clipstyler_opt.core.replicates import pooled_cell_id
-from clipstyler_opt.stats.bootstrap import RESAMPLES, bootstrap_mean
+from clipstyler_opt.stats.bootstrap import RESAMPLES
 from clipstyler_opt.stats.means import CONFIDENCE, SINGLE_NOTE, MeanInterval, mean_interval
 
-__all__ = ["CONFIDENCE", "RESAMPLES", "SEED", "SINGLE_NOTE", "MeanInterval", "bootstrap_mean", "pooled_cell",
+__all__ = ["CONFIDENCE", "RESAMPLES", "SEED", "SINGLE_NOTE", "MeanInterval", "pooled_cell",
            "scorer_summary", "summarise"]
 
 SEED = 0

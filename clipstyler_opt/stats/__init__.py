@@ -13,7 +13,6 @@ from clipstyler_opt.stats.binomial import Z_95, binomial_test, holm, wilson_inte
 from clipstyler_opt.stats.bootstrap import (
     Interval,
     bootstrap_limits,
-    bootstrap_mean,
     cluster_bootstrap,
     jackknife_values,
     resampled_values,
@@ -27,7 +26,6 @@ __all__ = [
     "MeanInterval",
     "binomial_test",
     "bootstrap_limits",
-    "bootstrap_mean",
     "bradley_terry",
     "bradley_terry_many",
     "cluster_bootstrap",

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 
-__all__ = ["CONFIDENCE", "METHODS", "MIN_CLUSTERS", "RESAMPLES", "Interval", "bootstrap_limits", "bootstrap_mean",
+__all__ = ["CONFIDENCE", "METHODS", "MIN_CLUSTERS", "RESAMPLES", "Interval", "bootstrap_limits",
            "cluster_bootstrap", "jackknife_values", "resampled_values"]
 
 RESAMPLES = 2000
@@ -163,27 +163,3 @@ def cluster_bootstrap(clusters: Sequence[T], statistic: Callable[[list[T]], floa
     if limits is None:
         return Interval(float(estimate), None, None, len(items), 0, method)  # no resample could be computed
     return Interval(float(estimate), limits[0], limits[1], len(items), used, method)
-
-
-def bootstrap_mean(values: Sequence[float], *, resamples: int = RESAMPLES, confidence: float = CONFIDENCE,
-                   seed: int = 0) -> Any:
-    """Mean and percentile-bootstrap interval of independent `values` (finite numbers, at least
-    one), vectorised. Below n ≈ 30 it covers less than its level (about 83% at n = 5): summaries
-    use `stats.means.mean_interval` instead; this is kept for comparison and simulations.
-
-    Example:
-        >>> bootstrap_mean([2.0])
-        MeanInterval(mean=2.0, ci_low=2.0, ci_high=2.0, n=1, clusters=1)
-    """
-    from clipstyler_opt.stats.means import MeanInterval
-
-    data = np.asarray(values, dtype=np.float64)
-    if data.ndim != 1 or data.size == 0 or not np.isfinite(data).all():
-        raise ValueError("expected one or more finite values")
-    mean = float(data.mean())
-    if data.size == 1:
-        return MeanInterval(mean, mean, mean, 1, 1)
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
-    low, high = bootstrap_limits(means, mean, confidence=confidence, method="percentile") or (mean, mean)
-    return MeanInterval(mean, low, high, int(data.size))
