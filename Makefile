@@ -3,9 +3,12 @@ PYTHON ?= python3
 .PHONY: install browser lint test bench clean
 
 # The Python package with its extras (siglip, video, lpips, studio, fid) and dev tools (pytest, Playwright), and
-# Chromium for the browser tests.
+# Chromium for the browser tests. ArtFID's authors' package, art-fid, declares numpy<2 but runs on numpy 2:
+# it is installed without its dependencies (the fid extra carries the others); pip may then report the
+# unmet numpy<2 pin.
 install: browser
 	$(PYTHON) -m pip install -q -e '.[dev,siglip,video,lpips,studio,fid]'
+	$(PYTHON) -m pip install -q --no-deps 'art-fid==0.0.2'
 
 # Playwright drives the system Chromium (its own browser download needs the internet).
 # As root on Debian/Ubuntu it is installed with apt-get; otherwise this says what to install.

@@ -1,6 +1,6 @@
 """The field's standard metrics with random weights of the real architectures: FID against
-pytorch-fid called directly, ArtFID's formula against pytorch-fid's distance and given LPIPS
-values, DINO against timm called directly, the CLIP style similarity by hand, set-level values
+pytorch-fid called directly, ArtFID against the art-fid package's `compute_art_fid` called on the
+same folders, DINO against timm called directly, the CLIP style similarity by hand, set-level values
 per cell with n on each side, and null-with-reason whenever a value cannot be had."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 import toy
 from click.testing import CliRunner
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from clipstyler_opt.cli import cli
 from clipstyler_opt.core.errors import WeightsError
@@ -28,6 +28,7 @@ from clipstyler_opt.evaluate import setlevel
 from clipstyler_opt.evaluate.dino import DinoSimilarity, load_dino
 from clipstyler_opt.evaluate.field import StyleEmbeddings
 from clipstyler_opt.evaluate.inception import FeatureNetwork, load_art_inception
+from clipstyler_opt.evaluate.names import MetricUnavailable
 from clipstyler_opt.evaluate.registry import metric_named
 from clipstyler_opt.evaluate.setlevel import SET_METRICS, frechet_distance, set_metric_values, set_summary
 
@@ -40,11 +41,14 @@ def _invoke(*args: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Random-init weights files of the real architectures: timm's DINO ViT-S/16, and an Inception-v3
-    with 1008 classes (the FID Inception's parameters, as pytorch-fid stores them; the art network
-    reads the same trunk and ignores the classifier), He-initialised: torch's default
-    initialisation gives features of about 1e-8, which would hide any preprocessing bug."""
+    """Random-init weights files of the real architectures: timm's DINO ViT-S/16, an Inception-v3
+    with 1008 classes (the FID Inception's parameters, as pytorch-fid stores them), art-fid's own
+    two-headed Inception3 (as the art-trained file is laid out), and torchvision's AlexNet (LPIPS).
+    The Inceptions are He-initialised: torch's default initialisation gives features of about 1e-8,
+    which would hide any preprocessing bug."""
     import timm
+    import torchvision
+    from art_fid.inception import Inception3
     from torchvision.models import inception_v3
 
     folder = tmp_path_factory.mktemp("random-weights")
@@ -57,7 +61,13 @@ def random_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
     torch.save(network.state_dict(), files["fid"])
-    files["art"] = files["fid"]
+    art = Inception3(init_weights=False)
+    for module in art.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+    torch.save(art.state_dict(), files["art"])
+    files["alexnet"] = folder / "alexnet-owt-7be5be79.pth"  # torchvision's file name, for art-fid's own LPIPS
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), files["alexnet"])
     return files
 
 
@@ -208,6 +218,12 @@ def _frechet_by_pytorch_fid(a: np.ndarray, b: np.ndarray) -> float:
     return float(calculate_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
 
 
+def _frechet_by_art_fid(a: np.ndarray, b: np.ndarray) -> float:
+    from art_fid.art_fid import compute_frechet_distance
+
+    return float(compute_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)))
+
+
 def test_artfid_and_fid_per_cell_with_n_on_each_side_and_too_few_images_null() -> None:
     rng = np.random.default_rng(0)
     outputs, reference = rng.normal(size=(6, 3)), rng.normal(1.0, 2.0, size=(4, 3))
@@ -220,13 +236,13 @@ def test_artfid_and_fid_per_cell_with_n_on_each_side_and_too_few_images_null() -
     summary = set_summary(rows, {"fid": outputs, "art": art_out}, {"fid": reference, "art": art_ref}, {}, provenance)
     overall = summary["overall"]
     assert overall["fid"]["value"] == pytest.approx(_frechet_by_pytorch_fid(outputs, reference), rel=1e-9)
-    expected_art = (1 + np.mean(lpips)) * (1 + _frechet_by_pytorch_fid(art_out, art_ref))
+    expected_art = (1 + np.mean(lpips)) * (1 + _frechet_by_art_fid(art_out, art_ref))
     assert overall["artfid"]["value"] == pytest.approx(expected_art, rel=1e-9)
     assert overall["artfid"]["network"] == "n2" and overall["fid"]["network"] == "n1"  # never mixed
     cell_a, cell_b, cell_c = (summary["per_cell"][cell] for cell in "abc")
     assert cell_a["fid"]["value"] == pytest.approx(_frechet_by_pytorch_fid(outputs[[0, 2, 4]], reference), rel=1e-9)
     assert (cell_a["fid"]["n_outputs"], cell_a["fid"]["n_reference"]) == (3, 4)
-    expected_b = (1 + np.mean([0.2, 0.4])) * (1 + _frechet_by_pytorch_fid(art_out[[1, 3]], art_ref))
+    expected_b = (1 + np.mean([0.2, 0.4])) * (1 + _frechet_by_art_fid(art_out[[1, 3]], art_ref))
     assert cell_b["artfid"]["value"] == pytest.approx(expected_b, rel=1e-9)
     assert cell_c["fid"]["value"] is None and "at least 2 images" in cell_c["fid"]["reason"]
     assert cell_c["fid"]["n_outputs"] == 1
@@ -238,24 +254,100 @@ def test_artfid_and_fid_per_cell_with_n_on_each_side_and_too_few_images_null() -
     assert [m.name for m in SET_METRICS] == ["fid", "artfid"] and all(m.direction == "lower" for m in SET_METRICS)
 
 
-def test_art_inception_loads_an_inception_v3_file_and_refuses_another(random_weights: dict[str, Path],
-                                                                     tmp_path: Path) -> None:
-    from torchvision.models import inception_v3
+def test_art_inception_is_art_fids_network_fed_as_art_fid_feeds_it(random_weights: dict[str, Path],
+                                                                    tmp_path: Path) -> None:
+    """art-fid's compute_fid: Inception3(), load_state_dict(strict=False), the image in [0, 1] at its
+    own size, `model(x, return_features=True)`."""
+    from art_fid.inception import Inception3
 
     network = load_art_inception(random_weights["art"], None, offline=True, device=torch.device("cpu"))
     assert network.model is not None and network.provenance["weights_origin"] == "explicit"
-    image = torch.rand(1, 3, 40, 40)
-    reference = inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=False).eval()
-    reference.load_state_dict(torch.load(random_weights["art"], weights_only=True))
-    reference.fc = torch.nn.Identity()
+    assert network.provenance["implementation"] == "art-fid 0.0.2"
+    image = torch.rand(1, 3, 80, 96)
+    reference = Inception3()
+    reference.load_state_dict(torch.load(random_weights["art"], weights_only=True), strict=False)
     with torch.no_grad():
-        expected = reference(2 * F.interpolate(image, size=(299, 299), mode="bilinear", align_corners=False) - 1)
-    assert float(expected.abs().mean()) > 0.1
-    assert np.allclose(network.features(image), expected[0].double().numpy(), rtol=1e-4, atol=1e-5)
+        expected = reference.eval()(image, return_features=True)
+    assert float(expected.abs().mean()) > 0.01
+    assert np.allclose(network.features(image), expected[0].double().numpy(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(MetricUnavailable, match="under the 75 pixels"):
+        network.features(torch.rand(1, 3, 74, 96))
     assert load_art_inception(None, None, offline=True, device=torch.device("cpu")).model is None
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
     with pytest.raises(WeightsError, match="missing Conv2d_1a_3x3"):
         load_art_inception(tmp_path / "other.pth", None, offline=True, device=torch.device("cpu"))
+
+
+ART_SIZE = (96, 80)  # art-fid feeds images at their own size: Inception-v3 needs 75 px a side
+
+
+@pytest.fixture(scope="module")
+def art_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """art-fid's three folders: two outputs, their content images (chelsea.png at the output's size,
+    as eval resizes it; paired by sorted name, as art-fid pairs them) and three reference images."""
+    base = tmp_path_factory.mktemp("art")
+    for name in ("outputs", "content", "refs"):
+        (base / name).mkdir()
+    with Image.open(EXAMPLES / "chelsea.png") as photo:
+        content = photo.convert("RGB").resize(ART_SIZE, Image.Resampling.BICUBIC)
+    for name, output in (("a.png", content.filter(ImageFilter.GaussianBlur(2))), ("b.png", content.rotate(180))):
+        output.save(base / "outputs" / name)
+        content.save(base / "content" / name)
+    for name, size in (("astronaut.png", (90, 100)), ("coffee.png", (120, 80)), ("chelsea.png", (80, 80))):
+        with Image.open(EXAMPLES / name) as image:
+            image.convert("RGB").resize(size).save(base / "refs" / name)
+    return {name: base / name for name in ("outputs", "content", "refs")}
+
+
+def test_artfid_equals_art_fid_compute_art_fid_on_the_same_folders(tiny_paths: dict[str, Path],
+                                                                 random_weights: dict[str, Path],
+                                                                 art_folders: dict[str, Path],
+                                                                 tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """eval's artfid against the authors' package run end to end on the folders (its image loading,
+    Inception3, its own LPIPS from lpips.LPIPS(net='alex'), its Fréchet distance), both keeping the
+    first KEPT feature dimensions (a 2048-d matrix square root takes minutes here)."""
+    from art_fid import art_fid, utils
+
+    full_features = FeatureNetwork.features
+    out = tmp_path / "e.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FeatureNetwork, "features", lambda self, image: full_features(self, image)[:KEPT])
+        for name in ("HF_HOME", "HF_HUB_CACHE", "TORCH_HOME"):
+            patch.setenv(name, str(tmp_path / "empty" / name))
+        result = _invoke("eval", *sorted(art_folders["outputs"].iterdir()), *_flags(tiny_paths),
+                         "--reference-dir", art_folders["refs"], "--art-inception-checkpoint", random_weights["art"],
+                         "--lpips-checkpoint", random_weights["alexnet"], "--json", out)
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    entry = document["set_metrics"]["overall"]["artfid"]
+    assert (entry["n_outputs"], entry["n_reference"]) == (2, 3) and entry["implementation"] == "art-fid 0.0.2"
+
+    hub = tmp_path / "torch-home" / "hub" / "checkpoints"  # where torchvision finds AlexNet for art-fid's LPIPS
+    hub.mkdir(parents=True)
+    shutil.copy(random_weights["alexnet"], hub / random_weights["alexnet"].name)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(utils, "download", lambda url, ckpt_dir=None: str(random_weights["art"]))
+    activations = art_fid.get_activations
+    monkeypatch.setattr(art_fid, "get_activations", lambda *args, **kwargs: activations(*args, **kwargs)[:, :KEPT])
+    expected = art_fid.compute_art_fid(str(art_folders["outputs"]), str(art_folders["refs"]),
+                                       str(art_folders["content"]), batch_size=1, device="cpu", mode="art_fid",
+                                       content_metric="lpips", num_workers=0)
+    assert expected > 1.0
+    assert entry["value"] == pytest.approx(expected, rel=1e-5)
+    lpips = [row["metrics"]["lpips"] for row in document["rows"]]
+    assert all(value > 0.01 for value in lpips)  # the content factor is there, not 1
+
+
+def test_artfid_is_null_with_the_reason_for_images_under_75_pixels(tiny_paths: dict[str, Path],
+                                                                  random_weights: dict[str, Path],
+                                                                  folders: dict[str, Path], tmp_path: Path) -> None:
+    result = _invoke("eval", folders["outputs"] / "a.png", folders["outputs"] / "b.png", *_flags(tiny_paths),
+                     "--reference-dir", folders["refs"], "--art-inception-checkpoint", random_weights["art"],
+                     "--json", tmp_path / "e.json")
+    assert result.exit_code == 0, result.output
+    entry = json.loads((tmp_path / "e.json").read_text())["set_metrics"]["overall"]["artfid"]
+    assert entry["value"] is None and "under the 75 pixels" in entry["reason"], entry
 
 
 def test_a_reference_folder_without_images_or_missing_is_a_one_line_error(tiny_paths: dict[str, Path],

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from clipstyler_opt.evaluate.inception import FeatureNetwork, load_art_inception, load_fid_inception
+from clipstyler_opt.evaluate.names import MetricUnavailable
 from clipstyler_opt.evaluate.setlevel import MIN_IMAGES, SET_METRICS, set_summary
 from clipstyler_opt.method.losses import resize_for_backbone
 from clipstyler_opt.models import VisionLanguageBackbone
@@ -54,6 +55,13 @@ class StyleEmbeddings:
         return self._cache[key]
 
 
+def _features_of(net: FeatureNetwork, image: torch.Tensor, name: str) -> np.ndarray:
+    try:
+        return net.features(image)
+    except MetricUnavailable as why:
+        raise MetricUnavailable(f"{name}: {why}") from None
+
+
 class ReferenceSet:
     """The reference images' features under each set-level network, and each output's, kept until
     the summary; `summary(rows)` gives eval.json's `set_metrics` for those rows.
@@ -76,12 +84,17 @@ class ReferenceSet:
         self.provenance = {net.name: net.provenance for net in networks}
         if "art" in self.provenance:  # ArtFID's other factor: the rows' lpips column
             self.provenance["art"] = {**self.provenance["art"], "content_distance": "mean of the rows' lpips "
-                                      "(LPIPS-AlexNet v0.1, the lpips package; see eval.json's lpips)"}
+                                      "(LPIPS-AlexNet v0.1 of the lpips package on [−1, 1], as art-fid's "
+                                      "compute_content_distance; see eval.json's lpips)"}
         self.reference: dict[str, np.ndarray] = {}
-        for name, net in self.networks.items():
+        for name, net in list(self.networks.items()):
             log.info("reference set: %d images through the %s network", len(self.paths), name)
-            self.reference[name] = np.stack([net.features(load(path)) for path in self.paths])
-        self._features: dict[RowKey, dict[str, np.ndarray]] = {}
+            try:
+                self.reference[name] = np.stack([_features_of(net, load(path), path.name) for path in self.paths])
+            except MetricUnavailable as why:
+                del self.networks[name]
+                self.unavailable[name] = f"reference {why}"
+        self._features: dict[RowKey, dict[str, np.ndarray | MetricUnavailable]] = {}
         self._summaries: dict[tuple[RowKey, ...], dict[str, Any]] = {}  # a Fréchet distance takes minutes
 
     @classmethod
@@ -95,7 +108,13 @@ class ReferenceSet:
 
     def add(self, key: RowKey, output: torch.Tensor) -> None:
         """Keep the features of one output (1, 3, H, W) in [0, 1]."""
-        self._features[key] = {name: net.features(output) for name, net in self.networks.items()}
+        kept: dict[str, np.ndarray | MetricUnavailable] = {}
+        for name, net in self.networks.items():
+            try:
+                kept[name] = _features_of(net, output, key[1])
+            except MetricUnavailable as why:  # the metric is null for every set holding this output
+                kept[name] = why
+        self._features[key] = kept
 
     def summary(self, rows: Sequence[Any]) -> dict[str, Any]:
         """eval.json's `set_metrics` for `rows` (EvalRow objects added before); computed once per set of rows."""
@@ -106,10 +125,17 @@ class ReferenceSet:
             log.info("set metrics: %d output(s) against %d reference image(s); each Fréchet distance of 2048-d "
                      "features takes minutes on a CPU", len(rows), len(self.paths))
         dicts = [row.to_dict() for row in rows]
-        features = {name: np.stack([self._features[key][name] for key in keys]) if rows else np.zeros((0, 1))
-                    for name in self.networks}
+        unavailable = dict(self.unavailable)
+        features = {}
+        for name in self.networks:
+            kept = [self._features[key][name] for key in keys]
+            arrays = [value for value in kept if isinstance(value, np.ndarray)]
+            if len(arrays) < len(kept):
+                missing = [value for value in kept if not isinstance(value, np.ndarray)]
+                unavailable[name] = f"{len(missing)} output(s) without features: {missing[0]}"
+            features[name] = np.stack(arrays) if rows and len(arrays) == len(kept) else np.zeros((0, 1))
         self._summaries[keys] = {"reference": {"folder": str(self.folder), "n": len(self.paths)},
                                  "min_images": MIN_IMAGES,
                                  "directions": {metric.name: metric.direction for metric in SET_METRICS},
-                                 **set_summary(dicts, features, self.reference, self.unavailable, self.provenance)}
+                                 **set_summary(dicts, features, self.reference, unavailable, self.provenance)}
         return self._summaries[keys]

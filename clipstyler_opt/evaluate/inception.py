@@ -5,12 +5,12 @@
   scaled to [−1, 1] by pytorch-fid itself. Weights `pt_inception-2015-12-05-6726825d.pth`:
   `--fid-inception-checkpoint FILE`, then `--cache-dir` and `$TORCH_HOME/hub/checkpoints` (where
   pytorch-fid caches it), then a download from pytorch-fid's release (not offline).
-- **ArtFID's Inception**: the art-trained Inception-v3 of Wright & Ommer's ArtFID
-  (`art_inception.pth` of `matthias-wright/art_inception`), loaded into torchvision's Inception-v3
-  trunk, 2048-d average-pool features, with pytorch-fid's input handling (bilinear 299×299,
-  [−1, 1]). The art-fid package itself cannot be installed beside numpy 2, so this loader is
-  written from the published weights' layout, not taken from it; its preprocessing may differ.
-  Weights: `--art-inception-checkpoint FILE`, then the Hugging Face cache, then a download.
+- **ArtFID's Inception**: the art-fid package's own `Inception3` (Wright & Ommer's ArtFID; `pip
+  install --no-deps art-fid==0.0.2`, see ART_FID_INSTALL), with the art-trained weights
+  (`art_inception.pth` of `matthias-wright/art_inception`), fed as the package feeds it: the image in
+  [0, 1] at its own size, through `Inception3(x, return_features=True)` (2048-d average pool). Images
+  under ART_MIN_SIDE pixels a side cannot go through it. Weights: `--art-inception-checkpoint FILE`,
+  then the Hugging Face cache, then a download.
 
 The two are never mixed: FID uses only the first, ArtFID only the second.
 """
@@ -25,22 +25,26 @@ from unittest import mock
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from clipstyler_opt.core.errors import WeightsError
+from clipstyler_opt.evaluate.names import MetricUnavailable
 from clipstyler_opt.run.record import weights_record
 from clipstyler_opt.weights.checkpoints import load_state_dict, weights_error
 from clipstyler_opt.weights.download import check_reachable, download_file, torch_hub_checkpoints
 from clipstyler_opt.weights.resolve import WeightsFile, resolve_hub_file, resolve_weights
 
-__all__ = ["ART_FILE", "ART_REPO", "FID_FILENAME", "FID_URL", "FeatureNetwork", "create_art_inception",
-           "load_art_inception", "load_fid_inception", "resolve_fid_weights"]
+__all__ = ["ART_FID_INSTALL", "ART_FILE", "ART_MIN_SIDE", "ART_REPO", "FID_FILENAME", "FID_URL", "FeatureNetwork",
+           "create_art_inception", "load_art_inception", "load_fid_inception", "resolve_fid_weights"]
 
 FID_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
 FID_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 ART_REPO, ART_FILE = "matthias-wright/art_inception", "art_inception.pth"
 FID_EXTRA = "pip install 'clipstyler_opt[fid]'"
+# art-fid declares numpy<2 but runs on numpy 2: installed without its dependencies (the fid extra
+# carries the others)
+ART_FID_INSTALL = "pip install 'clipstyler_opt[fid]' && pip install --no-deps art-fid==0.0.2"
+ART_MIN_SIDE = 75  # Inception-v3 at an image's own size needs 75 pixels a side
 INPUT_SIDE = 299
 
 
@@ -60,11 +64,15 @@ class FeatureNetwork:
     model: nn.Module | None
     reason: str | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
+    min_side: int = 1
 
     @torch.no_grad()
     def features(self, image: torch.Tensor) -> np.ndarray:
-        """(1, 3, H, W) in [0, 1] -> (2048,) float64."""
+        """(1, 3, H, W) in [0, 1] -> (2048,) float64; MetricUnavailable for an image under `min_side`."""
         assert self.model is not None
+        if min(image.shape[-2:]) < self.min_side:
+            raise MetricUnavailable(f"an image of {image.shape[-1]}×{image.shape[-2]} is under the {self.min_side} "
+                                    f"pixels a side the {self.name} network takes")
         return self.model(image.float()).reshape(-1).double().cpu().numpy()
 
 
@@ -133,40 +141,53 @@ def load_fid_inception(explicit: Path | None, cache_dir: Path | None, offline: b
 
 
 def create_art_inception() -> nn.Module:
-    """torchvision's Inception-v3 trunk (no auxiliary head), random weights; `model(x)` is the
-    2048-d average-pool feature of x in [0, 1] (resized to 299, scaled to [−1, 1]).
+    """The art-fid package's own `Inception3` (random weights) behind the package's feature call:
+    `model(x)` is `Inception3(x, return_features=True)`, the 2048-d average-pool feature of x in
+    [0, 1] at its own size (art-fid's `ToTensor()` input: no resizing, no normalisation).
 
     Example:
-        >>> create_art_inception()(torch.rand(1, 3, 64, 64)).shape  # doctest: +SKIP
+        >>> create_art_inception()(torch.rand(1, 3, 80, 80)).shape  # doctest: +SKIP
         torch.Size([1, 2048])
     """
-    from torchvision.models import inception_v3
+    from art_fid.inception import Inception3
 
-    trunk = inception_v3(weights=None, aux_logits=False, init_weights=False, transform_input=False)
-    trunk.fc = nn.Identity()
-    return _ArtFeatures(trunk)
+    return _ArtFeatures(Inception3())
 
 
 class _ArtFeatures(nn.Module):
-    def __init__(self, trunk: nn.Module) -> None:
+    def __init__(self, inception: nn.Module) -> None:
         super().__init__()
-        self.trunk = trunk
+        self.inception = inception
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(image, size=(INPUT_SIDE, INPUT_SIDE), mode="bilinear", align_corners=False)
-        return self.trunk(2 * x - 1).flatten(1)
+        return self.inception(image, return_features=True).flatten(1)
+
+
+def _art_fid_version() -> str | None:
+    try:
+        version = metadata.version("art-fid")
+        import art_fid.art_fid  # noqa: F401  (its own imports: scipy, scikit-learn, lpips, tqdm, requests)
+    except (metadata.PackageNotFoundError, ImportError):
+        return None
+    return version
 
 
 def load_art_inception(explicit: Path | None, cache_dir: Path | None, offline: bool,
                        device: torch.device) -> FeatureNetwork:
-    """The art-trained Inception when its weights are there, else the reason (an explicit file that
-    cannot be used is an error).
+    """The art-fid package's Inception with the art-trained weights, else the reason (an explicit
+    file that cannot be used is an error).
 
     Example:
         >>> art = load_art_inception(Path("art_inception.pth"), None, True, torch.device("cpu"))  # doctest: +SKIP
         >>> art.provenance["network"]  # doctest: +SKIP
-        'art-trained Inception-v3 (ArtFID), 2048-d pool'
+        'art-fid Inception3, art-trained weights, 2048-d pool, images at their own size'
     """
+    version = _art_fid_version()
+    if version is None:
+        if explicit is not None:
+            raise WeightsError(f"--art-inception-checkpoint given, but the art-fid package is not installed "
+                               f"({ART_FID_INSTALL})") from None
+        return FeatureNetwork("art", None, f"the art-fid package is not installed ({ART_FID_INSTALL})")
     try:
         weights = resolve_hub_file(ART_REPO, [ART_FILE], what="ArtFID's art-trained Inception weights",
                                    explicit=explicit, explicit_flag="--art-inception-checkpoint",
@@ -176,9 +197,11 @@ def load_art_inception(explicit: Path | None, cache_dir: Path | None, offline: b
             raise
         return FeatureNetwork("art", None, f"no art-trained Inception weights: {missing}")
     model = create_art_inception()
-    trunk: nn.Module = model.trunk  # type: ignore[assignment]
+    inception: nn.Module = model.inception  # type: ignore[assignment]
     state = load_state_dict(weights.path)
-    expected = {key: value for key, value in trunk.state_dict().items() if not key.startswith("fc.")}
+    # art-fid loads the file with strict=False (it may lack the heads); the trunk must all be there
+    expected = {key: value for key, value in inception.state_dict().items()
+                if not key.startswith(("fc", "AuxLogits"))}
     absent = [key for key in expected if key not in state]
     if absent:
         raise weights_error(weights.path, f"missing {absent[0]} (and {len(absent) - 1} more); is it an "
@@ -187,9 +210,9 @@ def load_art_inception(explicit: Path | None, cache_dir: Path | None, offline: b
     if wrong:
         raise weights_error(weights.path, f"{wrong[0]} has shape {tuple(state[wrong[0]].shape)}, expected "
                                           f"{tuple(expected[wrong[0]].shape)}")
-    trunk.load_state_dict({key: state[key] for key in expected}, strict=False)
-    provenance = {"implementation": f"clipstyler_opt (ArtFID by its definition; torchvision "
-                                    f"{metadata.version('torchvision')} Inception-v3)",
-                  "network": "art-trained Inception-v3 (ArtFID), 2048-d pool",
+    inception.load_state_dict({key: state[key] for key in expected}, strict=False)
+    provenance = {"implementation": f"art-fid {version}",
+                  "network": "art-fid Inception3, art-trained weights, 2048-d pool, images at their own size",
                   **weights_record(str(weights.path), weights.origin)}
-    return FeatureNetwork("art", model.eval().requires_grad_(False).to(device), None, provenance)
+    return FeatureNetwork("art", model.eval().requires_grad_(False).to(device), None, provenance,
+                          min_side=ART_MIN_SIDE)

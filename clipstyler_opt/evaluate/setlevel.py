@@ -3,20 +3,23 @@ of images (`--reference-dir`, e.g. paintings of the style), per cell and overall
 
   fid     Fréchet distance between Gaussians fitted to the pytorch-fid Inception features of the
           outputs and of the reference images: ‖μ₁ − μ₂‖² + Tr(Σ₁ + Σ₂ − 2(Σ₁Σ₂)^½)   lower is better
-  artfid  ArtFID by its published definition (Wright & Ommer 2022): (1 + LPIPS) · (1 + FID_art),
-          LPIPS the mean `lpips` of the set's outputs against their content images and FID_art
-          the Fréchet distance with ArtFID's art-trained Inception                    lower is better
+  artfid  ArtFID as its authors' art-fid package computes it (Wright & Ommer 2022):
+          (1 + LPIPS) · (1 + FID_art), LPIPS the mean `lpips` of the set's outputs against their
+          content images (LPIPS-AlexNet v0.1 on [−1, 1], as art-fid's own) and FID_art art-fid's
+          `compute_frechet_distance` of its art-trained Inception's features           lower is better
 
 Means are np.mean and covariances np.cov (unbiased) of the features; the Fréchet distance is
-pytorch-fid's own `calculate_frechet_distance`. With n images the covariance has rank ≤ n − 1,
-so small sets bias FID upwards (the published ArtFID∞ extrapolates from thousands of images);
-a set needs at least MIN_IMAGES images on each side, otherwise its value is null with the reason.
-Each entry is a `SetMetric`; each value records n on each side, the implementation, the network
-and its weights.
+pytorch-fid's own `calculate_frechet_distance` for fid and art-fid's for artfid. With n images
+the covariance has rank ≤ n − 1, so small sets bias FID upwards (the published ArtFID∞
+extrapolates from thousands of images); a set needs at least MIN_IMAGES images on each side,
+otherwise its value is null with the reason. Each entry is a `SetMetric`; each value records n on
+each side, the implementation, the network and its weights.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -30,9 +33,8 @@ from clipstyler_opt.core.errors import ConfigError
 from clipstyler_opt.evaluate.names import MetricUnavailable
 from clipstyler_opt.evaluate.stats import pooled_cell
 
-__all__ = ["MIN_IMAGES", "SET_METRICS", "SetInputs", "SetMetric", "format_set_metrics", "frechet_distance",
-           "reference_images",
-           "set_metric_values", "set_summary"]
+__all__ = ["MIN_IMAGES", "SET_METRICS", "SetInputs", "SetMetric", "art_frechet_distance", "format_set_metrics",
+           "frechet_distance", "reference_images", "set_metric_values", "set_summary"]
 
 MIN_IMAGES = 2  # a covariance needs two images; far more are needed for an unbiased FID
 
@@ -69,6 +71,24 @@ class SetMetric:
     definition: str
 
 
+def _fitted_distance(a: np.ndarray, b: np.ndarray,
+                     distance: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], float]) -> float:
+    """`distance(μ_a, Σ_a, μ_b, Σ_b)` of Gaussians fitted (np.mean, unbiased np.cov) to the rows of a and b."""
+    for features in (a, b):
+        if features.ndim != 2 or features.shape[0] < MIN_IMAGES:
+            raise MetricUnavailable(f"needs at least {MIN_IMAGES} images on each side, has {features.shape[0]}")
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    sigma_a, sigma_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    try:
+        # a singular product (few images) is expected: scipy's deprecation warnings and art-fid's
+        # printed notice of it are kept off the terminal
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return float(distance(mu_a, sigma_a, mu_b, sigma_b))
+    except ValueError as exc:  # a large imaginary part of the matrix square root
+        raise MetricUnavailable(f"the Fréchet distance is not defined here ({exc})") from None
+
+
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """pytorch-fid's Fréchet distance between Gaussians fitted to the rows of `a` and of `b`.
 
@@ -80,17 +100,20 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    for features in (a, b):
-        if features.ndim != 2 or features.shape[0] < MIN_IMAGES:
-            raise MetricUnavailable(f"needs at least {MIN_IMAGES} images on each side, has {features.shape[0]}")
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    sigma_a, sigma_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
-    try:
-        with warnings.catch_warnings():  # a singular product (few images) is expected; scipy's `disp` is deprecated
-            warnings.simplefilter("ignore")
-            return float(calculate_frechet_distance(mu_a, sigma_a, mu_b, sigma_b))
-    except ValueError as exc:  # a large imaginary part of the matrix square root
-        raise MetricUnavailable(f"the Fréchet distance is not defined here ({exc})") from None
+    return _fitted_distance(a, b, calculate_frechet_distance)
+
+
+def art_frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """The art-fid package's own Fréchet distance (`compute_frechet_distance`), same fitting.
+
+    Example:
+        >>> x = np.random.default_rng(0).normal(size=(5, 3))
+        >>> abs(round(art_frechet_distance(x, x), 6))  # doctest: +SKIP
+        0.0
+    """
+    from art_fid.art_fid import compute_frechet_distance
+
+    return _fitted_distance(a, b, compute_frechet_distance)
 
 
 def _fid(inputs: SetInputs) -> float:
@@ -103,14 +126,15 @@ def _artfid(inputs: SetInputs) -> float:
     if missing:
         why = missing[0].get("unavailable", {}).get("lpips", "no value")
         raise MetricUnavailable(f"needs lpips for every output ({len(missing)} without: {why})")
-    return (1.0 + float(np.mean(values))) * (1.0 + frechet_distance(inputs.outputs, inputs.reference))
+    # art-fid's compute_art_fid: (content distance + 1) * (fid + 1), content distance the mean LPIPS
+    return (1.0 + float(np.mean(values))) * (1.0 + art_frechet_distance(inputs.outputs, inputs.reference))
 
 
 SET_METRICS = (
     SetMetric("fid", "lower", "fid", _fid, "Fréchet distance of pytorch-fid Inception pool3 features, outputs vs "
               "reference images"),
-    SetMetric("artfid", "lower", "art", _artfid, "(1 + mean LPIPS(output, content)) * (1 + Fréchet distance of the "
-              "art-trained Inception's features, outputs vs reference images)"),
+    SetMetric("artfid", "lower", "art", _artfid, "art-fid's ArtFID: (1 + mean LPIPS-AlexNet(output, content)) * "
+              "(1 + art-fid's Fréchet distance of its art-trained Inception's features, outputs vs reference images)"),
 )
 
 
