@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tiny
@@ -149,10 +151,9 @@ def test_a_compile_failure_runs_uncompiled_and_says_so(tmp_path: Path, tiny_path
     assert result.history == eager.history
 
 
-def test_compiled_losses_match_eager_ones(tmp_path: Path, tiny_paths: dict[str, Path], photo: Path) -> None:
+def _compiled_run_matches_eager(stylizer: Stylizer, photo: Path) -> None:
     import torch._dynamo
 
-    stylizer = toy_compile_stylizer(tmp_path, tiny_paths)
     eager = stylizer.stylize(photo, "red")
     torch._dynamo.reset()
     try:
@@ -171,6 +172,54 @@ def test_compiled_losses_match_eager_ones(tmp_path: Path, tiny_paths: dict[str, 
     assert set(first) == set(reference)
     for name, value in reference.items():
         assert math.isclose(first[name], value, rel_tol=1e-5, abs_tol=1e-7), name
+
+
+def test_a_compiled_run_matches_the_eager_one(tmp_path: Path, tiny_paths: dict[str, Path], photo: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole compiled step, traced by dynamo and AOT autograd (graph breaks, the crops' generator,
+    the run's record), without inductor's C++ code generation: compiling the tiny objective's ~90
+    kernels from a cold cache takes over a minute on 2 cores. Inductor itself is checked on the
+    random draw below, and on the whole step in the slow test after it."""
+    from clipstyler_opt.run import optimise
+
+    requested: list[str] = []
+
+    def traced(step: Any, mode: str) -> Any:
+        requested.append(mode)
+        return torch.compile(step, backend="aot_eager")
+
+    monkeypatch.setattr(optimise, "compile_step", traced)
+    _compiled_run_matches_eager(toy_compile_stylizer(tmp_path, tiny_paths), photo)
+    assert requested == ["default"]
+
+
+def test_random_draws_inside_a_compiled_step_follow_torchs_generator() -> None:
+    """compile_step keeps inductor drawing from torch's generator (fallback_random), so a seed gives
+    the same crops compiled or not."""
+    import torch._dynamo
+
+    from clipstyler_opt.method.precision import compile_step
+
+    def step(x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rand(8, 8) + torch.randint(0, 100, (8, 8)).float()
+
+    x = torch.ones(8, 8)
+    torch.manual_seed(3)
+    expected = step(x)
+    torch._dynamo.reset()
+    try:
+        compiled = compile_step(step, "default")
+        torch.manual_seed(3)
+        got = compiled(x)
+    finally:
+        torch._dynamo.reset()
+    assert torch.equal(got, expected)
+
+
+@pytest.mark.skipif(os.environ.get("CLIPOPT_SLOW_TESTS") != "1",
+                    reason="inductor compiles the whole step in over a minute on 2 cores; CLIPOPT_SLOW_TESTS=1")
+def test_compiled_losses_match_eager_ones(tmp_path: Path, tiny_paths: dict[str, Path], photo: Path) -> None:
+    _compiled_run_matches_eager(toy_compile_stylizer(tmp_path, tiny_paths), photo)
 
 
 def test_a_failing_startup_measurement_is_one_line_with_the_childs_exit_code(tiny_paths: dict[str, Path],
