@@ -260,8 +260,8 @@ def _assert_trimmed_equals_padded(backbone: OpenClipBackbone, tower: Any, texts:
     assert seen == [tokens.shape[1], real_length]
     assert (trimmed - padded).abs().max() <= 1e-6 * padded.abs().max()
     assert (F.normalize(trimmed, dim=-1) - F.normalize(padded, dim=-1)).abs().max() <= 1e-6
-    half = len(texts) // 2
-    for half in (slice(0, half), slice(half, 2 * half)):  # the template-averaged embeddings the loss uses
+    n = len(texts) // 2
+    for half in (slice(0, n), slice(n, 2 * n)):  # the template-averaged embeddings the loss uses
         assert (F.normalize(trimmed[half].mean(0), dim=-1) - F.normalize(padded[half].mean(0), dim=-1)).abs().max() \
             <= 1e-6
 
