@@ -278,6 +278,17 @@ def test_art_inception_is_art_fids_network_fed_as_art_fid_feeds_it(random_weight
         load_art_inception(tmp_path / "other.pth", None, offline=True, device=torch.device("cpu"))
 
 
+def test_without_the_art_fid_package_artfid_is_unavailable_with_the_install_line(
+        random_weights: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from clipstyler_opt.evaluate import inception
+
+    monkeypatch.setattr(inception, "_art_fid_version", lambda: None)
+    network = load_art_inception(None, None, offline=True, device=torch.device("cpu"))
+    assert network.model is None and "pip install --no-deps art-fid==0.0.2" in str(network.reason)
+    with pytest.raises(WeightsError, match="art-fid package is not installed"):
+        load_art_inception(random_weights["art"], None, offline=True, device=torch.device("cpu"))
+
+
 ART_SIZE = (96, 80)  # art-fid feeds images at their own size: Inception-v3 needs 75 px a side
 
 
