@@ -103,7 +103,7 @@ def document(tiny_paths: dict[str, Path], random_weights: dict[str, Path], folde
              tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One eval of both outputs with --reference-dir, DINO and FID weights (no ArtFID weights, no LPIPS).
 
-    The matrix square root of a 2048-d covariance product takes minutes on this CPU, so the eval
+    The matrix square root of a 2048-d covariance product takes 15-20 s on 2 cores, so the eval
     keeps the first KEPT feature dimensions; the full features are checked against pytorch-fid's
     own activations separately, and the distance is pytorch-fid's on whatever it is given."""
     out = tmp_path_factory.mktemp("eval") / "e.json"
@@ -317,7 +317,7 @@ def test_artfid_equals_art_fid_compute_art_fid_on_the_same_folders(tiny_paths: d
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """eval's artfid against the authors' package run end to end on the folders (its image loading,
     Inception3, its own LPIPS from lpips.LPIPS(net='alex'), its Fréchet distance), both keeping the
-    first KEPT feature dimensions (a 2048-d matrix square root takes minutes here)."""
+    first KEPT feature dimensions (a 2048-d matrix square root takes 15-20 s here)."""
     from art_fid import art_fid, utils
 
     full_features = FeatureNetwork.features
