@@ -173,11 +173,21 @@ def test_dino_content_similarity_is_the_cosine_of_timm_cls_tokens(document: dict
     model = timm.create_model("vit_small_patch16_224.dino", pretrained=False, num_classes=0).eval()
     model.load_state_dict(torch.load(random_weights["dino"], weights_only=True))
     with Image.open(folders["outputs"] / "a.png") as out, Image.open(EXAMPLES / "chelsea.png") as photo:
+        out_size = out.size
         output, content = _pixels(out), _pixels(photo.convert("RGB").resize(out.size, Image.Resampling.BICUBIC))
     expected = float(F.cosine_similarity(_cls_by_hand(model, output), _cls_by_hand(model, content))[0])
     row = next(row for row in document["rows"] if row["output"].endswith("a.png"))
     assert row["metrics"]["dino_content_similarity"] == pytest.approx(expected, abs=1e-5)
-    # random weights give every image a CLS cosine near 1: the view itself is checked pixel by pixel
+    # an output this close to its photo gives a cosine near 1 whatever token is read: two unrelated
+    # images tell the CLS token from the mean of the patch tokens
+    with Image.open(EXAMPLES / "coffee.png") as other:
+        coffee = _pixels(other.convert("RGB").resize(out_size))
+    with torch.no_grad():
+        patches = [model.forward_features(_view_by_hand(image))[:, 1:].mean(1)  # type: ignore[operator]
+                   for image in (output, coffee)]
+    by_hand = float(F.cosine_similarity(_cls_by_hand(model, output), _cls_by_hand(model, coffee))[0])
+    assert abs(by_hand - float(F.cosine_similarity(*patches)[0])) > 1e-3
+    assert DinoSimilarity(model)(output, coffee) == pytest.approx(by_hand, abs=1e-5)
     assert torch.allclose(DinoSimilarity(model).view(output), _view_by_hand(output), atol=1e-5)
     assert document["dino"]["network"] == "vit_small_patch16_224.dino" and document["dino"]["implementation"]
     assert row["metrics"]["clip_style_similarity"] is None
