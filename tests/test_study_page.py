@@ -117,6 +117,15 @@ def test_reload_resumes_and_cant_decide_is_a_tie(browser: Any, pages: dict[str, 
         else:
             page.keyboard.press(key)
     assert stored(page) is None  # finished: nothing left to resume
+    downloads: list[Any] = []
+    page.on("download", lambda download: downloads.append(download))
+    page.focus("#download")
+    page.keyboard.press("Enter")  # the focused link, by Enter: its own activation, once
+    page.wait_for_timeout(300)
+    assert len(downloads) == 1
+    page.keyboard.press(" ")  # Space, which a link ignores: the page's key handler, once
+    page.wait_for_timeout(300)
+    assert len(downloads) == 2
     with open(answers_file, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["trial"]) for r in rows] == list(range(1, len(trials) + 1))

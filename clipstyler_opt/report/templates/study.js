@@ -202,6 +202,8 @@
       else if (key === "Backspace" || key === "u" || key === "U") { event.preventDefault(); undo(); }
       else if ((key === "Enter" || key === " ") && !onButton) { event.preventDefault(); }
     } else if (!byId("done").hidden && (key === "Enter" || key === " ") && !onButton) {
+      // Enter on the focused link follows the link itself: one download, not two
+      if (key === "Enter" && event.target.tagName === "A") { return; }
       event.preventDefault();
       download();
     }
