@@ -196,9 +196,10 @@ def test_analyze_after_eval_encodes_nothing_and_a_changed_file_is_encoded_anew(
     contents = sorted((DATA / "legacy" / "inputs").glob("*.png"))
     assert main(["eval", str(root), *tiny_scorer(tiny_paths), *FAST]) == 0
     assert len(calls) == len(outputs) + len(contents)  # each file once
-    [cache] = (root / ".clipopt-embeddings").iterdir()
-    assert cache.name == sha256(tiny_paths["clip_checkpoint"])[:16] + ".json"
-    assert set(json.loads(cache.read_text())["images"]) == {sha256(p) for p in outputs + contents}
+    [cache] = (root / ".clipopt-embeddings").glob("*.json")
+    stored = json.loads(cache.read_text())
+    assert stored["scorer_identity"]["weights_sha256"] == sha256(tiny_paths["clip_checkpoint"])
+    assert set(stored["images"]) == {sha256(p) for p in outputs + contents}
 
     calls.clear()
     analyze = ["analyze", str(root), *tiny_scorer(tiny_paths), "--device", "cpu", "-q", "--no-figures"]
@@ -217,7 +218,7 @@ def test_analyze_after_eval_encodes_nothing_and_a_changed_file_is_encoded_anew(
     assert main(["eval", str(root), "--scorer", f"{tiny.TINY_CLIP_NAME}:file={other}", "--clip-model-config",
                  str(tiny_paths["clip_model_config"]), *FAST]) == 0
     assert len(calls) == len(outputs) + len(contents)
-    assert len(list((root / ".clipopt-embeddings").iterdir())) == 2
+    assert len(list((root / ".clipopt-embeddings").glob("*.json"))) == 2
     assert math.isfinite(sum(json.loads(cache.read_text())["images"][sha256(outputs[1])]))
 
 

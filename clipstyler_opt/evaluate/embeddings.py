@@ -4,15 +4,18 @@
 content image it scores, so an analysis after it encodes nothing again.
 
 Image embeddings n(E_I(view(image))) are cached in the result folder, in
-`<folder>/.clipopt-embeddings/<scorer key>.json`: one file per scorer, keyed by the scorer's weights
-SHA-256, holding one entry per image keyed by the image file's SHA-256. A changed file has another
-hash and is encoded anew; another scorer has another cache file. A scorer whose weights have no
-known SHA-256 (a backbone built in code) is not cached. The cache is JSON (never unpickled),
-replaced whole and atomically, and ignored when unreadable.
+`<folder>/.clipopt-embeddings/<scorer key>.json`: one file per scorer identity (`scorer_identity`:
+the weights' SHA-256, the model and its architecture, activation and image view, so one weights
+file under another model config is another scorer), holding one entry per image keyed by the
+image file's SHA-256. A changed file has another hash and is encoded anew. A scorer whose weights
+have no known SHA-256 (a backbone built in code) is not cached. The cache is JSON (never
+unpickled), ignored when unreadable, and written atomically under a lock, merged with what another
+process wrote meanwhile, so runs side by side never lose each other's entries.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -25,19 +28,40 @@ import torch.nn.functional as F
 
 from clipstyler_opt.core.digests import file_sha256
 from clipstyler_opt.core.errors import OutputError
-from clipstyler_opt.core.files import read_regular, write_bytes
+from clipstyler_opt.core.files import exclusive_lock, read_regular, write_bytes
 from clipstyler_opt.core.styles import StyleSpec, fuse_directions
 from clipstyler_opt.method.ensemble import Member
 from clipstyler_opt.method.losses import resize_for_backbone
 from clipstyler_opt.method.pixels import pil_to_tensor
 from clipstyler_opt.run.images import load_image
 
-__all__ = ["CACHE_FOLDER", "CACHE_VERSION", "ScorerEmbeddings", "cache_folder_problem"]
+__all__ = ["CACHE_FOLDER", "CACHE_VERSION", "ScorerEmbeddings", "cache_folder_problem", "scorer_identity"]
 
 log = logging.getLogger(__name__)
 CACHE_FOLDER = ".clipopt-embeddings"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 1 keyed by the weights alone
 _MAX_CACHE_BYTES = 1 << 30
+_LOCATION_FIELDS = ("spec", "weights", "weights_origin")  # where the files are, not what they compute
+
+
+def scorer_identity(backbone: Any, weights_sha256: str) -> dict[str, Any]:
+    """What decides a scorer's image embeddings: its weights' SHA-256, its provenance (family,
+    model, activation, image view) without file locations, and its parameters' names and shapes.
+
+    Example:
+        >>> layer = torch.nn.Linear(2, 3)
+        >>> layer.provenance = {"model": "m", "weights": "/any/where.pt", "quick_gelu": True}
+        >>> identity = scorer_identity(layer, "ab12")
+        >>> identity["provenance"], identity["weights_sha256"], len(identity["architecture"])
+        ({'model': 'm', 'quick_gelu': True}, 'ab12', 64)
+    """
+    provenance = {key: value for key, value in (getattr(backbone, "provenance", None) or {}).items()
+                  if key not in _LOCATION_FIELDS}
+    shapes = [[name, list(tensor.shape)] for name, tensor in backbone.state_dict().items()] \
+        if isinstance(backbone, torch.nn.Module) else []
+    architecture = hashlib.sha256(json.dumps(shapes).encode()).hexdigest()
+    return json.loads(json.dumps({"weights_sha256": weights_sha256, "provenance": provenance,
+                                  "architecture": architecture}, default=str))
 
 
 def cache_folder_problem(root: Path) -> str | None:
@@ -71,21 +95,29 @@ class ScorerEmbeddings:
     weights_sha256: str | None
     folder: Path | None = None
     encoded: int = 0  # images encoded by the network in this process (cache misses)
+    identity: dict[str, Any] | None = field(init=False, default=None)
     _images: dict[str, list[float]] = field(default_factory=dict)
     _dirty: bool = False
     _dimension: int | None = None
 
     def __post_init__(self) -> None:
+        self.identity = None if self.weights_sha256 is None else scorer_identity(self.member.backbone,
+                                                                                 self.weights_sha256)
+        self._images = self._stored()
+
+    def _stored(self) -> dict[str, list[float]]:
+        """The cache file's entries for this scorer ({} when there is none or it is unreadable)."""
         path = self.cache_path
         if path is None or not path.is_file():
-            return
+            return {}
         try:
-            data = json.loads(read_regular(path, 1 << 30, follow_links=False))
-            if data.get("version") == CACHE_VERSION and data.get("scorer_sha256") == self.weights_sha256:
-                self._images = {k: v for k, v in data.get("images", {}).items()
-                                if isinstance(v, list) and all(isinstance(x, float) for x in v)}
+            data = json.loads(read_regular(path, _MAX_CACHE_BYTES, follow_links=False))
+            if data.get("version") == CACHE_VERSION and data.get("scorer_identity") == self.identity:
+                return {k: v for k, v in data.get("images", {}).items()
+                        if isinstance(v, list) and all(isinstance(x, float) for x in v)}
         except (OSError, ValueError, AttributeError, RecursionError):  # a FIFO or a damaged file too
             log.warning("%s: unreadable embedding cache; encoding again", path)
+        return {}
 
     @property
     def spec_text(self) -> str:
@@ -95,9 +127,10 @@ class ScorerEmbeddings:
 
     @property
     def cache_path(self) -> Path | None:
-        if self.folder is None or self.weights_sha256 is None:
+        if self.folder is None or self.identity is None:
             return None
-        return self.folder / CACHE_FOLDER / f"{self.weights_sha256[:16]}.json"
+        key = hashlib.sha256(json.dumps(self.identity, sort_keys=True).encode()).hexdigest()
+        return self.folder / CACHE_FOLDER / f"{key[:16]}.json"
 
     @torch.no_grad()
     def image(self, path: Path, pixels: torch.Tensor | None = None) -> np.ndarray:
@@ -157,12 +190,13 @@ class ScorerEmbeddings:
         path = self.cache_path
         if path is None or not self._dirty:
             return
-        payload: dict[str, Any] = {"version": CACHE_VERSION, "scorer": self.name,
-                                   "scorer_sha256": self.weights_sha256, "images": self._images}
-        blob = json.dumps(payload).encode()
         try:
             path.parent.mkdir(exist_ok=True)
-            write_bytes(path, blob)
+            with exclusive_lock(path.with_suffix(".lock")):
+                self._images = {**self._stored(), **self._images}  # what another process added meanwhile
+                payload: dict[str, Any] = {"version": CACHE_VERSION, "scorer": self.name,
+                                           "scorer_identity": self.identity, "images": self._images}
+                write_bytes(path, json.dumps(payload).encode())
             self._dirty = False
         except (OSError, OutputError) as exc:
             log.warning("%s: cannot write the embedding cache (%s)", path, exc)

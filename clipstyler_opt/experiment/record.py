@@ -129,22 +129,11 @@ def record_lock(folder: Path) -> Iterator[None]:
         >>> with record_lock(Path(tempfile.mkdtemp())):
         ...     pass
     """
-    import errno
-    import fcntl
-
-    from clipstyler_opt.core.files import open_regular
+    from clipstyler_opt.core.files import exclusive_lock
     from clipstyler_opt.core.files.identity import LOCK_NAME
 
-    fd = open_regular(folder / f"{LOCK_NAME}.record", os.O_RDWR | os.O_CREAT, follow_links=False)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
-                raise
+    with exclusive_lock(folder / f"{LOCK_NAME}.record"):
         yield
-    finally:
-        os.close(fd)
 
 
 def merge_run(current: dict[str, Any], mine: Mapping[str, Any], entry: Mapping[str, Any],

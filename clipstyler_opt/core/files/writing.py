@@ -21,8 +21,8 @@ from typing import Any
 from clipstyler_opt.core.errors import OutputError
 from clipstyler_opt.core.files.identity import ReadSet
 
-__all__ = ["TEMP_PREFIX", "TEMP_SUFFIX", "cannot_write", "claim_together", "discard", "rename_into_place",
-           "scratch_folder", "write_atomic", "write_bytes", "write_temp"]
+__all__ = ["TEMP_PREFIX", "TEMP_SUFFIX", "cannot_write", "claim_together", "discard", "exclusive_lock",
+           "rename_into_place", "scratch_folder", "write_atomic", "write_bytes", "write_temp"]
 
 TEMP_PREFIX, TEMP_SUFFIX = ".clipopt-", ".tmp"
 _UMASK = os.umask(0)
@@ -166,3 +166,30 @@ def scratch_folder(prefix: str = "clipopt-") -> Iterator[Path]:
     """
     with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         yield Path(folder)
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Held while one process reads, changes and writes a shared file, so that processes side by
+    side never lose each other's entries. `path` is the lock file (created, never followed through
+    a link); waits for the other holder; a file system without flock runs unlocked.
+
+    Example:
+        >>> with exclusive_lock(Path(tempfile.mkdtemp()) / ".lock"):
+        ...     pass
+    """
+    import errno
+    import fcntl
+
+    from clipstyler_opt.core.files.reading import open_regular
+
+    fd = open_regular(path, os.O_RDWR | os.O_CREAT, follow_links=False)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+        yield
+    finally:
+        os.close(fd)
