@@ -168,3 +168,8 @@ def test_the_traceback_hint_names_v_only_where_the_command_has_it(monkeypatch: p
     assert capsys.readouterr().err.strip() == "internal error: RuntimeError: a bug"
     assert main(["batch", str(tmp_path), "-p", "ink", "-o", str(tmp_path / "out"), "-q"]) == 1
     assert capsys.readouterr().err.strip() == "internal error: RuntimeError: a bug (rerun with -v for the traceback)"
+    import clipstyler_opt.experiment.plan as plan
+
+    monkeypatch.setattr(plan, "read_plan", bug)  # a group's subcommand with -v: `experiment run`
+    assert main(["experiment", "run", str(tmp_path / "plan.toml"), "-q"]) == 1
+    assert capsys.readouterr().err.strip() == "internal error: RuntimeError: a bug (rerun with -v for the traceback)"

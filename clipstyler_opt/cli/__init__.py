@@ -144,6 +144,7 @@ class _ErrorMappingGroup(click.Group):
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
                      **extra: Any) -> click.Context:
+        self._arguments = list(args)  # to find a group's subcommand for the -v hint
         try:  # `clipopt --help` and `--version` print here
             return super().make_context(info_name, args, parent, **extra)
         except BrokenPipeError:
@@ -153,9 +154,14 @@ class _ErrorMappingGroup(click.Group):
             raise click.exceptions.Exit(EXIT_STDOUT_CLOSED) from None
 
     def _has_verbose_option(self, ctx: click.Context) -> bool:
-        """Whether the command that ran has -v (which shows tracebacks)."""
+        """Whether the command that ran has -v (which shows tracebacks); within a group
+        (`experiment run`), the subcommand named next on the command line."""
         try:
             command = self.get_command(ctx, ctx.invoked_subcommand or "")
+            words = [a for a in getattr(self, "_arguments", []) if not a.startswith("-")]
+            rest = words[words.index(ctx.invoked_subcommand) + 1:] if ctx.invoked_subcommand in words else []
+            while isinstance(command, click.Group) and rest:
+                command = command.get_command(ctx, rest.pop(0))
         except Exception:  # its module does not even import: no options to speak of
             return False
         return command is not None and any("-v" in param.opts for param in command.params)
