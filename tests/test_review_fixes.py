@@ -133,7 +133,7 @@ def test_a_forged_cache_entry_is_encoded_again(swept: tuple[Path, dict[str, Path
                                                forged: str) -> None:
     folder = _copy(swept, tmp_path)
     assert _analyze(folder, swept[1], "--no-figures") == 0
-    [cache] = (folder / ".clipopt-embeddings").iterdir()
+    [cache] = (folder / ".clipopt-embeddings").glob("*.json")
     data = json.loads(cache.read_text())
     key = next(iter(data["images"]))
     size = len(data["images"][key])

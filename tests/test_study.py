@@ -90,6 +90,65 @@ def test_plan_uses_every_pair_when_fewer_exist_and_says_so(three_cells: Path) ->
     assert len(plan.trials) == 2 * 12 and any("only 12" in n for n in plan.notes)
 
 
+def _two_seeds_per_setting(tmp_path: Path, evaluation: bool = False) -> Path:
+    """make_result_folder's sweep (lambda_content 50, 150, 300), each output also made with a
+    second seed: cells `lambda_content=L,seed=S`."""
+    root = make_result_folder(tmp_path, prompts=(PLAIN_PROMPT,), lambdas=(50.0, 150.0, 300.0), sweep=True,
+                              evaluation=evaluation)
+    manifest = root / "manifest.jsonl"
+    lines = manifest.read_text().splitlines()
+    extra = []
+    for sidecar_path in sorted(root.glob("*/*/*.png.json")):
+        sidecar = json.loads(sidecar_path.read_text())
+        lam = sidecar["sweep"]["values"]["lambda_content"]
+        for seed in (0, 1):
+            sidecar["sweep"] = {"cell": f"lambda_content={lam:g},seed={seed}",
+                                "values": {"lambda_content": lam, "seed": seed}}
+            image = sidecar_path.with_name(sidecar_path.name.removesuffix(".json"))
+            target = image if seed == 0 else image.with_name(f"s1-{image.name}")
+            if seed:
+                target.write_bytes(image.read_bytes())
+            target.with_name(target.name + ".json").write_text(json.dumps(sidecar))
+            if seed:
+                relative = target.relative_to(root).as_posix()
+                extra.append(json.dumps({"record": "job", "status": "done", "input": sidecar["input"]["source"],
+                                         "relative": Path(sidecar["input"]["source"]).name, "prompt": PLAIN_PROMPT,
+                                         "output": relative, "seed": 8, "settings_hash": "z"}))
+    manifest.write_text("\n".join(lines[:-1] + extra) + "\n")
+    return root
+
+
+def test_cells_that_differ_only_in_the_seed_are_one_cell_of_the_study(tmp_path: Path) -> None:
+    results = load_results(_two_seeds_per_setting(tmp_path))
+    assert len(results.cells) == 6 and len(results.pooled_cells) == 3
+    plan = plan_study(results, pairs=100, repeat_fraction=0, attention_checks=2)
+    pooled = {"lambda_content=50", "lambda_content=150", "lambda_content=300"}
+    main = [t for t in plan.trials if not t.is_attention_check]
+    assert len(main) == 2 * 2 * 3  # 2 contents x C(3, 2) pairs x 2 questions: never a setting against itself
+    assert {t.left.cell for t in main} | {t.right.cell for t in main} == pooled
+    assert {t.expected_cell for t in plan.trials if t.is_attention_check} <= pooled
+    shown = {plan.images[side.image].name for t in plan.trials for side in (t.left, t.right)
+             if side.image in plan.images}
+    assert any(name.startswith("s1-") for name in shown) and any(not name.startswith("s1-") for name in shown)
+
+
+def test_metrics_meet_a_study_under_the_cells_it_names(tmp_path: Path) -> None:
+    """A study of pooled cells is compared with metric means per pooled cell; one made before
+    studies pooled seeds (seed cells) with the seed cells' means."""
+    from clipstyler_opt.analysis.folder import metric_values
+    from clipstyler_opt.analysis.humans import StudyStrengths
+
+    results = load_results(_two_seeds_per_setting(tmp_path, evaluation=True))
+    pooled = StudyStrengths("s.json", {"style": {"lambda_content=50": 0.5, "lambda_content=150": 0.3,
+                                                 "lambda_content=300": 0.2}})
+    [ssim] = [m for m in metric_values(results, {}, pooled) if m.name == "ssim"]
+    assert {cell for cell, _, _ in ssim.values} == set(pooled.questions["style"])
+    by_seed = StudyStrengths("s.json", {"style": {"lambda_content=50,seed=0": 0.6, "lambda_content=150,seed=0": 0.4}})
+    [ssim] = [m for m in metric_values(results, {}, by_seed) if m.name == "ssim"]
+    assert {cell for cell, _, _ in ssim.values} == {f"lambda_content={lam},seed=0" for lam in (50, 150, 300)}
+    assert set(results.cell_ids()) >= set(pooled.questions["style"]) | set(by_seed.questions["style"])
+
+
 def test_missing_content_images_get_the_style_question_only(three_cells: Path, tmp_path: Path) -> None:
     for photo in (tmp_path / "photos").iterdir():
         photo.unlink()

@@ -189,7 +189,7 @@ def analyze_folder(root: Path, scorers: Sequence[ScorerEmbeddings], *, progress:
                                           "optimised_outputs": (optimised or {}).get(scorer.name)}
         scorer.save()
     result["agreement"] = agreement_probe(own_scores)
-    result["humans"] = (human_probe(study, metric_values(folder, own_scores)) if study is not None else
+    result["humans"] = (human_probe(study, metric_values(folder, own_scores, study)) if study is not None else
                         Skipped("no study given (pass --study with the JSON of clipopt study analyze)"))
     summary = _plain(result)
     path = root / ANALYSIS_NAME
@@ -198,20 +198,29 @@ def analyze_folder(root: Path, scorers: Sequence[ScorerEmbeddings], *, progress:
     return AnalysisResult(summary, path)
 
 
-def metric_values(folder: ResultFolder, own_scores: Mapping[str, Mapping[str, float]]) -> list[MetricValues]:
+def metric_values(folder: ResultFolder, own_scores: Mapping[str, Mapping[str, float]],
+                  study: StudyStrengths | None = None) -> list[MetricValues]:
     """Every metric of the folder, per output: each `eval.json` metric, then each scorer's own
-    cos(ΔI, ΔT_prompt) (named "SCORER: direction")."""
+    cos(ΔI, ΔT_prompt) (named "SCORER: direction"); each output under its cell as `study` names
+    cells (pooled over seeds, unless the study names seed cells)."""
+    raw = {cell.id for cell in folder.cells}
+    named = {cell for strengths in study.questions.values() for cell in strengths} if study is not None else set()
+    pooled = bool(named) and not named <= raw
+
+    def cell_of(output: RunOutput) -> str:
+        return output.cell.pooled().id if pooled else output.cell.id
+
     found: list[MetricValues] = []
     evaluation = folder.evaluation
     if evaluation is not None:
         for metric in evaluation.metrics:
-            points = [(o.cell.id, str(o.content), value) for o in folder.outputs
+            points = [(cell_of(o), str(o.content), value) for o in folder.outputs
                       if (value := evaluation.value(o, metric)) is not None]
             if points:
                 found.append(MetricValues(metric, evaluation.directions.get(metric) != "lower", points))
     by_output = {o.relative: o for o in folder.outputs}
     for name, scores in own_scores.items():
-        points = [(by_output[rel].cell.id, str(by_output[rel].content), score) for rel, score in scores.items()
+        points = [(cell_of(by_output[rel]), str(by_output[rel].content), score) for rel, score in scores.items()
                   if rel in by_output]
         if points:
             found.append(MetricValues(f"{name}: direction", True, points))

@@ -54,7 +54,7 @@ def analyze(folder: Path, scorers: tuple[str, ...], study_path: Path | None, no_
 
     results = load_results(folder)  # a folder without a manifest fails here, before any weights load
     check_destinations(folder, figures=not no_figures)
-    study = read_study(study_path, [cell.id for cell in results.cells]) if study_path is not None else None
+    study = read_study(study_path, results.cell_ids()) if study_path is not None else None
     specs = scorer_specs(scorers, results)
     context = LoadContext(cache_dir, offline_requested(offline), tuple(clip_model_config))
     loaded, optimised = load_scorers(specs, context, resolve_device(device), results)

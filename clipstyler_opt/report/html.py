@@ -150,7 +150,8 @@ def render_report(results: ResultFolder, page_folder: Path, *, embed: bool = Fal
     charts = charts or _Charts.draw(results)
     sources = _Sources(page_folder, embed, figure_files)
     name = results.root.resolve().name
-    labels = {cell.id: label for cell, label in cell_labels(results.cells).items()}
+    labels = {cell.id: label for cells in (results.cells, results.pooled_cells)
+              for cell, label in cell_labels(cells).items()}
     contents = _CONTENTS + ((("study", "Study"),) if study is not None else ())
     nav = " · ".join(f'<a href="#{key}">{title}</a>' for key, title in contents)
     sets = set_metrics_section(results.evaluation.set_metrics if results.evaluation else None, labels)
@@ -205,7 +206,7 @@ def write_report(root: Path, output: Path | None = None, *, embed: bool = False,
     """
     results = load_results(Path(root))
     target = Path(output) if output is not None else Path(root) / REPORT_NAME
-    study_file = read_study(Path(study), [cell.id for cell in results.cells]) if study is not None else None
+    study_file = read_study(Path(study), results.cell_ids()) if study is not None else None
     reads = ReadSet([*results.input_files(), Path(root) / ANALYSIS_NAME, study])
     reads.refuse(target)  # before any image is read
     folder = check_figures_folder(Path(root)) if figures else None

@@ -101,6 +101,11 @@ class ResultFolder:
         report's rows, colours and series show."""
         return tuple(dict.fromkeys(cell.pooled() for cell in self.cells))
 
+    def cell_ids(self) -> list[str]:
+        """Every cell id a study of this folder may name: each cell's, and each pooled cell's
+        (studies pool seeds; those made before they did name the seed cells)."""
+        return list(dict.fromkeys([cell.id for cell in self.cells] + [cell.id for cell in self.pooled_cells]))
+
     @property
     def prompts(self) -> list[str]:
         return list(dict.fromkeys(o.prompt for o in self.outputs))

@@ -2,7 +2,9 @@
 
 Design (two-alternative forced choice):
 - A *pair* is two outputs of the same content image and prompt from two different cells, drawn
-  at random from all such pairs. Each pair is asked two separate questions: "style" (which
+  at random from all such pairs. Cells that differ only in the seed are one cell (its replicates,
+  `Cell.pooled`): each side shows one of its seeds' outputs, drawn at random, so no question
+  compares a setting with itself. Each pair is asked two separate questions: "style" (which
   better matches the style text, which is shown) and "content" (which better keeps the content
   of the photo, which is shown; skipped when the content image is missing). Left/right is
   randomised per question, and all trials are shuffled.
@@ -107,10 +109,10 @@ class _Keys:
 
 
 def _candidates(results: ResultFolder) -> list[tuple[Path, str, Cell, Cell]]:
-    order = {cell: index for index, cell in enumerate(results.cells)}
+    order = {cell: index for index, cell in enumerate(results.pooled_cells)}
     found: list[tuple[Path, str, Cell, Cell]] = []
     for (content, prompt), outputs in results.groups().items():
-        cells = sorted({o.cell for o in outputs}, key=order.__getitem__)
+        cells = sorted({o.cell.pooled() for o in outputs}, key=order.__getitem__)
         found.extend((content, prompt, a, b) for i, a in enumerate(cells) for b in cells[i + 1:])
     return found
 
@@ -120,7 +122,9 @@ def _sides(rng: random.Random, first: Side, second: Side) -> tuple[Side, Side]:
 
 
 def _pick(rng: random.Random, outputs: list[RunOutput], content: Path, prompt: str, cell: Cell) -> RunOutput:
-    return rng.choice(sorted((o for o in outputs if o.content == content and o.prompt == prompt and o.cell == cell),
+    """One output of the pooled `cell` for this content and prompt, of any of its seeds."""
+    return rng.choice(sorted((o for o in outputs
+                              if o.content == content and o.prompt == prompt and o.cell.pooled() == cell),
                              key=lambda o: o.relative))
 
 
