@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -362,13 +363,18 @@ def test_artfid_equals_art_fid_compute_art_fid_on_the_same_folders(tiny_paths: d
 
 def test_artfid_is_null_with_the_reason_for_images_under_75_pixels(tiny_paths: dict[str, Path],
                                                                   random_weights: dict[str, Path],
-                                                                  folders: dict[str, Path], tmp_path: Path) -> None:
-    result = _invoke("eval", folders["outputs"] / "a.png", folders["outputs"] / "b.png", *_flags(tiny_paths),
-                     "--reference-dir", folders["refs"], "--art-inception-checkpoint", random_weights["art"],
-                     "--json", tmp_path / "e.json")
-    assert result.exit_code == 0, result.output
-    entry = json.loads((tmp_path / "e.json").read_text())["set_metrics"]["overall"]["artfid"]
-    assert entry["value"] is None and "under the 75 pixels" in entry["reason"], entry
+                                                                  folders: dict[str, Path],
+                                                                  art_folders: dict[str, Path], tmp_path: Path) -> None:
+    """48×40 outputs against large references, then against 40 px references."""
+    for refs, expected in ((art_folders["refs"], r"^2 output\(s\) without features: \S*a\.png: an image of 48×40 "
+                                                 "is under the 75 pixels"),
+                           (folders["refs"], "^reference astronaut.png: an image of 40×40 is under the 75 pixels")):
+        result = _invoke("eval", folders["outputs"] / "a.png", folders["outputs"] / "b.png", *_flags(tiny_paths),
+                         "--reference-dir", refs, "--art-inception-checkpoint", random_weights["art"],
+                         "--json", tmp_path / "e.json")
+        assert result.exit_code == 0, result.output
+        entry = json.loads((tmp_path / "e.json").read_text())["set_metrics"]["overall"]["artfid"]
+        assert entry["value"] is None and re.match(expected, entry["reason"]), entry
 
 
 def test_a_reference_folder_without_images_or_missing_is_a_one_line_error(tiny_paths: dict[str, Path],
