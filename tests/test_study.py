@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import io
 import json
 import math
@@ -130,6 +131,10 @@ def test_cells_that_differ_only_in_the_seed_are_one_cell_of_the_study(tmp_path: 
     shown = {plan.images[side.image].name for t in plan.trials for side in (t.left, t.right)
              if side.image in plan.images}
     assert any(name.startswith("s1-") for name in shown) and any(not name.startswith("s1-") for name in shown)
+    # the id differs from that of a page made before seeds were pooled (other trials, same folder)
+    unpooled = hashlib.sha256(json.dumps([0, 100, 0, 2, sorted(o.relative for o in results.outputs)])
+                              .encode()).hexdigest()[:12]
+    assert plan.study_id != unpooled
 
 
 def test_metrics_meet_a_study_under_the_cells_it_names(tmp_path: Path) -> None:

@@ -45,7 +45,6 @@ FID_EXTRA = "pip install 'clipstyler_opt[fid]'"
 # carries the others)
 ART_FID_INSTALL = "pip install 'clipstyler_opt[fid]' && pip install --no-deps art-fid==0.0.2"
 ART_MIN_SIDE = 75  # Inception-v3 at an image's own size needs 75 pixels a side
-INPUT_SIDE = 299
 
 
 @dataclass

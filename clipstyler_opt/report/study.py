@@ -168,6 +168,8 @@ def plan_study(results: ResultFolder, *, pairs: int = 30, seed: int = 0, repeat_
     design: list[object] = [seed, pairs, repeat_fraction, count, sorted(o.relative for o in outputs)]
     if cant_decide:  # studies made without the option keep their ids
         design.append("cant-decide")
+    if any(cell.pooled() != cell for cell in results.cells):  # pages made before seeds were pooled had other trials
+        design.append("seeds-pooled")
     study_id = hashlib.sha256(json.dumps(design).encode()).hexdigest()[:12]
     return StudyPlan(study_id=study_id, seed=seed, trials=tuple(trials), images=dict(keys.images), greys=greys,
                      notes=tuple(notes), cant_decide=cant_decide)
